@@ -1,0 +1,387 @@
+/* ddpm.c: the diffusion itself, network-agnostic (see ddpm.h for the interface).
+ *
+ * Reading order follows note 004_f73000859f39fe06.txt:
+ *   1. Diffusion Process: q(x_t|x_{t−1}) and its reparametrization, q(x_t|x₀) in closed form
+ *   2. The posterior q(x_{t−1}|x_t, x₀) by the x₀ route and the ε route (Variation)
+ *   3. Parametrizations: ε̂, x̂₀, μ̂, v̂ and μ_θ(x_t, t) from each
+ *   4. Train Diffusion Model: L_simple and the KL-weighted L_{t−1}, gradients, a train step
+ *   5. 알고리즘 (the algorithm): ancestral sampling, then DDIM
+ *   6. Gaussian KLs used by the bound
+ * Sizes: N = batch, D = numbers per example, T = diffusion steps; t = 1..T per example.
+ * Every buffer is (N, D) row-major unless its comment says otherwise.
+ */
+#include "ddpm.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ========================================================================================
+ * 1. Forward process (004, Diffusion Process) */
+
+/* q(x_t|x_{t−1}) = N(x_t; √(1 − β_t) x_{t−1}, β_t I), by the reparametrization trick:
+ *   x_t = √(1 − β_t) x_{t−1} + √β_t ε */
+void q_step(real *x_t, const real *x_prev, const real *eps, const Schedule *s, int t, int n) {
+    double a = sqrt(1.0 - s->beta[t]), b = sqrt(s->beta[t]);
+    for (int i = 0; i < n; i++) x_t[i] = (real)(a * x_prev[i] + b * eps[i]);
+}
+
+/* q(x_t|x₀) = N(x_t; √ᾱ_t x₀, (1 − ᾱ_t) I):  x_t = √ᾱ_t x₀ + √(1 − ᾱ_t) ε */
+void q_sample(real *x_t, const real *x0, const real *eps, const Schedule *s,
+              const int *t, int N, int D) {
+    for (int n = 0; n < N; n++) {
+        double a = s->sqrt_alpha_bar[t[n]], b = s->sqrt_one_minus_alpha_bar[t[n]];
+        size_t row = (size_t)n * D;                     /* seek to example n */
+        for (int d = 0; d < D; d++) x_t[row + d] = (real)(a * x0[row + d] + b * eps[row + d]);
+    }
+}
+
+/* ========================================================================================
+ * 2. The posterior q(x_{t−1}|x_t, x₀) (004, 바로 원본으로 / 노이즈 예측 신경망) */
+
+/* μ_q(x_t, x₀) = (√α_t (1 − ᾱ_{t−1}) x_t + √ᾱ_{t−1} (1 − α_t) x₀) / (1 − ᾱ_t),
+ * σ_q²(t) = β̃_t = (1 − ᾱ_{t−1}) β_t / (1 − ᾱ_t) */
+void q_posterior(real *mu_q, double *var, const real *x_t, const real *x0,
+                 const Schedule *s, const int *t, int N, int D) {
+    for (int n = 0; n < N; n++) {
+        double cx0 = s->coef_x0[t[n]], cxt = s->coef_xt[t[n]];
+        size_t row = (size_t)n * D;
+        for (int d = 0; d < D; d++) mu_q[row + d] = (real)(cxt * x_t[row + d] + cx0 * x0[row + d]);
+        if (var) var[n] = s->sigma_q2[t[n]];
+    }
+}
+
+/* μ_q(x_t, x₀) = 1/√α_t (x_t − (1 − α_t)/√(1 − ᾱ_t) ε), x₀ replaced by (x_t − √(1−ᾱ_t) ε)/√ᾱ_t */
+void q_posterior_mean_eps(real *mu_q, const real *x_t, const real *eps, const Schedule *s,
+                          const int *t, int N, int D) {
+    for (int n = 0; n < N; n++) {
+        double inv_sqrt_alpha = 1.0 / s->sqrt_alpha[t[n]], ce = s->coef_eps[t[n]];
+        size_t row = (size_t)n * D;
+        for (int d = 0; d < D; d++)
+            mu_q[row + d] = (real)(inv_sqrt_alpha * (x_t[row + d] - ce * eps[row + d]));
+    }
+}
+
+/* ========================================================================================
+ * 3. Parametrizations */
+
+/* x₀ = (x_t − √(1 − ᾱ_t) ε) / √ᾱ_t  (004, 노이즈 예측 신경망, first equation) */
+void predict_x0_from_eps(real *x0, const real *x_t, const real *eps, const Schedule *s,
+                         const int *t, int N, int D) {
+    for (int n = 0; n < N; n++) {
+        double a = s->sqrt_alpha_bar[t[n]], b = s->sqrt_one_minus_alpha_bar[t[n]];
+        size_t row = (size_t)n * D;
+        for (int d = 0; d < D; d++) x0[row + d] = (real)((x_t[row + d] - b * eps[row + d]) / a);
+    }
+}
+
+/* ε = (x_t − √ᾱ_t x₀) / √(1 − ᾱ_t) */
+void predict_eps_from_x0(real *eps, const real *x_t, const real *x0, const Schedule *s,
+                         const int *t, int N, int D) {
+    for (int n = 0; n < N; n++) {
+        double a = s->sqrt_alpha_bar[t[n]], b = s->sqrt_one_minus_alpha_bar[t[n]];
+        size_t row = (size_t)n * D;
+        for (int d = 0; d < D; d++) eps[row + d] = (real)((x_t[row + d] - a * x0[row + d]) / b);
+    }
+}
+
+/* x₀ = √ᾱ_t x_t − √(1 − ᾱ_t) v */
+void predict_x0_from_v(real *x0, const real *x_t, const real *v, const Schedule *s,
+                       const int *t, int N, int D) {
+    for (int n = 0; n < N; n++) {
+        double a = s->sqrt_alpha_bar[t[n]], b = s->sqrt_one_minus_alpha_bar[t[n]];
+        size_t row = (size_t)n * D;
+        for (int d = 0; d < D; d++) x0[row + d] = (real)(a * x_t[row + d] - b * v[row + d]);
+    }
+}
+
+/* v = √ᾱ_t ε − √(1 − ᾱ_t) x₀ */
+void v_from_x0_eps(real *v, const real *x0, const real *eps, const Schedule *s,
+                   const int *t, int N, int D) {
+    for (int n = 0; n < N; n++) {
+        double a = s->sqrt_alpha_bar[t[n]], b = s->sqrt_one_minus_alpha_bar[t[n]];
+        size_t row = (size_t)n * D;
+        for (int d = 0; d < D; d++) v[row + d] = (real)(a * eps[row + d] - b * x0[row + d]);
+    }
+}
+
+/* μ = coef_x0 x₀ + coef_xt x_t  ⇒  x₀ = (μ − coef_xt x_t) / coef_x0 */
+void predict_x0_from_mu(real *x0, const real *x_t, const real *mu, const Schedule *s,
+                        const int *t, int N, int D) {
+    for (int n = 0; n < N; n++) {
+        double cx0 = s->coef_x0[t[n]], cxt = s->coef_xt[t[n]];
+        size_t row = (size_t)n * D;
+        for (int d = 0; d < D; d++) x0[row + d] = (real)((mu[row + d] - cxt * x_t[row + d]) / cx0);
+    }
+}
+
+void prediction_to_x0_eps(real *x0_hat, real *eps_hat, const real *out, Parametrization p,
+                          const real *x_t, const Schedule *s, const int *t, int N, int D) {
+    switch (p) {
+    case PRED_EPS:
+        predict_x0_from_eps(x0_hat, x_t, out, s, t, N, D);
+        if (eps_hat) memcpy(eps_hat, out, (size_t)N * D * sizeof(real));
+        return;
+    case PRED_X0:
+        memcpy(x0_hat, out, (size_t)N * D * sizeof(real));
+        break;
+    case PRED_V:
+        predict_x0_from_v(x0_hat, x_t, out, s, t, N, D);
+        break;
+    case PRED_MU:
+        predict_x0_from_mu(x0_hat, x_t, out, s, t, N, D);
+        break;
+    default:
+        die("prediction_to_x0_eps: unknown parametrization %d", (int)p);
+    }
+    if (eps_hat) predict_eps_from_x0(eps_hat, x_t, x0_hat, s, t, N, D);
+}
+
+/* μ_θ(x_t, t) (004, Variation): the posterior mean with the network's guess in place of
+ * the unknown, so that the same formula serves every route:
+ *   ε:  μ_θ = 1/√α_t (x_t − (1 − α_t)/√(1 − ᾱ_t) ε_θ(x_t, t))
+ *   x₀: μ_θ = (√α_t (1 − ᾱ_{t−1}) x_t + √ᾱ_{t−1} (1 − α_t) x̂_θ(x_t, t)) / (1 − ᾱ_t)
+ *   v:  x̂₀ = √ᾱ_t x_t − √(1 − ᾱ_t) v̂, then as x₀
+ *   μ:  the output itself */
+void p_mean(real *mu, const real *out, Parametrization p, const real *x_t,
+            const Schedule *s, const int *t, int N, int D) {
+    switch (p) {
+    case PRED_EPS:
+        q_posterior_mean_eps(mu, x_t, out, s, t, N, D);
+        return;
+    case PRED_X0:
+        q_posterior(mu, NULL, x_t, out, s, t, N, D);
+        return;
+    case PRED_V:
+        predict_x0_from_v(mu, x_t, out, s, t, N, D);      /* mu holds x̂₀ for a moment */
+        q_posterior(mu, NULL, x_t, mu, s, t, N, D);        /* element-wise: safe in place */
+        return;
+    case PRED_MU:
+        memcpy(mu, out, (size_t)N * D * sizeof(real));
+        return;
+    default:
+        die("p_mean: unknown parametrization %d", (int)p);
+    }
+}
+
+void prediction_target(real *target, Parametrization p, const real *x0, const real *eps,
+                       const real *x_t, const Schedule *s, const int *t, int N, int D) {
+    switch (p) {
+    case PRED_EPS: memcpy(target, eps, (size_t)N * D * sizeof(real)); return;
+    case PRED_X0:  memcpy(target, x0, (size_t)N * D * sizeof(real)); return;
+    case PRED_MU:  q_posterior(target, NULL, x_t, x0, s, t, N, D); return;
+    case PRED_V:   v_from_x0_eps(target, x0, eps, s, t, N, D); return;
+    default: die("prediction_target: unknown parametrization %d", (int)p);
+    }
+}
+
+/* ========================================================================================
+ * 4. Losses (004, Train Diffusion Model) */
+
+static const char *LOSS_NAMES[LOSS_COUNT] = { "simple", "kl" };
+const char *loss_weighting_name(LossWeighting w) { return LOSS_NAMES[w]; }
+int loss_weighting_parse(const char *name, LossWeighting *out) {
+    for (int k = 0; k < LOSS_COUNT; k++)
+        if (strcmp(name, LOSS_NAMES[k]) == 0) { *out = (LossWeighting)k; return 0; }
+    return -1;
+}
+
+/* Per example n with t = t[n]:
+ *   simple:  ℓ_n = 1/D ‖target_n − out_n‖²                       (Ho et al.'s L_simple)
+ *   kl:      ℓ_n = w_t ‖target_n − out_n‖² + D c_t  = L_{t−1} in nats  (schedule.c)
+ * L = 1/N Σ_n ℓ_n, so the chain rule starts at
+ *   dL/dout_n = 2 w_n (out_n − target_n) / N,  w_n = 1/D (simple) or w_t (kl). */
+double ddpm_loss(real *dout, double *per_example, const real *out, const real *target,
+                 const DdpmConfig *cfg, const Schedule *s, const int *t, int N, int D) {
+    double total = 0.0;
+    for (int n = 0; n < N; n++) {
+        size_t row = (size_t)n * D;
+        double w = cfg->weighting == LOSS_KL ? loss_weight_kl(s, cfg->param, cfg->var, t[n])
+                                             : 1.0 / D;
+        double c = cfg->weighting == LOSS_KL ? D * loss_const_kl(s, cfg->var, t[n]) : 0.0;
+        double loss_n = w * mse_forward(out + row, target + row, (size_t)D, 1.0) + c;
+        if (per_example) per_example[n] = loss_n;
+        total += loss_n;
+        if (dout) mse_backward(dout + row, out + row, target + row, (size_t)D, w / N);
+    }
+    return total / N;
+}
+
+void train_work_init(TrainWork *w, int max_batch, int D) {
+    size_t n = (size_t)max_batch * D;
+    w->eps = xmalloc(n * sizeof(real), "train eps");
+    w->x_t = xmalloc(n * sizeof(real), "train x_t");
+    w->out = xmalloc(n * sizeof(real), "train output");
+    w->target = xmalloc(n * sizeof(real), "train target");
+    w->dout = xmalloc(n * sizeof(real), "train dL/dout");
+    w->t = xmalloc((size_t)max_batch * sizeof(int), "train t");
+    w->max_batch = max_batch;
+    w->D = D;
+}
+
+void train_work_free(TrainWork *w) {
+    free(w->eps); free(w->x_t); free(w->out); free(w->target); free(w->dout); free(w->t);
+    memset(w, 0, sizeof *w);
+}
+
+/* Ho et al.'s Algorithm 1 with any parametrization and weighting:
+ *   t ~ U{1..T}, ε ~ N(0, I), x_t = √ᾱ_t x₀ + √(1 − ᾱ_t) ε,
+ *   loss = ℓ(f_θ(x_t, t), target), gradient into the parameters. */
+double ddpm_train_step(Denoiser *net, const real *x0, int N, const DdpmConfig *cfg,
+                       const Schedule *s, Rng *rng, TrainWork *w) {
+    int D = net->D;
+    if (N > w->max_batch || N > net->max_batch || D != w->D)
+        die("ddpm_train_step: batch %d or D %d exceeds the buffers (%d, %d)", N, D,
+            w->max_batch, w->D);
+    for (int n = 0; n < N; n++) w->t[n] = 1 + rng_int(rng, s->T);
+    rng_fill_normal(rng, w->eps, (size_t)N * D);
+    q_sample(w->x_t, x0, w->eps, s, w->t, N, D);
+    net->forward(net->self, w->out, w->x_t, w->t, N);
+    prediction_target(w->target, cfg->param, x0, w->eps, w->x_t, s, w->t, N, D);
+    double loss = ddpm_loss(w->dout, NULL, w->out, w->target, cfg, s, w->t, N, D);
+    params_zero_grad(net->params);
+    net->backward(net->self, NULL, w->dout, N);
+    return loss;
+}
+
+/* ========================================================================================
+ * 5. Sampling (004, 알고리즘)
+ *
+ *   x_T ~ N(0, I)
+ *   for t in [T, ..., 1]:
+ *       ε ~ N(0, I); if t = 1 then ε = 0
+ *       x_{t−1} = μ_θ(x_t, t) + σ_q(t) ε
+ *   return x₀
+ */
+
+static void clip_unit(real *x, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] = x[i] < -1 ? -1 : (x[i] > 1 ? 1 : x[i]);
+}
+
+/* buffers for one sampling step, allocated once per loop */
+typedef struct { real *out, *mu, *x0_hat; int *t; } StepWork;
+
+static void step_work_init(StepWork *w, int N, int D) {
+    w->out = xmalloc((size_t)N * D * sizeof(real), "sampler output");
+    w->mu = xmalloc((size_t)N * D * sizeof(real), "sampler mean");
+    w->x0_hat = xmalloc((size_t)N * D * sizeof(real), "sampler x0_hat");
+    w->t = xmalloc((size_t)N * sizeof(int), "sampler t");
+}
+
+static void step_work_free(StepWork *w) {
+    free(w->out); free(w->mu); free(w->x0_hat); free(w->t);
+}
+
+/* Runs the network on x_t in chunks of at most max_batch and fills out (N, D). */
+static void denoiser_forward_all(Denoiser *net, real *out, const real *x, int *t, int N) {
+    for (int start = 0; start < N; start += net->max_batch) {
+        int n = N - start < net->max_batch ? N - start : net->max_batch;
+        size_t off = (size_t)start * net->D;
+        net->forward(net->self, out + off, x + off, t + start, n);
+    }
+}
+
+static void p_sample_work(Denoiser *net, real *x, const DdpmConfig *cfg, const Schedule *s,
+                          int t, int N, int clip_x0, Rng *rng, StepWork *w) {
+    int D = net->D;
+    size_t n = (size_t)N * D;
+    for (int i = 0; i < N; i++) w->t[i] = t;
+    denoiser_forward_all(net, w->out, x, w->t, N);
+    prediction_to_x0_eps(w->x0_hat, NULL, w->out, cfg->param, x, s, w->t, N, D);
+    if (clip_x0) {
+        clip_unit(w->x0_hat, n);
+        q_posterior(w->mu, NULL, x, w->x0_hat, s, w->t, N, D);   /* μ_q(x_t, clip(x̂₀)) */
+    } else {
+        p_mean(w->mu, w->out, cfg->param, x, s, w->t, N, D);     /* μ_θ(x_t, t) */
+    }
+    if (t > 1) {
+        double sigma = sqrt(reverse_variance(s, cfg->var, t));
+        for (size_t i = 0; i < n; i++) x[i] = (real)(w->mu[i] + sigma * rng_normal(rng));
+    } else {
+        memcpy(x, w->mu, n * sizeof(real));                      /* ε = 0 at t = 1 */
+    }
+}
+
+void p_sample(Denoiser *net, real *x, real *x0_hat, const DdpmConfig *cfg,
+              const Schedule *s, int t, int N, int clip_x0, Rng *rng) {
+    StepWork w;
+    step_work_init(&w, N, net->D);
+    p_sample_work(net, x, cfg, s, t, N, clip_x0, rng, &w);
+    if (x0_hat) memcpy(x0_hat, w.x0_hat, (size_t)N * net->D * sizeof(real));
+    step_work_free(&w);
+}
+
+void p_sample_loop(Denoiser *net, real *x, const DdpmConfig *cfg, const Schedule *s,
+                   int N, int clip_x0, Rng *rng, SampleTrace trace, void *trace_ctx) {
+    int D = net->D;
+    StepWork w;
+    step_work_init(&w, N, D);
+    rng_fill_normal(rng, x, (size_t)N * D);                      /* x_T ~ N(0, I) */
+    if (trace) trace(trace_ctx, s->T, x, NULL, N, D);
+    for (int t = s->T; t >= 1; t--) {
+        p_sample_work(net, x, cfg, s, t, N, clip_x0, rng, &w);   /* x now holds x_{t−1} */
+        if (trace) trace(trace_ctx, t - 1, x, w.x0_hat, N, D);
+    }
+    step_work_free(&w);
+}
+
+/* DDIM (Song, Meng & Ermon 2021, eq. 12) on the subsequence τ_i = round(i T / S), i = 1..S. */
+void ddim_sample_loop(Denoiser *net, real *x, const DdpmConfig *cfg, const Schedule *s,
+                      int N, int S, double eta, int clip_x0, Rng *rng,
+                      SampleTrace trace, void *trace_ctx) {
+    int D = net->D;
+    size_t n = (size_t)N * D;
+    if (S < 1 || S > s->T) die("DDIM steps %d must be in 1..T = %d", S, s->T);
+    StepWork w;
+    step_work_init(&w, N, D);
+    real *eps_hat = xmalloc(n * sizeof(real), "DDIM eps_hat");
+    rng_fill_normal(rng, x, n);                                  /* x_T ~ N(0, I) */
+    if (trace) trace(trace_ctx, s->T, x, NULL, N, D);
+    for (int i = S; i >= 1; i--) {
+        int tau = (int)(((long)i * s->T + S / 2) / S);           /* round(i T / S) */
+        int tau_prev = i > 1 ? (int)(((long)(i - 1) * s->T + S / 2) / S) : 0;
+        for (int k = 0; k < N; k++) w.t[k] = tau;
+        denoiser_forward_all(net, w.out, x, w.t, N);
+        prediction_to_x0_eps(w.x0_hat, eps_hat, w.out, cfg->param, x, s, w.t, N, D);
+        if (clip_x0) {
+            clip_unit(w.x0_hat, n);
+            predict_eps_from_x0(eps_hat, x, w.x0_hat, s, w.t, N, D);
+        }
+        double abar = s->alpha_bar[tau], abar_prev = s->alpha_bar[tau_prev];
+        /* σ = η √((1 − ᾱ_prev)/(1 − ᾱ_τ)) √(1 − ᾱ_τ/ᾱ_prev): β̃ for η = 1 and S = T */
+        double sigma = eta * sqrt((1.0 - abar_prev) / (1.0 - abar)) * sqrt(1.0 - abar / abar_prev);
+        double dir = sqrt(fmax(1.0 - abar_prev - sigma * sigma, 0.0));
+        double a = sqrt(abar_prev);
+        for (size_t j = 0; j < n; j++) {
+            /* x_prev = √ᾱ_prev x̂₀ + √(1 − ᾱ_prev − σ²) ε̂ + σ z */
+            double next = a * w.x0_hat[j] + dir * eps_hat[j];
+            if (sigma > 0) next += sigma * rng_normal(rng);
+            x[j] = (real)next;
+        }
+        if (trace) trace(trace_ctx, tau_prev, x, w.x0_hat, N, D);
+    }
+    free(eps_hat);
+    step_work_free(&w);
+}
+
+/* ========================================================================================
+ * 6. Gaussian KLs */
+
+/* KL(N(m1, v1 I) ‖ N(m2, v2 I)) = ½ Σ_d (v1/v2 − 1 + log(v2/v1) + (m1 − m2)²/v2) */
+double gaussian_kl(const real *m1, double v1, const real *m2, double v2, int D) {
+    double sq = 0.0;
+    for (int d = 0; d < D; d++) {
+        double diff = (double)m1[d] - (double)m2[d];
+        sq += diff * diff;
+    }
+    return 0.5 * (D * (v1 / v2 - 1.0 + log(v2 / v1)) + sq / v2);
+}
+
+/* L_T = KL(q(x_T|x₀) ‖ N(0, I)), q(x_T|x₀) = N(√ᾱ_T x₀, (1 − ᾱ_T) I):
+ *   ½ Σ_d (ᾱ_T x₀[d]² + (1 − ᾱ_T) − 1 − log(1 − ᾱ_T)) */
+double prior_kl(const real *x0, const Schedule *s, int D) {
+    double abar = s->alpha_bar[s->T], sum = 0.0;
+    for (int d = 0; d < D; d++)
+        sum += abar * (double)x0[d] * x0[d] + (1.0 - abar) - 1.0 - log(1.0 - abar);
+    return 0.5 * sum;
+}

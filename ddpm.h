@@ -1,0 +1,148 @@
+/* ddpm.h: the diffusion itself, network-agnostic.
+ *
+ * Notes: 004_f73000859f39fe06.txt (every formula: the diffusion process, the
+ * reparametrization trick, p_θ, the loss, the x₀ and ε variants, the algorithm),
+ * 001_32b43b095d77dc81.txt and 003_6ec2639ff2e34877.txt (forward and reverse processes).
+ * The network is reached only through `Denoiser`, so the same code drives the 2D MLP and
+ * the image U-Net. Every function works on a batch of N examples of D numbers each,
+ * stored (N, D) row-major; t is given per example (t = 1..T).
+ */
+#ifndef DDPM_H
+#define DDPM_H
+
+#include "schedule.h"
+#include "tensor.h"
+
+/* ----------------------------------------------------------------------------------------
+ * The denoiser interface: a network f_θ(x_t, t) that returns D numbers per example. */
+typedef struct Denoiser {
+    void *self;          /* the model (Mlp, Unet, or a closed-form oracle in the tests) */
+    int D;               /* numbers per example: 2 for toy 2D, C*H*W for images */
+    int max_batch;       /* largest N that forward accepts (buffers are sized for it) */
+    ParamSet *params;    /* NULL for a model without parameters */
+    /* out (N, D) = f_θ(x (N, D), t (N)); keeps what backward needs. */
+    void (*forward)(void *self, real *out, const real *x, const int *t, int N);
+    /* given dout = dL/dout (N, D) of the last forward: adds dL/dθ into params->g and,
+     * if dx is not NULL, writes dL/dx (N, D). May be NULL (oracles). */
+    void (*backward)(void *self, real *dx, const real *dout, int N);
+} Denoiser;
+
+/* ----------------------------------------------------------------------------------------
+ * Forward process. */
+
+/* One Markov step, the note's reparametrization (004, 재매개변수화 트릭):
+ *   x_t = √(1 − β_t) x_{t−1} + √β_t ε,  ε ~ N(0, I)          (q(x_t|x_{t−1})) */
+void q_step(real *x_t, const real *x_prev, const real *eps, const Schedule *s, int t, int n);
+
+/* The closed form q(x_t|x₀) = N(√ᾱ_t x₀, (1 − ᾱ_t) I), sampled:
+ *   x_t = √ᾱ_t x₀ + √(1 − ᾱ_t) ε */
+void q_sample(real *x_t, const real *x0, const real *eps, const Schedule *s,
+              const int *t, int N, int D);
+
+/* The posterior q(x_{t−1}|x_t, x₀) = N(μ_q, σ_q²(t) I) (004, 바로 원본으로):
+ *   μ_q(x_t, x₀) = (√α_t (1 − ᾱ_{t−1}) x_t + √ᾱ_{t−1} (1 − α_t) x₀) / (1 − ᾱ_t)
+ *   σ_q²(t) = β̃_t = (1 − ᾱ_{t−1}) β_t / (1 − ᾱ_t)   (written to var if not NULL) */
+void q_posterior(real *mu_q, double *var, const real *x_t, const real *x0,
+                 const Schedule *s, const int *t, int N, int D);
+/* The same mean by the ε route (004, 노이즈 예측 신경망):
+ *   μ_q = (x_t − (1 − α_t)/√(1 − ᾱ_t) ε) / √α_t */
+void q_posterior_mean_eps(real *mu_q, const real *x_t, const real *eps, const Schedule *s,
+                          const int *t, int N, int D);
+
+/* ----------------------------------------------------------------------------------------
+ * Parametrizations: the network's output read as ε̂, x̂₀, μ̂ or v̂, and conversions. */
+
+/* x₀ from ε (004): x₀ = (x_t − √(1 − ᾱ_t) ε) / √ᾱ_t */
+void predict_x0_from_eps(real *x0, const real *x_t, const real *eps, const Schedule *s,
+                         const int *t, int N, int D);
+/* ε from x₀: ε = (x_t − √ᾱ_t x₀) / √(1 − ᾱ_t) */
+void predict_eps_from_x0(real *eps, const real *x_t, const real *x0, const Schedule *s,
+                         const int *t, int N, int D);
+/* v = √ᾱ_t ε − √(1 − ᾱ_t) x₀ (Salimans & Ho, 2022); x₀ = √ᾱ_t x_t − √(1 − ᾱ_t) v */
+void predict_x0_from_v(real *x0, const real *x_t, const real *v, const Schedule *s,
+                       const int *t, int N, int D);
+void v_from_x0_eps(real *v, const real *x0, const real *eps, const Schedule *s,
+                   const int *t, int N, int D);
+/* x₀ from μ by inverting μ_q = coef_x0 x₀ + coef_xt x_t (coef_x0 > 0 for every t ≥ 1). */
+void predict_x0_from_mu(real *x0, const real *x_t, const real *mu, const Schedule *s,
+                        const int *t, int N, int D);
+
+/* Reads a network output `out` of parametrization p as x̂₀ (and ε̂ if eps_hat not NULL). */
+void prediction_to_x0_eps(real *x0_hat, real *eps_hat, const real *out, Parametrization p,
+                          const real *x_t, const Schedule *s, const int *t, int N, int D);
+/* μ_θ(x_t, t) from any parametrization: for ε,
+ *   μ_θ = (x_t − (1 − α_t)/√(1 − ᾱ_t) ε̂) / √α_t,
+ * for x₀ and v through μ_q(x_t, x̂₀), for μ the output itself. */
+void p_mean(real *mu, const real *out, Parametrization p, const real *x_t,
+            const Schedule *s, const int *t, int N, int D);
+/* The regression target of parametrization p for (x₀, ε, x_t): ε, x₀, μ_q or v. */
+void prediction_target(real *target, Parametrization p, const real *x0, const real *eps,
+                       const real *x_t, const Schedule *s, const int *t, int N, int D);
+
+/* ----------------------------------------------------------------------------------------
+ * Losses, with their gradient with respect to the network output. */
+typedef enum {
+    LOSS_SIMPLE,  /* L_simple = mean over batch and numbers of ‖target − out‖² (Ho et al.) */
+    LOSS_KL,      /* L_{t−1} in nats per example: w_t ‖target − out‖² + D c_t (schedule.h) */
+    LOSS_COUNT
+} LossWeighting;
+const char *loss_weighting_name(LossWeighting w);
+int loss_weighting_parse(const char *name, LossWeighting *out);
+
+typedef struct {
+    Parametrization param;   /* what the network predicts */
+    LossWeighting weighting; /* simple or KL */
+    ReverseVar var;          /* σ_t² of p_θ, used by the KL weights and by sampling */
+} DdpmConfig;
+
+/* Mean over the batch of the per-example loss; per_example (N) is written if not NULL.
+ * dout (N, D) = dL/dout if not NULL (overwritten, not accumulated). */
+double ddpm_loss(real *dout, double *per_example, const real *out, const real *target,
+                 const DdpmConfig *cfg, const Schedule *s, const int *t, int N, int D);
+
+/* One training step's forward and backward on a batch x₀ (N, D): draws t ~ U{1..T} and
+ * ε ~ N(0, I), forms x_t by q_sample, runs the network, the loss and its gradient, and
+ * backward into the parameter gradients (which it zeroes first). Returns the loss.
+ * The caller then calls adam_step and ema_update. `work` holds 4 N D reals and N ints. */
+typedef struct { real *eps, *x_t, *out, *target, *dout; int *t; int max_batch, D; } TrainWork;
+void train_work_init(TrainWork *w, int max_batch, int D);
+void train_work_free(TrainWork *w);
+double ddpm_train_step(Denoiser *net, const real *x0, int N, const DdpmConfig *cfg,
+                       const Schedule *s, Rng *rng, TrainWork *work);
+
+/* ----------------------------------------------------------------------------------------
+ * Sampling. */
+
+/* One step of the note's algorithm (004, 알고리즘): with z ~ N(0, I), z = 0 at t = 1,
+ *   x_{t−1} = μ_θ(x_t, t) + σ_t z,  σ_t² = β̃_t or β_t.
+ * x is updated in place; x0_hat (N, D), if not NULL, receives the predicted x̂₀.
+ * clip_x0: if non-zero, x̂₀ is clipped to [−1, 1] before forming μ_θ (Ho et al.'s code
+ * does this for images; the note's algorithm does not). */
+void p_sample(Denoiser *net, real *x, real *x0_hat, const DdpmConfig *cfg,
+              const Schedule *s, int t, int N, int clip_x0, Rng *rng);
+
+/* Full ancestral sampling: x_T ~ N(0, I), then p_sample for t = T..1. If `trace` is not
+ * NULL it is called after every step with the current x (t = T..0, x_t after the step is
+ * x_{t−1}), so programs can record animations. */
+typedef void (*SampleTrace)(void *ctx, int t, const real *x, const real *x0_hat, int N, int D);
+void p_sample_loop(Denoiser *net, real *x, const DdpmConfig *cfg, const Schedule *s,
+                   int N, int clip_x0, Rng *rng, SampleTrace trace, void *trace_ctx);
+
+/* DDIM (Song et al., 2021) on S evenly spaced steps τ_S = T > ... > τ_1 ≥ 1:
+ *   x̂₀ from the network, ε̂ = (x_τ − √ᾱ_τ x̂₀)/√(1 − ᾱ_τ),
+ *   σ = η √((1 − ᾱ_prev)/(1 − ᾱ_τ)) √(1 − ᾱ_τ/ᾱ_prev),
+ *   x_prev = √ᾱ_prev x̂₀ + √(1 − ᾱ_prev − σ²) ε̂ + σ z,  with ᾱ_prev = 1 after τ_1.
+ * η = 1 with S = T is ancestral sampling with σ_t² = β̃_t; η = 0 is deterministic. */
+void ddim_sample_loop(Denoiser *net, real *x, const DdpmConfig *cfg, const Schedule *s,
+                      int N, int S, double eta, int clip_x0, Rng *rng,
+                      SampleTrace trace, void *trace_ctx);
+
+/* ----------------------------------------------------------------------------------------
+ * The prior term L_T = KL(q(x_T|x₀) ‖ N(0, I)) in nats for one x₀ of D numbers:
+ *   ½ Σ_d (ᾱ_T x₀[d]² + (1 − ᾱ_T) − 1 − log(1 − ᾱ_T)) */
+double prior_kl(const real *x0, const Schedule *s, int D);
+
+/* KL between two isotropic Gaussians N(m1, v1 I) and N(m2, v2 I) in D dims, in nats. */
+double gaussian_kl(const real *m1, double v1, const real *m2, double v2, int D);
+
+#endif

@@ -1,0 +1,51 @@
+/* mlp.h: the 2D denoiser, a small MLP with hand-written backprop.
+ *
+ * Default (exactly, so that it can be compared with the same model elsewhere):
+ *   input [x (2 numbers), sinusoidal embedding of t (32 numbers)]
+ *   → Linear 34→128 → SiLU → Linear 128→128 → SiLU → Linear 128→128 → SiLU → Linear 128→2
+ * The output is read as ε̂, x̂₀, μ̂ or v̂ by ddpm.c; the MLP never sees a schedule.
+ * Sizes: N = batch, D = data dimension, E = embedding size, H = hidden width.
+ */
+#ifndef MLP_H
+#define MLP_H
+
+#include "ddpm.h"
+#include "tensor.h"
+
+#define MLP_MAX_HIDDEN_LAYERS 8
+
+typedef struct {
+    int D;          /* data dimension, e.g. 2 */
+    int emb_dim;    /* timestep embedding size E, e.g. 32 (even) */
+    int hidden;     /* hidden width H, e.g. 128 */
+    int layers;     /* hidden layers (Linear + SiLU), e.g. 3 */
+    int max_batch;  /* largest batch forward accepts, e.g. 2000 */
+} MlpConfig;
+
+MlpConfig mlp_default_config(int D, int max_batch);
+
+typedef struct {
+    MlpConfig cfg;
+    int n_linear;                         /* layers + 1 */
+    int in_dim[MLP_MAX_HIDDEN_LAYERS + 1], out_dim[MLP_MAX_HIDDEN_LAYERS + 1];
+    real *w[MLP_MAX_HIDDEN_LAYERS + 1];   /* layer l: (in_dim[l], out_dim[l]) */
+    real *b[MLP_MAX_HIDDEN_LAYERS + 1];   /* (out_dim[l]) */
+    real *dw[MLP_MAX_HIDDEN_LAYERS + 1], *db[MLP_MAX_HIDDEN_LAYERS + 1];
+    /* caches kept by forward for backward */
+    real *t_real;                         /* (N) t as real for the embedding */
+    real *input;                          /* (N, D + E) [x, embedding(t)]: first layer's input */
+    real *pre[MLP_MAX_HIDDEN_LAYERS];     /* (N, H) before SiLU: SiLU's backward needs it */
+    real *act[MLP_MAX_HIDDEN_LAYERS];     /* (N, H) after SiLU: the next layer's input */
+    real *grad_a, *grad_b;                /* (N, max(H, D + E)) scratch for backward */
+    ParamSet *params;
+} Mlp;
+
+/* Declares the parameters in ps (which must be fresh from params_init), allocates them
+ * and every activation for cfg->max_batch, and initializes the weights from rng. */
+void mlp_init(Mlp *m, const MlpConfig *cfg, ParamSet *ps, Rng *rng);
+void mlp_free(Mlp *m);
+void mlp_forward(Mlp *m, real *out, const real *x, const int *t, int N);
+void mlp_backward(Mlp *m, real *dx, const real *dout, int N);
+Denoiser mlp_denoiser(Mlp *m);
+
+#endif
