@@ -1,0 +1,150 @@
+/* data.h: the data the diffusion learns, and the exact answers for the 2D toy sets.
+ *
+ * What is here:
+ *   - toy 2D sets in the coordinates a person sees: "dogcat" first, the note's picture
+ *     (001_32b43b095d77dc81.txt, 직관적 이해: '개' near (10, 20), '고양이' near (5, 25)),
+ *     then moons, ring, swissroll and one gaussian;
+ *   - the Gaussian mixtures behind dogcat, ring and gaussian in closed form: log-density,
+ *     score ∇ log p, the forward-diffused mixture q_t, and the exact optimal denoiser
+ *     E[ε | x_t], E[x₀ | x_t] that a perfectly trained network would output;
+ *   - standardization helpers and the energy distance between two point sets;
+ *   - small grayscale digits drawn from a built-in 5x7 bitmap font (no download);
+ *   - loaders for real data a user may have: IDX (MNIST, Fashion-MNIST), CIFAR-10 binary.
+ * What is not: no network, no schedule (ᾱ is passed in as a number), no decompression.
+ *
+ * Sizes: N = number of examples, D = data dimension (2 for the toy sets), K = mixture
+ * components, C, H, W = image channels, height, width. Point sets are (N, D) row-major,
+ * images (N, C, H, W). Images are in [−1, 1]: background −1, ink +1, k/127.5 − 1 for bytes.
+ */
+#ifndef DATA_H
+#define DATA_H
+
+#include "tensor.h"
+
+/* ========================================================================================
+ * Toy 2D sets */
+
+typedef enum {
+    TOY_DOGCAT,     /* the note's dog (10, 20) and cat (5, 25): a 2-component mixture */
+    TOY_MOONS,      /* two interleaved half circles with noise (not a mixture) */
+    TOY_RING,       /* 8 Gaussians evenly spaced on a circle of radius 4 */
+    TOY_SWISSROLL,  /* a 2D spiral (t cos t, t sin t) with noise (not a mixture) */
+    TOY_GAUSSIAN,   /* one Gaussian with a full covariance: a mixture with K = 1 */
+    TOY_COUNT
+} ToyKind;
+
+const char *toy_name(ToyKind kind);   /* "dogcat", ... */
+int toy_parse(const char *name);      /* the ToyKind for a name, or -1 if unknown */
+const char *toy_names(void);          /* "dogcat|moons|ring|swissroll|gaussian", for usage */
+
+/* x (N, 2) = N samples; label (N) or NULL = where each sample came from: the mixture
+ * component for mixtures (dogcat: 0 = dog, 1 = cat; ring: 0..7), the moon (0 = upper,
+ * 1 = lower) for moons, 0 for swissroll. */
+void toy_sample(real *x, int *label, int N, ToyKind kind, Rng *rng);
+
+/* A box that holds the set with a margin, for pictures: lo[d] <= x[d] <= hi[d]. */
+void toy_view(ToyKind kind, double lo[2], double hi[2]);
+
+/* ========================================================================================
+ * Gaussian mixtures in 2D, in closed form:  p(x) = Σ_k w_k N(x; μ_k, Σ_k) */
+
+#define MIX_MAX 8
+
+typedef struct {
+    int K;                          /* components, 1..MIX_MAX */
+    double w[MIX_MAX];              /* weights, sum 1 */
+    double mu[MIX_MAX][2];          /* means */
+    double cov[MIX_MAX][2][2];      /* covariances, symmetric positive definite */
+    const char *label[MIX_MAX];     /* e.g. "dog", "cat" (static strings) */
+} Mixture2D;
+
+/* Fill m with the mixture behind `kind`; 0 for dogcat, ring, gaussian, -1 for moons and
+ * swissroll (m is then left with K = 0). */
+int toy_mixture(ToyKind kind, Mixture2D *m);
+
+/* x (N, 2) = N samples of the mixture; label (N) or NULL = component of each. */
+void mixture_sample(const Mixture2D *m, real *x, int *label, int N, Rng *rng);
+
+/* log p(x), by log-sum-exp over components, finite even far from every component. */
+double mixture_logpdf(const Mixture2D *m, const double x[2]);
+
+/* The score ∇_x log p(x) = Σ_k r_k(x) (−Σ_k⁻¹ (x − μ_k)), r_k the responsibilities. */
+void mixture_score(const Mixture2D *m, const double x[2], double grad[2]);
+
+/* The component most responsible for x: argmax_k w_k N(x; μ_k, Σ_k) (dog or cat?). */
+int mixture_component_of(const Mixture2D *m, const double x[2]);
+
+/* The mean and covariance of the whole mixture (law of total variance). */
+void mixture_moments(const Mixture2D *m, double mean[2], double cov[2][2]);
+
+/* The same mixture in standardized coordinates x' = (x − shift) / scale (per coordinate):
+ * μ'_k = (μ_k − shift) / scale, Σ'_k[i][j] = Σ_k[i][j] / (scale_i scale_j). in may = out. */
+void mixture_affine(const Mixture2D *in, const double shift[2], const double scale[2],
+                    Mixture2D *out);
+
+/* The forward process applied to a mixture (note 004, q(x_t | x₀) = N(√ᾱ x₀, (1−ᾱ) I)):
+ * x_t = √ᾱ x₀ + √(1−ᾱ) ε turns every component into N(√ᾱ μ_k, ᾱ Σ_k + (1−ᾱ) I), with the
+ * same weights. ᾱ = 1 is the identity, ᾱ = 0 is N(0, I). in may = out. */
+void mixture_diffuse(const Mixture2D *in, double alpha_bar, Mixture2D *out);
+
+/* The exact optimal ε-prediction for data m0 at noise level ᾱ (0 ≤ ᾱ < 1):
+ *   ε*(x_t) = E[ε | x_t] = −√(1−ᾱ) ∇ log q_t(x_t),  q_t = mixture_diffuse(m0, ᾱ)
+ * (Tweedie's formula; Vincent 2011, "A connection between score matching and denoising
+ * autoencoders"). The minimizer of the note's loss E‖ε − ε_θ(x_t, t)‖² is exactly this. */
+void mixture_eps_star(const Mixture2D *m0, double alpha_bar, const double x_t[2],
+                      double eps[2]);
+
+/* The exact optimal x₀-prediction E[x₀ | x_t] (0 ≤ ᾱ ≤ 1), equal to
+ * (x_t − √(1−ᾱ) E[ε | x_t]) / √ᾱ, but computed per component by Gaussian conditioning,
+ *   E[x₀ | x_t, k] = μ_k + √ᾱ Σ_k (ᾱ Σ_k + (1−ᾱ) I)⁻¹ (x_t − √ᾱ μ_k),
+ * weighted by the responsibilities of q_t, so it stays finite at ᾱ = 0 (the data mean). */
+void mixture_x0_star(const Mixture2D *m0, double alpha_bar, const double x_t[2],
+                     double x0[2]);
+
+/* ========================================================================================
+ * Standardization and the energy distance */
+
+/* Per coordinate over N rows of D: mean[d] and std[d] = √(Σ (x − mean)² / N) (the
+ * population form). A constant coordinate gets std 1, so standardizing only shifts it. */
+void data_mean_std(const real *x, int N, int D, double *mean, double *std);
+/* x = (x − mean) / std in place, and back: x = x std + mean. x (N, D). */
+void standardize(real *x, int N, int D, const double *mean, const double *std);
+void unstandardize(real *x, int N, int D, const double *mean, const double *std);
+
+/* Energy distance (Székely & Rizzo) between point sets a (na, D) and b (nb, D):
+ *   E(A, B) = 2 E‖A − B‖ − E‖A − A'‖ − E‖B − B'‖
+ * in the V-statistic form (every pair, including i = j, averaged over na², nb², na nb), which
+ * is never negative and is exactly 0 for identical sets. O((na + nb)²) distances, in double;
+ * n = 2000 takes a few tens of milliseconds. In 1D it equals 2 ∫ (F_A − F_B)² dx. */
+double energy_distance(const real *a, int na, const real *b, int nb, int D);
+
+/* ========================================================================================
+ * Built-in digits: 0-9 from a 5x7 bitmap font, drawn as round strokes between neighbouring
+ * pixels of the bitmap, with random size, position, slant and stroke width, anti-aliased.
+ * Any H, W from 8 to 256 (e.g. 16x16, 28x28). */
+
+/* x (H, W) = one image of `digit` (0..9), values in [−1, 1]. */
+void digit_render(real *x, int digit, int H, int W, Rng *rng);
+/* x (N, 1, H, W) = N images of uniformly random digits; label (N) or NULL = the digits. */
+void digits_sample(real *x, int *label, int N, int H, int W, Rng *rng);
+
+/* ========================================================================================
+ * Loaders. Each returns 0 on success, or -1 after printing ONE line to stderr that names
+ * the file, the problem and the fix; nothing is allocated on failure. max_n > 0 loads at
+ * most max_n examples (the first ones); max_n <= 0 loads all. Gzip files are recognized
+ * and refused (no zlib): gunzip them first. Free the outputs with data_free. */
+
+/* IDX images (MNIST, Fashion-MNIST): magic 0x00000803, then N, rows, cols as big-endian
+ * 32-bit numbers, then N·rows·cols bytes. *out (N, 1, H, W) = byte / 127.5 − 1. */
+int load_idx_images(const char *path, real **out, int *N, int *H, int *W, int max_n);
+/* IDX labels: magic 0x00000801, then N, then N bytes. *labels (N). */
+int load_idx_labels(const char *path, int **labels, int *N, int max_n);
+
+/* CIFAR-10 binary (data_batch_1.bin ...): records of 1 label byte (0..9) and 3072 pixel
+ * bytes, 3x32x32 channel-major (R plane, G plane, B plane). *out (N, 3, 32, 32) in
+ * [−1, 1], *labels (N). */
+int load_cifar10(const char *path, real **out, int **labels, int *N, int max_n);
+
+void data_free(void *p);
+
+#endif
