@@ -684,7 +684,7 @@ int load_idx_images(const char *path, real **out, int *N, int *H, int *W, int ma
     uint64_t size;
     FILE *f = open_data_file(path, &size, IDX_IMAGES_EXAMPLE);
     if (!f) return -1;
-    uint32_t dims[3];
+    uint32_t dims[3] = {0, 0, 0};
     if (read_idx_header(f, path, size, IDX_IMAGES_MAGIC, 3, dims) != 0) { fclose(f); return -1; }
     uint64_t n = dims[0], rows = dims[1], cols = dims[2];
     char declared[96];
@@ -725,7 +725,7 @@ int load_idx_labels(const char *path, int **labels, int *N, int max_n) {
     uint64_t size;
     FILE *f = open_data_file(path, &size, IDX_LABELS_EXAMPLE);
     if (!f) return -1;
-    uint32_t dims[1];
+    uint32_t dims[1] = {0};
     if (read_idx_header(f, path, size, IDX_LABELS_MAGIC, 1, dims) != 0) { fclose(f); return -1; }
     uint64_t n = dims[0];
     char declared[64];

@@ -87,7 +87,7 @@ void mixture_affine(const Mixture2D *in, const double shift[2], const double sca
  * same weights. ᾱ = 1 is the identity, ᾱ = 0 is N(0, I). in may = out. */
 void mixture_diffuse(const Mixture2D *in, double alpha_bar, Mixture2D *out);
 
-/* The exact optimal ε-prediction for data m0 at noise level ᾱ (0 ≤ ᾱ < 1):
+/* The exact optimal ε-prediction for data m0 at noise level ᾱ (0 ≤ ᾱ ≤ 1; 0 at ᾱ = 1):
  *   ε*(x_t) = E[ε | x_t] = −√(1−ᾱ) ∇ log q_t(x_t),  q_t = mixture_diffuse(m0, ᾱ)
  * (Tweedie's formula; Vincent 2011, "A connection between score matching and denoising
  * autoencoders"). The minimizer of the note's loss E‖ε − ε_θ(x_t, t)‖² is exactly this. */
