@@ -179,9 +179,15 @@ static Gauss2Cache gauss2_prepare(const double cov[2][2]) {
     return g;
 }
 
+static void check_mixture(const Mixture2D *m) {
+    if (m->K < 1 || m->K > MIX_MAX)
+        die("mixture: K = %d components, need 1..%d (fill it with toy_mixture)", m->K, MIX_MAX);
+}
+
 /* log w_k + log N(x; μ_k, Σ_k) for every k into lw (K); returns the largest. */
 static double component_logs(const Mixture2D *m, const double x[2], double *lw,
                              Gauss2Cache *cache) {
+    check_mixture(m);
     double best = -INFINITY;
     for (int k = 0; k < m->K; k++) {
         cache[k] = gauss2_prepare(m->cov[k]);
@@ -208,6 +214,7 @@ static double log_sum_exp(const double *lw, int K, double M) {
 void mixture_sample(const Mixture2D *m, real *x, int *label, int N, Rng *rng) {
     /* Cholesky factor L of each Σ_k (Σ = L Lᵀ), so that μ + L z ~ N(μ, Σ) for z ~ N(0, I) */
     double L[MIX_MAX][3];   /* L00, L10, L11 */
+    check_mixture(m);
     for (int k = 0; k < m->K; k++) {
         (void)gauss2_prepare(m->cov[k]);   /* dies if Σ_k is not positive definite */
         L[k][0] = sqrt(m->cov[k][0][0]);
