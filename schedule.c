@@ -191,7 +191,8 @@ double reverse_variance(const Schedule *s, ReverseVar var, int t) {
 }
 
 double reverse_variance_clipped(const Schedule *s, ReverseVar var, int t) {
-    return var == VAR_BETA ? s->beta[t] : exp(s->log_sigma_q2_clipped[t]);
+    if (var == VAR_BETA) return s->beta[t];
+    return t > 1 ? s->sigma_q2[t] : exp(s->log_sigma_q2_clipped[1]);  /* β̃_2 at t = 1 */
 }
 
 /* KL(N(μ_q, β̃_t I) ‖ N(μ_θ, σ_t² I)) = 1/(2σ_t²) ‖μ_q − μ_θ‖² + D c_t  (004: the μ loss,

@@ -28,7 +28,7 @@ static int test_passed_count = 0, test_failed_count = 0;
           (what), ca_, cb_, fabs(ca_ - cb_), (double)(tol));                    \
 } while (0)
 
-static double rel_err(double a, double b) {
+static inline double rel_err(double a, double b) {
     double m = fmax(fmax(fabs(a), fabs(b)), 1e-12);
     return fabs(a - b) / m;
 }
