@@ -309,6 +309,7 @@ void colormap_gray(double v, unsigned char rgb[3]) {
 void draw_heatmap(Image *img, int x, int y, int w, int h, const double *grid, int gw, int gh,
                   double vmin, double vmax) {
     unsigned char c[3];
+    if (gw <= 0 || gh <= 0) return;
     for (int py = 0; py < h; py++) {
         int gy = (int)((2L * py + 1) * gh / (2L * h));   // grid row under the pixel centre
         for (int px = 0; px < w; px++) {

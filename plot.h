@@ -31,7 +31,7 @@ typedef struct {
     unsigned char *rgb;  /* (h, w, 3): pixel (x, y) starts at rgb[3 * (y * w + x)] */
 } Image;
 
-void image_init(Image *img, int w, int h);   /* allocates, filled white */
+void image_init(Image *img, int w, int h);   /* filled white; each side 1..16384 or exit */
 void image_free(Image *img);
 void image_set_pixel(Image *img, int x, int y, const unsigned char rgb[3]); /* clips */
 void image_fill_rect(Image *img, int x, int y, int w, int h, const unsigned char rgb[3]);
