@@ -1,0 +1,1201 @@
+/* unet.c: the image denoiser, a small U-Net with hand-written backprop (see unet.h).
+ *
+ * Reading order: two matrix helpers (the only hot loops), conv2d, upsampling, group norm,
+ * concatenation, the residual block, the attention block, then the U-Net: config,
+ * construction (where the architecture is spelled out), forward, backward (the forward's
+ * calls in exact reverse order), and the Denoiser glue.
+ * The network never sees a schedule: it maps (x_t, t) to D = C·H·W numbers.
+ *
+ * Sizes: N = batch, C = channels, H, W = height, width, HW = H·W, P = output positions of
+ *        a conv (H_out·W_out), K = C_in·k·k, G = groups.
+ */
+#include "unet.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ========================================================================================
+ * Matrix helpers. Everything heavy in this file is one of these two calls. */
+
+/* C (M, Nc) += A (M, K) · B (K, Nc), all row-major.
+ * Loop order i-k-j: the inner loop is a contiguous multiply-add over a row of C
+ * (c[j] += a * b[j]), which the compiler vectorizes. Four rows of C are done together so
+ * that each row of B read from memory serves four multiply-adds. */
+static void matmul_add(real *C, const real *A, const real *B, int M, int K, int Nc) {
+    int i = 0;
+    for (; i + 4 <= M; i += 4) {
+        real *c0 = C + (size_t)i * Nc, *c1 = c0 + Nc, *c2 = c1 + Nc, *c3 = c2 + Nc;
+        const real *a0 = A + (size_t)i * K, *a1 = a0 + K, *a2 = a1 + K, *a3 = a2 + K;
+        for (int k = 0; k < K; k++) {
+            const real *b = B + (size_t)k * Nc;           /* seek to B[k, :] */
+            real x0 = a0[k], x1 = a1[k], x2 = a2[k], x3 = a3[k];
+            for (int j = 0; j < Nc; j++) {
+                real bj = b[j];
+                c0[j] += x0 * bj;
+                c1[j] += x1 * bj;
+                c2[j] += x2 * bj;
+                c3[j] += x3 * bj;
+            }
+        }
+    }
+    for (; i < M; i++) {                                  /* the last M mod 4 rows */
+        real *c = C + (size_t)i * Nc;
+        const real *a = A + (size_t)i * K;
+        for (int k = 0; k < K; k++) {
+            const real *b = B + (size_t)k * Nc;
+            real x = a[k];
+            for (int j = 0; j < Nc; j++) c[j] += x * b[j];
+        }
+    }
+}
+
+/* out (cols, rows) = in (rows, cols)ᵀ */
+static void transpose(real *out, const real *in, int rows, int cols) {
+    for (int r = 0; r < rows; r++)
+        for (int c = 0; c < cols; c++) out[(size_t)c * rows + r] = in[(size_t)r * cols + c];
+}
+
+/* ========================================================================================
+ * conv2d: k×k kernel, padding k/2, stride s. Per image, the input is unrolled into the
+ * im2col matrix col (K, P), K = C_in·k·k, P = H_out·W_out, so that
+ *   out[n] (C_out, P) = w (C_out, K) · col (K, P) + b
+ * and the backward is two more matrix products:
+ *   dw (C_out, K) += dout[n] (C_out, P) · colᵀ (P, K)
+ *   dcol (K, P)    = wᵀ (K, C_out) · dout[n] (C_out, P),  then din += col2im(dcol). */
+
+int conv2d_out_size(int size, int k, int stride) { return (size + 2 * (k / 2) - k) / stride + 1; }
+
+size_t conv2d_scratch_size(int C_in, int C_out, int H, int W, int k, int stride) {
+    size_t K = (size_t)C_in * k * k;
+    size_t P = (size_t)conv2d_out_size(H, k, stride) * conv2d_out_size(W, k, stride);
+    return 2 * K * P + K * (size_t)C_out;   /* col, colᵀ (or dcol), wᵀ */
+}
+
+/* col[(c, i, j), (y, x)] = in[c, s·y + i − k/2, s·x + j − k/2], 0 outside the image */
+static void im2col(real *col, const real *in, int C_in, int H, int W, int k, int stride) {
+    int pad = k / 2, Ho = conv2d_out_size(H, k, stride), Wo = conv2d_out_size(W, k, stride);
+    for (int c = 0; c < C_in; c++)
+        for (int i = 0; i < k; i++)
+            for (int j = 0; j < k; j++) {
+                real *row = col + ((size_t)(c * k + i) * k + j) * Ho * Wo;  /* col[(c,i,j), :] */
+                const real *in_c = in + (size_t)c * H * W;                  /* in[c, :, :] */
+                for (int y = 0; y < Ho; y++) {
+                    int iy = stride * y + i - pad;
+                    real *row_y = row + (size_t)y * Wo;
+                    if (iy < 0 || iy >= H) {
+                        for (int x = 0; x < Wo; x++) row_y[x] = 0;
+                        continue;
+                    }
+                    for (int x = 0; x < Wo; x++) {
+                        int ix = stride * x + j - pad;
+                        row_y[x] = (ix >= 0 && ix < W) ? in_c[(size_t)iy * W + ix] : 0;
+                    }
+                }
+            }
+}
+
+/* the adjoint of im2col: din[c, s·y + i − k/2, s·x + j − k/2] += dcol[(c, i, j), (y, x)] */
+static void col2im_add(real *din, const real *dcol, int C_in, int H, int W, int k, int stride) {
+    int pad = k / 2, Ho = conv2d_out_size(H, k, stride), Wo = conv2d_out_size(W, k, stride);
+    for (int c = 0; c < C_in; c++)
+        for (int i = 0; i < k; i++)
+            for (int j = 0; j < k; j++) {
+                const real *row = dcol + ((size_t)(c * k + i) * k + j) * Ho * Wo;
+                real *din_c = din + (size_t)c * H * W;
+                for (int y = 0; y < Ho; y++) {
+                    int iy = stride * y + i - pad;
+                    if (iy < 0 || iy >= H) continue;
+                    const real *row_y = row + (size_t)y * Wo;
+                    for (int x = 0; x < Wo; x++) {
+                        int ix = stride * x + j - pad;
+                        if (ix >= 0 && ix < W) din_c[(size_t)iy * W + ix] += row_y[x];
+                    }
+                }
+            }
+}
+
+void conv2d_forward(real *out, real *scratch, const real *in, const real *w, const real *b,
+                    int N, int C_in, int C_out, int H, int W, int k, int stride) {
+    int K = C_in * k * k;
+    int P = conv2d_out_size(H, k, stride) * conv2d_out_size(W, k, stride);
+    int direct = (k == 1 && stride == 1);   /* a 1×1 conv's im2col matrix is the input */
+    for (int n = 0; n < N; n++) {
+        const real *in_n = in + (size_t)n * C_in * H * W;   /* seek to in[n, :, :, :] */
+        real *out_n = out + (size_t)n * C_out * P;          /* seek to out[n, :, :, :] */
+        const real *col = in_n;
+        if (!direct) {
+            im2col(scratch, in_n, C_in, H, W, k, stride);
+            col = scratch;
+        }
+        for (int o = 0; o < C_out; o++)
+            for (int p = 0; p < P; p++) out_n[(size_t)o * P + p] = b[o];
+        matmul_add(out_n, w, col, C_out, K, P);
+    }
+}
+
+/* forward: out[n] (C_out, P) = w (C_out, K) · col(in[n]) (K, P) + b */
+void conv2d_backward(real *din, real *dw, real *db, real *scratch, const real *dout,
+                     const real *in, const real *w,
+                     int N, int C_in, int C_out, int H, int W, int k, int stride) {
+    int K = C_in * k * k;
+    int P = conv2d_out_size(H, k, stride) * conv2d_out_size(W, k, stride);
+    int direct = (k == 1 && stride == 1);
+    real *col = scratch;                       /* (K, P) */
+    real *colT = scratch + (size_t)K * P;      /* (P, K), later reused as dcol (K, P) */
+    real *wT = colT + (size_t)K * P;           /* (K, C_out) */
+    if (din) transpose(wT, w, C_out, K);
+    for (int n = 0; n < N; n++) {
+        const real *in_n = in + (size_t)n * C_in * H * W;
+        const real *dout_n = dout + (size_t)n * C_out * P;  /* seek to dout[n, :, :, :] */
+        /* db[o] += Σ_p dout[n, o, p] */
+        for (int o = 0; o < C_out; o++) {
+            const real *dout_o = dout_n + (size_t)o * P;
+            real sum = 0;
+            for (int p = 0; p < P; p++) sum += dout_o[p];
+            db[o] += sum;
+        }
+        /* dw (C_out, K) += dout[n] (C_out, P) · colᵀ (P, K) */
+        const real *col_n = in_n;
+        if (!direct) {
+            im2col(col, in_n, C_in, H, W, k, stride);
+            col_n = col;
+        }
+        transpose(colT, col_n, K, P);
+        matmul_add(dw, dout_n, colT, C_out, P, K);
+        if (!din) continue;
+        /* dcol (K, P) = wᵀ (K, C_out) · dout[n] (C_out, P);  din[n] += col2im(dcol) */
+        real *din_n = din + (size_t)n * C_in * H * W;
+        if (direct) {
+            matmul_add(din_n, wT, dout_n, K, C_out, P);       /* dcol is din[n] itself */
+        } else {
+            real *dcol = colT;
+            memset(dcol, 0, (size_t)K * P * sizeof(real));
+            matmul_add(dcol, wT, dout_n, K, C_out, P);
+            col2im_add(din_n, dcol, C_in, H, W, k, stride);
+        }
+    }
+}
+
+/* ========================================================================================
+ * Nearest-neighbour ×2 upsampling: out (N, C, 2H, 2W), in (N, C, H, W) */
+
+void upsample_forward(real *out, const real *in, int N, int C, int H, int W) {
+    for (size_t nc = 0; nc < (size_t)N * C; nc++) {
+        const real *in_c = in + nc * H * W;                 /* seek to in[n, c, :, :] */
+        real *out_c = out + nc * 4 * H * W;                 /* seek to out[n, c, :, :] */
+        for (int y = 0; y < 2 * H; y++)
+            for (int x = 0; x < 2 * W; x++)
+                out_c[(size_t)y * 2 * W + x] = in_c[(size_t)(y / 2) * W + x / 2];
+    }
+}
+
+/* forward: out[y, x] = in[y/2, x/2], so each input feeds four outputs:
+ *   din[y, x] += dout[2y, 2x] + dout[2y, 2x+1] + dout[2y+1, 2x] + dout[2y+1, 2x+1] */
+void upsample_backward(real *din, const real *dout, int N, int C, int H, int W) {
+    for (size_t nc = 0; nc < (size_t)N * C; nc++) {
+        real *din_c = din + nc * H * W;
+        const real *dout_c = dout + nc * 4 * H * W;
+        for (int y = 0; y < 2 * H; y++)
+            for (int x = 0; x < 2 * W; x++)
+                din_c[(size_t)(y / 2) * W + x / 2] += dout_c[(size_t)y * 2 * W + x];
+    }
+}
+
+/* ========================================================================================
+ * Group normalization: in, out (N, C, HW), γ, β (C), mean, rstd (N, G).
+ * The channels of group g are c = g·C/G … (g+1)·C/G − 1, contiguous in memory, so group
+ * (n, g) is one run of M = (C/G)·HW numbers. Statistics are summed in double. */
+
+void groupnorm_forward(real *out, real *mean, real *rstd, const real *in,
+                       const real *gamma, const real *beta, int N, int C, int HW, int G) {
+    int Cg = C / G;
+    size_t M = (size_t)Cg * HW;
+    for (int n = 0; n < N; n++)
+        for (int g = 0; g < G; g++) {
+            size_t start = ((size_t)n * C + (size_t)g * Cg) * HW;  /* seek to in[n, g·Cg, :] */
+            const real *x = in + start;
+            real *y = out + start;
+            double sum = 0.0;
+            for (size_t i = 0; i < M; i++) sum += x[i];
+            double mu = sum / (double)M;
+            double sq = 0.0;                       /* two passes: no cancellation */
+            for (size_t i = 0; i < M; i++) sq += ((double)x[i] - mu) * ((double)x[i] - mu);
+            double r = 1.0 / sqrt(sq / (double)M + GROUPNORM_EPS);
+            mean[n * G + g] = (real)mu;
+            rstd[n * G + g] = (real)r;
+            for (int c = 0; c < Cg; c++) {
+                real ga = gamma[g * Cg + c], be = beta[g * Cg + c];
+                real m = (real)mu, rs = (real)r;
+                const real *xc = x + (size_t)c * HW;
+                real *yc = y + (size_t)c * HW;
+                for (int p = 0; p < HW; p++) yc[p] = ga * ((xc[p] - m) * rs) + be;
+            }
+        }
+}
+
+/* forward: x̂ = (x − μ) rstd,  out[c, p] = γ[c] x̂[c, p] + β[c]
+ *   dβ[c] += Σ_p dout[c, p],  dγ[c] += Σ_p dout[c, p] x̂[c, p]
+ *   with dx̂ = dout γ, and μ, rstd depending on every x of the group:
+ *   din = rstd (dx̂ − mean(dx̂) − x̂ mean(dx̂ x̂))      (means over the group's M numbers) */
+void groupnorm_backward(real *din, real *dgamma, real *dbeta, const real *dout,
+                        const real *mean, const real *rstd, const real *in,
+                        const real *gamma, int N, int C, int HW, int G) {
+    int Cg = C / G;
+    size_t M = (size_t)Cg * HW;
+    for (int n = 0; n < N; n++)
+        for (int g = 0; g < G; g++) {
+            size_t start = ((size_t)n * C + (size_t)g * Cg) * HW;
+            const real *x = in + start, *dy = dout + start;
+            real *dx = din + start;
+            real m = mean[n * G + g], rs = rstd[n * G + g];
+            double sum_dxhat = 0.0, sum_dxhat_xhat = 0.0;
+            for (int c = 0; c < Cg; c++) {
+                const real *xc = x + (size_t)c * HW, *dyc = dy + (size_t)c * HW;
+                real ga = gamma[g * Cg + c];
+                double sum_dy = 0.0, sum_dy_xhat = 0.0;
+                for (int p = 0; p < HW; p++) {
+                    double xhat = (double)((xc[p] - m) * rs);
+                    sum_dy += dyc[p];
+                    sum_dy_xhat += dyc[p] * xhat;
+                }
+                dbeta[g * Cg + c] += (real)sum_dy;
+                dgamma[g * Cg + c] += (real)sum_dy_xhat;
+                sum_dxhat += ga * sum_dy;
+                sum_dxhat_xhat += ga * sum_dy_xhat;
+            }
+            real mean_dxhat = (real)(sum_dxhat / (double)M);
+            real mean_dxhat_xhat = (real)(sum_dxhat_xhat / (double)M);
+            for (int c = 0; c < Cg; c++) {
+                const real *xc = x + (size_t)c * HW, *dyc = dy + (size_t)c * HW;
+                real *dxc = dx + (size_t)c * HW;
+                real ga = gamma[g * Cg + c];
+                for (int p = 0; p < HW; p++) {
+                    real xhat = (xc[p] - m) * rs;
+                    dxc[p] += rs * (dyc[p] * ga - mean_dxhat - xhat * mean_dxhat_xhat);
+                }
+            }
+        }
+}
+
+/* ========================================================================================
+ * Concatenation along channels: out (N, C_h + C_skip, HW) = [h (N, C_h, HW), skip] */
+
+void concat_forward(real *out, const real *h, const real *skip, int N, int C_h, int C_skip,
+                    int HW) {
+    size_t nh = (size_t)C_h * HW, ns = (size_t)C_skip * HW;
+    for (int n = 0; n < N; n++) {
+        real *out_n = out + (size_t)n * (nh + ns);          /* seek to out[n, :, :] */
+        memcpy(out_n, h + (size_t)n * nh, nh * sizeof(real));
+        memcpy(out_n + nh, skip + (size_t)n * ns, ns * sizeof(real));
+    }
+}
+
+/* forward: out[n] = [h[n], skip[n]]: the gradient splits back into the two parts */
+void concat_backward(real *dh, real *dskip, const real *dout, int N, int C_h, int C_skip,
+                     int HW) {
+    size_t nh = (size_t)C_h * HW, ns = (size_t)C_skip * HW;
+    for (int n = 0; n < N; n++) {
+        const real *dout_n = dout + (size_t)n * (nh + ns);
+        real *dh_n = dh + (size_t)n * nh, *dskip_n = dskip + (size_t)n * ns;
+        for (size_t i = 0; i < nh; i++) dh_n[i] += dout_n[i];
+        for (size_t i = 0; i < ns; i++) dskip_n[i] += dout_n[nh + i];
+    }
+}
+
+/* ========================================================================================
+ * Small helpers for declaring and initializing weights. */
+
+/* buf (PARAM_NAME_LEN) = "prefix.suffix", e.g. "down0.res1" + "conv1" */
+static void name_param(char *buf, const char *prefix, const char *suffix) {
+    size_t np = strlen(prefix), ns = strlen(suffix);
+    if (np + 1 + ns >= PARAM_NAME_LEN)
+        die("unet: parameter name %s.%s longer than %d characters", prefix, suffix,
+            PARAM_NAME_LEN - 1);
+    memmove(buf, prefix, np);
+    buf[np] = '.';
+    memcpy(buf + np + 1, suffix, ns + 1);
+}
+
+static void conv2d_declare(Conv2d *conv, ParamSet *ps, const char *prefix, const char *what,
+                           int C_in, int C_out, int k, int stride) {
+    char name[PARAM_NAME_LEN], full[PARAM_NAME_LEN];
+    conv->C_in = C_in; conv->C_out = C_out; conv->k = k; conv->stride = stride;
+    name_param(full, prefix, what);
+    name_param(name, full, "w");
+    params_add(ps, &conv->w, &conv->dw, name, 4, C_out, C_in, k, k);
+    name_param(name, full, "b");
+    params_add(ps, &conv->b, &conv->db, name, 1, C_out);
+}
+
+/* PyTorch's default for a conv: w and b ~ U(±1/√fan_in), fan_in = C_in·k·k; or all zero */
+static void conv2d_init(Conv2d *conv, Rng *rng, int zero) {
+    size_t nw = (size_t)conv->C_out * conv->C_in * conv->k * conv->k;
+    if (zero) {
+        memset(conv->w, 0, nw * sizeof(real));
+        memset(conv->b, 0, (size_t)conv->C_out * sizeof(real));
+        return;
+    }
+    int fan_in = conv->C_in * conv->k * conv->k;
+    init_uniform(conv->w, nw, fan_in, rng);
+    init_uniform(conv->b, (size_t)conv->C_out, fan_in, rng);
+}
+
+static void groupnorm_declare(real **gamma, real **dgamma, real **beta, real **dbeta,
+                              ParamSet *ps, const char *prefix, const char *what, int C) {
+    char name[PARAM_NAME_LEN], full[PARAM_NAME_LEN];
+    name_param(full, prefix, what);
+    name_param(name, full, "gamma");
+    params_add(ps, gamma, dgamma, name, 1, C);
+    name_param(name, full, "beta");
+    params_add(ps, beta, dbeta, name, 1, C);
+}
+
+static void groupnorm_init(real *gamma, real *beta, int C) {
+    for (int c = 0; c < C; c++) { gamma[c] = 1; beta[c] = 0; }
+}
+
+static real *alloc_reals(size_t n, const char *what) { return xcalloc(n, sizeof(real), what); }
+
+static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
+
+/* ========================================================================================
+ * Residual block. Forward and backward below follow the six lines of unet.h. */
+
+void resblock_create(ResBlock *rb, ParamSet *ps, const char *name, int C_in, int C_out,
+                     int T_emb, int G, int H, int W, int max_batch) {
+    memset(rb, 0, sizeof *rb);
+    rb->C_in = C_in; rb->C_out = C_out; rb->H = H; rb->W = W;
+    rb->T_emb = T_emb; rb->G = G; rb->max_batch = max_batch;
+    rb->has_skip = (C_in != C_out);
+    char pname[PARAM_NAME_LEN];
+    groupnorm_declare(&rb->gn1_gamma, &rb->dgn1_gamma, &rb->gn1_beta, &rb->dgn1_beta,
+                      ps, name, "gn1", C_in);
+    conv2d_declare(&rb->conv1, ps, name, "conv1", C_in, C_out, 3, 1);
+    name_param(pname, name, "temb.w");
+    params_add(ps, &rb->temb_w, &rb->dtemb_w, pname, 2, T_emb, C_out);
+    name_param(pname, name, "temb.b");
+    params_add(ps, &rb->temb_b, &rb->dtemb_b, pname, 1, C_out);
+    groupnorm_declare(&rb->gn2_gamma, &rb->dgn2_gamma, &rb->gn2_beta, &rb->dgn2_beta,
+                      ps, name, "gn2", C_out);
+    conv2d_declare(&rb->conv2, ps, name, "conv2", C_out, C_out, 3, 1);
+    if (rb->has_skip) conv2d_declare(&rb->skip, ps, name, "skip", C_in, C_out, 1, 1);
+
+    size_t HW = (size_t)H * W, NB = (size_t)max_batch;
+    size_t big = NB * (size_t)(C_in > C_out ? C_in : C_out) * HW;
+    rb->gn1_mean = alloc_reals(NB * G, "resblock gn1 mean");
+    rb->gn1_rstd = alloc_reals(NB * G, "resblock gn1 rstd");
+    rb->a1 = alloc_reals(NB * C_in * HW, "resblock a1");
+    rb->s1 = alloc_reals(NB * C_in * HW, "resblock s1");
+    rb->tproj = alloc_reals(NB * C_out, "resblock tproj");
+    rb->h = alloc_reals(NB * C_out * HW, "resblock h");
+    rb->gn2_mean = alloc_reals(NB * G, "resblock gn2 mean");
+    rb->gn2_rstd = alloc_reals(NB * G, "resblock gn2 rstd");
+    rb->a2 = alloc_reals(NB * C_out * HW, "resblock a2");
+    rb->s2 = alloc_reals(NB * C_out * HW, "resblock s2");
+    rb->g1 = alloc_reals(big, "resblock gradient g1");
+    rb->g2 = alloc_reals(big, "resblock gradient g2");
+    rb->dtproj = alloc_reals(NB * C_out, "resblock dtproj");
+}
+
+void resblock_init_weights(ResBlock *rb, Rng *rng, int zero_last) {
+    groupnorm_init(rb->gn1_gamma, rb->gn1_beta, rb->C_in);
+    conv2d_init(&rb->conv1, rng, 0);
+    init_uniform(rb->temb_w, (size_t)rb->T_emb * rb->C_out, rb->T_emb, rng);
+    init_uniform(rb->temb_b, (size_t)rb->C_out, rb->T_emb, rng);
+    groupnorm_init(rb->gn2_gamma, rb->gn2_beta, rb->C_out);
+    conv2d_init(&rb->conv2, rng, zero_last);
+    if (rb->has_skip) conv2d_init(&rb->skip, rng, 0);
+}
+
+size_t resblock_scratch_size(const ResBlock *rb) {
+    size_t s = conv2d_scratch_size(rb->C_in, rb->C_out, rb->H, rb->W, 3, 1);
+    s = max_size(s, conv2d_scratch_size(rb->C_out, rb->C_out, rb->H, rb->W, 3, 1));
+    return max_size(s, conv2d_scratch_size(rb->C_in, rb->C_out, rb->H, rb->W, 1, 1));
+}
+
+void resblock_forward(ResBlock *rb, real *out, real *scratch, const real *x,
+                      const real *temb_act, int N) {
+    int Ci = rb->C_in, Co = rb->C_out, H = rb->H, W = rb->W, HW = H * W, G = rb->G;
+    /* a1 = GN1(x); s1 = SiLU(a1) */
+    groupnorm_forward(rb->a1, rb->gn1_mean, rb->gn1_rstd, x, rb->gn1_gamma, rb->gn1_beta,
+                      N, Ci, HW, G);
+    silu_forward(rb->s1, rb->a1, (size_t)N * Ci * HW);
+    /* h = conv1(s1) + tproj[n, c],  tproj = Linear(temb_act) */
+    conv2d_forward(rb->h, scratch, rb->s1, rb->conv1.w, rb->conv1.b, N, Ci, Co, H, W, 3, 1);
+    linear_forward(rb->tproj, temb_act, rb->temb_w, rb->temb_b, N, rb->T_emb, Co);
+    for (int n = 0; n < N; n++)
+        for (int c = 0; c < Co; c++) {
+            real *h_nc = rb->h + ((size_t)n * Co + c) * HW;   /* seek to h[n, c, :] */
+            real tp = rb->tproj[n * Co + c];
+            for (int p = 0; p < HW; p++) h_nc[p] += tp;
+        }
+    /* a2 = GN2(h); s2 = SiLU(a2) */
+    groupnorm_forward(rb->a2, rb->gn2_mean, rb->gn2_rstd, rb->h, rb->gn2_gamma, rb->gn2_beta,
+                      N, Co, HW, G);
+    silu_forward(rb->s2, rb->a2, (size_t)N * Co * HW);
+    /* out = conv2(s2) + skip(x) */
+    conv2d_forward(out, scratch, rb->s2, rb->conv2.w, rb->conv2.b, N, Co, Co, H, W, 3, 1);
+    size_t n_out = (size_t)N * Co * HW;
+    if (rb->has_skip) {
+        /* the 1×1 skip conv goes through g1 (free during the forward) and is added */
+        conv2d_forward(rb->g1, scratch, x, rb->skip.w, rb->skip.b, N, Ci, Co, H, W, 1, 1);
+        for (size_t i = 0; i < n_out; i++) out[i] += rb->g1[i];
+    } else {
+        for (size_t i = 0; i < n_out; i++) out[i] += x[i];
+    }
+}
+
+void resblock_backward(ResBlock *rb, real *dx, real *dtemb_act, real *scratch,
+                       const real *dout, const real *x, const real *temb_act, int N) {
+    int Ci = rb->C_in, Co = rb->C_out, H = rb->H, W = rb->W, HW = H * W, G = rb->G;
+    size_t n_in = (size_t)N * Ci * HW, n_out = (size_t)N * Co * HW;
+    /* forward: out = conv2(s2) + skip(x) */
+    if (rb->has_skip)
+        conv2d_backward(dx, rb->skip.dw, rb->skip.db, scratch, dout, x, rb->skip.w,
+                        N, Ci, Co, H, W, 1, 1);
+    else
+        for (size_t i = 0; i < n_in; i++) dx[i] += dout[i];
+    real *ds2 = rb->g1;
+    memset(ds2, 0, n_out * sizeof(real));
+    conv2d_backward(ds2, rb->conv2.dw, rb->conv2.db, scratch, dout, rb->s2, rb->conv2.w,
+                    N, Co, Co, H, W, 3, 1);
+    /* forward: s2 = SiLU(a2) */
+    real *da2 = rb->g2;
+    memset(da2, 0, n_out * sizeof(real));
+    silu_backward(da2, ds2, rb->a2, n_out);
+    /* forward: a2 = GN2(h) */
+    real *dh = rb->g1;
+    memset(dh, 0, n_out * sizeof(real));
+    groupnorm_backward(dh, rb->dgn2_gamma, rb->dgn2_beta, da2, rb->gn2_mean, rb->gn2_rstd,
+                       rb->h, rb->gn2_gamma, N, Co, HW, G);
+    /* forward: h[n, c, p] = conv1(s1)[n, c, p] + tproj[n, c]
+     *   dtproj[n, c] = Σ_p dh[n, c, p];  tproj = Linear(temb_act) */
+    for (int n = 0; n < N; n++)
+        for (int c = 0; c < Co; c++) {
+            const real *dh_nc = dh + ((size_t)n * Co + c) * HW;
+            real sum = 0;
+            for (int p = 0; p < HW; p++) sum += dh_nc[p];
+            rb->dtproj[n * Co + c] = sum;
+        }
+    linear_backward(dtemb_act, rb->dtemb_w, rb->dtemb_b, rb->dtproj, temb_act, rb->temb_w,
+                    N, rb->T_emb, Co);
+    real *ds1 = rb->g2;
+    memset(ds1, 0, n_in * sizeof(real));
+    conv2d_backward(ds1, rb->conv1.dw, rb->conv1.db, scratch, dh, rb->s1, rb->conv1.w,
+                    N, Ci, Co, H, W, 3, 1);
+    /* forward: s1 = SiLU(a1) */
+    real *da1 = rb->g1;
+    memset(da1, 0, n_in * sizeof(real));
+    silu_backward(da1, ds1, rb->a1, n_in);
+    /* forward: a1 = GN1(x) */
+    groupnorm_backward(dx, rb->dgn1_gamma, rb->dgn1_beta, da1, rb->gn1_mean, rb->gn1_rstd,
+                       x, rb->gn1_gamma, N, Ci, HW, G);
+}
+
+void resblock_free(ResBlock *rb) {
+    free(rb->gn1_mean); free(rb->gn1_rstd); free(rb->a1); free(rb->s1); free(rb->tproj);
+    free(rb->h); free(rb->gn2_mean); free(rb->gn2_rstd); free(rb->a2); free(rb->s2);
+    free(rb->g1); free(rb->g2); free(rb->dtproj);
+    memset(rb, 0, sizeof *rb);
+}
+
+/* ========================================================================================
+ * Attention block. Per image the matrices are (C, HW) with HW = P positions; the two
+ * products become matmul_add calls on transposed copies in the scratch:
+ *   S (P, P) = qᵀ (P, C) · k (C, P) / √C          o (C, P) = v (C, P) · Probᵀ (P, P) */
+
+void attention_create(AttnBlock *ab, ParamSet *ps, const char *name, int C, int G, int H,
+                      int W, int max_batch) {
+    memset(ab, 0, sizeof *ab);
+    ab->C = C; ab->G = G; ab->H = H; ab->W = W; ab->max_batch = max_batch;
+    groupnorm_declare(&ab->gn_gamma, &ab->dgn_gamma, &ab->gn_beta, &ab->dgn_beta,
+                      ps, name, "gn", C);
+    conv2d_declare(&ab->q, ps, name, "q", C, C, 1, 1);
+    conv2d_declare(&ab->k, ps, name, "k", C, C, 1, 1);
+    conv2d_declare(&ab->v, ps, name, "v", C, C, 1, 1);
+    conv2d_declare(&ab->proj, ps, name, "proj", C, C, 1, 1);
+    size_t NB = (size_t)max_batch, HW = (size_t)H * W, n = NB * C * HW;
+    ab->gn_mean = alloc_reals(NB * G, "attention gn mean");
+    ab->gn_rstd = alloc_reals(NB * G, "attention gn rstd");
+    ab->a = alloc_reals(n, "attention a");
+    ab->qx = alloc_reals(n, "attention q");
+    ab->kx = alloc_reals(n, "attention k");
+    ab->vx = alloc_reals(n, "attention v");
+    ab->prob = alloc_reals(NB * HW * HW, "attention probabilities");
+    ab->o = alloc_reals(n, "attention o");
+    for (int i = 0; i < 4; i++) ab->g[i] = alloc_reals(n, "attention gradient buffer");
+}
+
+void attention_init_weights(AttnBlock *ab, Rng *rng, int zero_last) {
+    groupnorm_init(ab->gn_gamma, ab->gn_beta, ab->C);
+    conv2d_init(&ab->q, rng, 0);
+    conv2d_init(&ab->k, rng, 0);
+    conv2d_init(&ab->v, rng, 0);
+    conv2d_init(&ab->proj, rng, zero_last);
+}
+
+size_t attention_scratch_size(const AttnBlock *ab) {
+    size_t P = (size_t)ab->H * ab->W;
+    size_t core = 2 * P * P + P * (size_t)ab->C;     /* S or dP, Probᵀ or dSᵀ, qᵀ or doᵀ */
+    return max_size(core, conv2d_scratch_size(ab->C, ab->C, ab->H, ab->W, 1, 1));
+}
+
+void attention_forward(AttnBlock *ab, real *out, real *scratch, const real *x, int N) {
+    int C = ab->C, H = ab->H, W = ab->W, P = H * W;
+    /* a = GN(x); q, k, v = 1×1 convs of a */
+    groupnorm_forward(ab->a, ab->gn_mean, ab->gn_rstd, x, ab->gn_gamma, ab->gn_beta,
+                      N, C, P, ab->G);
+    conv2d_forward(ab->qx, scratch, ab->a, ab->q.w, ab->q.b, N, C, C, H, W, 1, 1);
+    conv2d_forward(ab->kx, scratch, ab->a, ab->k.w, ab->k.b, N, C, C, H, W, 1, 1);
+    conv2d_forward(ab->vx, scratch, ab->a, ab->v.w, ab->v.b, N, C, C, H, W, 1, 1);
+    real scale = (real)(1.0 / sqrt((double)C));
+    real *qT = scratch;                        /* (P, C) */
+    real *probT = scratch + (size_t)P * C;     /* (P, P) */
+    for (int n = 0; n < N; n++) {
+        size_t off = (size_t)n * C * P;        /* seek to q[n], k[n], v[n], o[n] */
+        real *prob = ab->prob + (size_t)n * P * P;   /* seek to prob[n, :, :] */
+        /* S = qᵀ k / √C, written into prob and turned into probabilities row by row */
+        memset(prob, 0, (size_t)P * P * sizeof(real));
+        transpose(qT, ab->qx + off, C, P);
+        matmul_add(prob, qT, ab->kx + off, P, C, P);
+        for (int i = 0; i < P; i++) {
+            real *row = prob + (size_t)i * P;  /* S[i, :] → softmax_j(S[i, j]) */
+            real mx = row[0] * scale;
+            for (int j = 0; j < P; j++) { row[j] *= scale; if (row[j] > mx) mx = row[j]; }
+            double sum = 0.0;
+            for (int j = 0; j < P; j++) { row[j] = (real)exp((double)(row[j] - mx)); sum += row[j]; }
+            real inv = (real)(1.0 / sum);
+            for (int j = 0; j < P; j++) row[j] *= inv;
+        }
+        /* o (C, P) = v (C, P) · Probᵀ (P, P) */
+        real *o_n = ab->o + off;
+        memset(o_n, 0, (size_t)C * P * sizeof(real));
+        transpose(probT, prob, P, P);
+        matmul_add(o_n, ab->vx + off, probT, C, P, P);
+    }
+    /* out = x + proj(o) */
+    conv2d_forward(out, scratch, ab->o, ab->proj.w, ab->proj.b, N, C, C, H, W, 1, 1);
+    size_t n_all = (size_t)N * C * P;
+    for (size_t i = 0; i < n_all; i++) out[i] += x[i];
+}
+
+void attention_backward(AttnBlock *ab, real *dx, real *scratch, const real *dout,
+                        const real *x, int N) {
+    int C = ab->C, H = ab->H, W = ab->W, P = H * W;
+    size_t n_all = (size_t)N * C * P;
+    real scale = (real)(1.0 / sqrt((double)C));
+    /* forward: out = x + proj(o) */
+    for (size_t i = 0; i < n_all; i++) dx[i] += dout[i];
+    real *d_o = ab->g[0], *dq = ab->g[1], *dk = ab->g[2], *dv = ab->g[3];
+    memset(d_o, 0, n_all * sizeof(real));
+    conv2d_backward(d_o, ab->proj.dw, ab->proj.db, scratch, dout, ab->o, ab->proj.w,
+                    N, C, C, H, W, 1, 1);
+    memset(dq, 0, n_all * sizeof(real));
+    memset(dk, 0, n_all * sizeof(real));
+    memset(dv, 0, n_all * sizeof(real));
+    real *doT = scratch;                       /* (P, C) */
+    real *dP = scratch + (size_t)P * C;        /* (P, P): dProb, then dS in place */
+    real *dST = dP + (size_t)P * P;            /* (P, P) */
+    for (int n = 0; n < N; n++) {
+        size_t off = (size_t)n * C * P;
+        const real *prob = ab->prob + (size_t)n * P * P;
+        /* forward: o = v Probᵀ, i.e. o[c, i] = Σ_j Prob[i, j] v[c, j]
+         *   dv (C, P) += do (C, P) · Prob (P, P)
+         *   dProb (P, P) = doᵀ (P, C) · v (C, P) */
+        matmul_add(dv + off, d_o + off, prob, C, P, P);
+        memset(dP, 0, (size_t)P * P * sizeof(real));
+        transpose(doT, d_o + off, C, P);
+        matmul_add(dP, doT, ab->vx + off, P, C, P);
+        /* forward: Prob[i, :] = softmax(S[i, :])
+         *   dS[i, j] = Prob[i, j] (dProb[i, j] − Σ_j' Prob[i, j'] dProb[i, j']) */
+        for (int i = 0; i < P; i++) {
+            const real *p_i = prob + (size_t)i * P;
+            real *d_i = dP + (size_t)i * P;
+            double dot = 0.0;
+            for (int j = 0; j < P; j++) dot += (double)p_i[j] * d_i[j];
+            for (int j = 0; j < P; j++) d_i[j] = p_i[j] * (d_i[j] - (real)dot) * scale;
+        }
+        /* forward: S = qᵀ k / √C (the 1/√C is folded into dS above)
+         *   dq (C, P) += k (C, P) · dSᵀ (P, P),   dk (C, P) += q (C, P) · dS (P, P) */
+        transpose(dST, dP, P, P);
+        matmul_add(dq + off, ab->kx + off, dST, C, P, P);
+        matmul_add(dk + off, ab->qx + off, dP, C, P, P);
+    }
+    /* forward: q, k, v = 1×1 convs of a; the three paths add into da */
+    real *da = d_o;
+    memset(da, 0, n_all * sizeof(real));
+    conv2d_backward(da, ab->v.dw, ab->v.db, scratch, dv, ab->a, ab->v.w, N, C, C, H, W, 1, 1);
+    conv2d_backward(da, ab->k.dw, ab->k.db, scratch, dk, ab->a, ab->k.w, N, C, C, H, W, 1, 1);
+    conv2d_backward(da, ab->q.dw, ab->q.db, scratch, dq, ab->a, ab->q.w, N, C, C, H, W, 1, 1);
+    /* forward: a = GN(x) */
+    groupnorm_backward(dx, ab->dgn_gamma, ab->dgn_beta, da, ab->gn_mean, ab->gn_rstd, x,
+                       ab->gn_gamma, N, C, P, ab->G);
+}
+
+void attention_free(AttnBlock *ab) {
+    free(ab->gn_mean); free(ab->gn_rstd); free(ab->a); free(ab->qx); free(ab->kx);
+    free(ab->vx); free(ab->prob); free(ab->o);
+    for (int i = 0; i < 4; i++) free(ab->g[i]);
+    memset(ab, 0, sizeof *ab);
+}
+
+/* ========================================================================================
+ * U-Net configuration. */
+
+UnetConfig unet_default_config(int C, int H, int W) {
+    UnetConfig cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.C = C; cfg.H = H; cfg.W = W;
+    cfg.base = 32;
+    /* three levels (28, 14, 7 for MNIST) when H and W halve twice, else as many as fit */
+    cfg.levels = 1;
+    while (cfg.levels < 3 && H % (1 << cfg.levels) == 0 && W % (1 << cfg.levels) == 0)
+        cfg.levels++;
+    int mult[3] = {1, 2, 2};
+    for (int l = 0; l < cfg.levels; l++) cfg.mult[l] = mult[l];
+    cfg.num_res_blocks = 2;
+    cfg.n_attn = 1;
+    cfg.attn_res[0] = H >> (cfg.levels - 1);   /* the lowest resolution: 7 for 28×28 */
+    cfg.mid_attn = 1;
+    cfg.groups = 8;
+    cfg.max_batch = 32;
+    return cfg;
+}
+
+int unet_config_check(const UnetConfig *cfg, char *msg, size_t msg_len) {
+#define BAD(...) do { snprintf(msg, msg_len, __VA_ARGS__); return -1; } while (0)
+    if (cfg->C < 1 || cfg->H < 1 || cfg->W < 1)
+        BAD("image size %d×%d×%d: channels and sides must be >= 1", cfg->C, cfg->H, cfg->W);
+    if (cfg->levels < 1 || cfg->levels > UNET_MAX_LEVELS)
+        BAD("levels = %d: use 1..%d", cfg->levels, UNET_MAX_LEVELS);
+    int f = 1 << (cfg->levels - 1);
+    if (cfg->H % f || cfg->W % f)
+        BAD("H = %d, W = %d not divisible by 2^(levels-1) = %d: use fewer levels or pad "
+            "the images", cfg->H, cfg->W, f);
+    if (cfg->base < 2 || cfg->base % 2)
+        BAD("base = %d: must be even and >= 2 (it is also the sinusoidal embedding size)",
+            cfg->base);
+    if (cfg->groups < 1) BAD("groups = %d: must be >= 1", cfg->groups);
+    for (int l = 0; l < cfg->levels; l++) {
+        if (cfg->mult[l] < 1) BAD("mult[%d] = %d: must be >= 1", l, cfg->mult[l]);
+        if ((cfg->base * cfg->mult[l]) % cfg->groups)
+            BAD("channels base·mult[%d] = %d not divisible by groups = %d: change groups or "
+                "base", l, cfg->base * cfg->mult[l], cfg->groups);
+    }
+    if (cfg->num_res_blocks < 1 || cfg->num_res_blocks > UNET_MAX_RES)
+        BAD("num_res_blocks = %d: use 1..%d", cfg->num_res_blocks, UNET_MAX_RES);
+    if (cfg->n_attn < 0 || cfg->n_attn > UNET_MAX_ATTN)
+        BAD("n_attn = %d: use 0..%d", cfg->n_attn, UNET_MAX_ATTN);
+    if (cfg->max_batch < 1) BAD("max_batch = %d: must be >= 1", cfg->max_batch);
+    return 0;
+#undef BAD
+}
+
+/* ========================================================================================
+ * U-Net construction. This is where the architecture is spelled out (Ho et al., app. B):
+ *
+ *   temb = Linear(SiLU(Linear(sinusoidal(t, base))))                  (N, 4·base)
+ *   h = conv_in(x)                                       push h
+ *   for l = 0 .. L−1:  for b < num_res_blocks:  h = Res(h) [; h = Attn(h)]   push h
+ *                      if l < L−1:  h = Down(h)  (stride-2 3×3)           push h
+ *   h = Res(h); [h = Attn(h);] h = Res(h)                                  middle
+ *   for l = L−1 .. 0:  for b ≤ num_res_blocks:  h = Res(concat(h, pop)) [; h = Attn(h)]
+ *                      if l > 0:  h = conv3×3(nearest×2(h))
+ *   out = conv_out(SiLU(GN(h)))                                             (N, C, H, W)
+ *
+ * Every Res block also receives SiLU(temb). The skip stack is simulated here once, and
+ * each block records the Act it reads, so forward and backward follow the same wiring. */
+
+static void act_alloc(Unet *u, Act *a, int C, int H, int W) {
+    if (u->n_acts == UNET_MAX_ACTS) die("unet: more than %d activations, raise UNET_MAX_ACTS",
+                                        UNET_MAX_ACTS);
+    size_t n = (size_t)u->cfg.max_batch * C * H * W;
+    a->C = C; a->H = H; a->W = W;
+    a->x = alloc_reals(n, "U-Net activation");
+    a->dx = alloc_reals(n, "U-Net activation gradient");
+    u->acts[u->n_acts++] = a;
+}
+
+static int level_has_attn(const UnetConfig *cfg, int H) {
+    for (int i = 0; i < cfg->n_attn; i++) if (cfg->attn_res[i] == H) return 1;
+    return 0;
+}
+
+int unet_init(Unet *u, const UnetConfig *cfg, ParamSet *ps, Rng *rng) {
+    char msg[256], name[PARAM_NAME_LEN];
+    if (unet_config_check(cfg, msg, sizeof msg)) {
+        fprintf(stderr, "error: unet config: %s\n", msg);
+        return -1;
+    }
+    memset(u, 0, sizeof *u);
+    u->cfg = *cfg;
+    u->params = ps;
+    int L = cfg->levels, R = cfg->num_res_blocks, G = cfg->groups, NB = cfg->max_batch;
+    int base = cfg->base, T_emb = 4 * base;
+    u->T_emb = T_emb;
+
+    /* timestep embedding: sinusoidal(t, base) → Linear(base, 4·base) → SiLU → Linear */
+    params_add(ps, &u->temb1_w, &u->dtemb1_w, "temb.fc1.w", 2, base, T_emb);
+    params_add(ps, &u->temb1_b, &u->dtemb1_b, "temb.fc1.b", 1, T_emb);
+    params_add(ps, &u->temb2_w, &u->dtemb2_w, "temb.fc2.w", 2, T_emb, T_emb);
+    params_add(ps, &u->temb2_b, &u->dtemb2_b, "temb.fc2.b", 1, T_emb);
+    u->x_in = alloc_reals((size_t)NB * cfg->C * cfg->H * cfg->W, "copy of the input x");
+    u->t_real = alloc_reals((size_t)NB, "t");
+    u->temb0 = alloc_reals((size_t)NB * base, "temb0");
+    size_t ne = (size_t)NB * T_emb;
+    u->temb1 = alloc_reals(ne, "temb1");           u->dtemb1 = alloc_reals(ne, "dtemb1");
+    u->temb1_act = alloc_reals(ne, "temb1_act");   u->dtemb1_act = alloc_reals(ne, "dtemb1_act");
+    u->temb = alloc_reals(ne, "temb");             u->dtemb = alloc_reals(ne, "dtemb");
+    u->temb_act = alloc_reals(ne, "temb_act");     u->dtemb_act = alloc_reals(ne, "dtemb_act");
+
+    /* conv_in, and the skip stack that the down path fills and the up path empties */
+    Act *stack[1 + UNET_MAX_LEVELS * (UNET_MAX_RES + 1)];
+    int top = 0;
+    conv2d_declare(&u->conv_in, ps, "in", "conv", cfg->C, base, 3, 1);
+    act_alloc(u, &u->h_in, base, cfg->H, cfg->W);
+    Act *h = &u->h_in;
+    stack[top++] = h;
+
+    /* down path */
+    for (int l = 0; l < L; l++) {
+        UnetLevel *lv = &u->level[l];
+        lv->C = base * cfg->mult[l];
+        lv->H = cfg->H >> l;
+        lv->W = cfg->W >> l;
+        lv->has_attn = level_has_attn(cfg, lv->H);
+        for (int b = 0; b < R; b++) {
+            snprintf(name, sizeof name, "down%d.res%d", l, b);
+            resblock_create(&lv->down_res[b], ps, name, h->C, lv->C, T_emb, G, lv->H, lv->W, NB);
+            lv->down_in[b] = h;
+            act_alloc(u, &lv->down_res_out[b], lv->C, lv->H, lv->W);
+            h = &lv->down_res_out[b];
+            if (lv->has_attn) {
+                snprintf(name, sizeof name, "down%d.attn%d", l, b);
+                attention_create(&lv->down_attn[b], ps, name, lv->C, G, lv->H, lv->W, NB);
+                act_alloc(u, &lv->down_attn_out[b], lv->C, lv->H, lv->W);
+                h = &lv->down_attn_out[b];
+            }
+            stack[top++] = h;
+        }
+        if (l < L - 1) {
+            snprintf(name, sizeof name, "down%d", l);
+            conv2d_declare(&lv->down, ps, name, "down", lv->C, lv->C, 3, 2);
+            act_alloc(u, &lv->down_out, lv->C, lv->H / 2, lv->W / 2);
+            h = &lv->down_out;
+            stack[top++] = h;
+        }
+    }
+
+    /* middle */
+    resblock_create(&u->mid1, ps, "mid.res1", h->C, h->C, T_emb, G, h->H, h->W, NB);
+    act_alloc(u, &u->mid1_out, h->C, h->H, h->W);
+    if (cfg->mid_attn) {
+        attention_create(&u->mid_attn, ps, "mid.attn", h->C, G, h->H, h->W, NB);
+        act_alloc(u, &u->mid_attn_out, h->C, h->H, h->W);
+    }
+    resblock_create(&u->mid2, ps, "mid.res2", h->C, h->C, T_emb, G, h->H, h->W, NB);
+    act_alloc(u, &u->mid2_out, h->C, h->H, h->W);
+    h = &u->mid2_out;
+
+    /* up path */
+    for (int l = L - 1; l >= 0; l--) {
+        UnetLevel *lv = &u->level[l];
+        for (int b = 0; b <= R; b++) {
+            Act *skip = stack[--top];
+            lv->up_in[b] = h;
+            lv->up_skip[b] = skip;
+            act_alloc(u, &lv->up_cat[b], h->C + skip->C, lv->H, lv->W);
+            snprintf(name, sizeof name, "up%d.res%d", l, b);
+            resblock_create(&lv->up_res[b], ps, name, h->C + skip->C, lv->C, T_emb, G,
+                            lv->H, lv->W, NB);
+            act_alloc(u, &lv->up_res_out[b], lv->C, lv->H, lv->W);
+            h = &lv->up_res_out[b];
+            if (lv->has_attn) {
+                snprintf(name, sizeof name, "up%d.attn%d", l, b);
+                attention_create(&lv->up_attn[b], ps, name, lv->C, G, lv->H, lv->W, NB);
+                act_alloc(u, &lv->up_attn_out[b], lv->C, lv->H, lv->W);
+                h = &lv->up_attn_out[b];
+            }
+        }
+        if (l > 0) {
+            act_alloc(u, &lv->up_near, lv->C, 2 * lv->H, 2 * lv->W);
+            snprintf(name, sizeof name, "up%d", l);
+            conv2d_declare(&lv->up, ps, name, "up", lv->C, lv->C, 3, 1);
+            act_alloc(u, &lv->up_out, lv->C, 2 * lv->H, 2 * lv->W);
+            h = &lv->up_out;
+        }
+    }
+    if (top != 0) die("unet: internal error, %d skips left on the stack", top);
+
+    /* out: GN → SiLU → conv3×3 (base → C) */
+    groupnorm_declare(&u->out_gn_gamma, &u->dout_gn_gamma, &u->out_gn_beta, &u->dout_gn_beta,
+                      ps, "out", "gn", base);
+    u->out_gn_mean = alloc_reals((size_t)NB * G, "out gn mean");
+    u->out_gn_rstd = alloc_reals((size_t)NB * G, "out gn rstd");
+    act_alloc(u, &u->out_a, base, cfg->H, cfg->W);
+    act_alloc(u, &u->out_s, base, cfg->H, cfg->W);
+    conv2d_declare(&u->conv_out, ps, "out", "conv", base, cfg->C, 3, 1);
+
+    /* every tensor is declared: place them, then initialize in the same order */
+    params_alloc(ps);
+    init_uniform(u->temb1_w, (size_t)base * T_emb, base, rng);
+    init_uniform(u->temb1_b, (size_t)T_emb, base, rng);
+    init_uniform(u->temb2_w, (size_t)T_emb * T_emb, T_emb, rng);
+    init_uniform(u->temb2_b, (size_t)T_emb, T_emb, rng);
+    conv2d_init(&u->conv_in, rng, 0);
+    size_t scratch = conv2d_scratch_size(cfg->C, base, cfg->H, cfg->W, 3, 1);
+    for (int l = 0; l < L; l++) {
+        UnetLevel *lv = &u->level[l];
+        for (int b = 0; b < R; b++) {
+            resblock_init_weights(&lv->down_res[b], rng, 1);
+            scratch = max_size(scratch, resblock_scratch_size(&lv->down_res[b]));
+            if (lv->has_attn) {
+                attention_init_weights(&lv->down_attn[b], rng, 1);
+                scratch = max_size(scratch, attention_scratch_size(&lv->down_attn[b]));
+            }
+        }
+        if (l < L - 1) {
+            conv2d_init(&lv->down, rng, 0);
+            scratch = max_size(scratch, conv2d_scratch_size(lv->C, lv->C, lv->H, lv->W, 3, 2));
+        }
+    }
+    resblock_init_weights(&u->mid1, rng, 1);
+    scratch = max_size(scratch, resblock_scratch_size(&u->mid1));
+    if (cfg->mid_attn) {
+        attention_init_weights(&u->mid_attn, rng, 1);
+        scratch = max_size(scratch, attention_scratch_size(&u->mid_attn));
+    }
+    resblock_init_weights(&u->mid2, rng, 1);
+    for (int l = L - 1; l >= 0; l--) {
+        UnetLevel *lv = &u->level[l];
+        for (int b = 0; b <= R; b++) {
+            resblock_init_weights(&lv->up_res[b], rng, 1);
+            scratch = max_size(scratch, resblock_scratch_size(&lv->up_res[b]));
+            if (lv->has_attn) {
+                attention_init_weights(&lv->up_attn[b], rng, 1);
+                scratch = max_size(scratch, attention_scratch_size(&lv->up_attn[b]));
+            }
+        }
+        if (l > 0) {
+            conv2d_init(&lv->up, rng, 0);
+            scratch = max_size(scratch,
+                               conv2d_scratch_size(lv->C, lv->C, 2 * lv->H, 2 * lv->W, 3, 1));
+        }
+    }
+    groupnorm_init(u->out_gn_gamma, u->out_gn_beta, base);
+    conv2d_init(&u->conv_out, rng, 1);   /* zero: the untrained net predicts 0 (Ho et al.) */
+    scratch = max_size(scratch, conv2d_scratch_size(base, cfg->C, cfg->H, cfg->W, 3, 1));
+    u->scratch_size = scratch;
+    u->scratch = alloc_reals(scratch, "U-Net scratch (im2col, attention)");
+    return 0;
+}
+
+void unet_free(Unet *u) {
+    int L = u->cfg.levels, R = u->cfg.num_res_blocks;
+    for (int l = 0; l < L; l++) {
+        UnetLevel *lv = &u->level[l];
+        for (int b = 0; b < R; b++) {
+            resblock_free(&lv->down_res[b]);
+            if (lv->has_attn) attention_free(&lv->down_attn[b]);
+        }
+        for (int b = 0; b <= R; b++) {
+            resblock_free(&lv->up_res[b]);
+            if (lv->has_attn) attention_free(&lv->up_attn[b]);
+        }
+    }
+    resblock_free(&u->mid1);
+    if (u->cfg.mid_attn) attention_free(&u->mid_attn);
+    resblock_free(&u->mid2);
+    for (int i = 0; i < u->n_acts; i++) { free(u->acts[i]->x); free(u->acts[i]->dx); }
+    free(u->x_in); free(u->t_real); free(u->temb0);
+    free(u->temb1); free(u->dtemb1); free(u->temb1_act); free(u->dtemb1_act);
+    free(u->temb); free(u->dtemb); free(u->temb_act); free(u->dtemb_act);
+    free(u->out_gn_mean); free(u->out_gn_rstd);
+    free(u->scratch);
+    memset(u, 0, sizeof *u);
+}
+
+/* ========================================================================================
+ * U-Net forward. */
+
+static void check_batch(const Unet *u, int N, const char *where) {
+    if (N < 1 || N > u->cfg.max_batch)
+        die("%s: batch N = %d outside 1..%d (max_batch of the config: raise it, or split "
+            "the batch)", where, N, u->cfg.max_batch);
+}
+
+void unet_forward(Unet *u, real *out, const real *x, const int *t, int N) {
+    const UnetConfig *cfg = &u->cfg;
+    int L = cfg->levels, R = cfg->num_res_blocks, G = cfg->groups, base = cfg->base;
+    int T_emb = u->T_emb;
+    size_t ne = (size_t)N * T_emb;
+    real *scratch = u->scratch;
+    check_batch(u, N, "unet_forward");
+    u->last_N = N;
+
+    /* 1. timestep embedding: temb_act = SiLU(Linear(SiLU(Linear(sinusoidal(t))))) */
+    for (int n = 0; n < N; n++) u->t_real[n] = (real)t[n];
+    timestep_embedding_forward(u->temb0, u->t_real, N, base);
+    linear_forward(u->temb1, u->temb0, u->temb1_w, u->temb1_b, N, base, T_emb);
+    silu_forward(u->temb1_act, u->temb1, ne);
+    linear_forward(u->temb, u->temb1_act, u->temb2_w, u->temb2_b, N, T_emb, T_emb);
+    silu_forward(u->temb_act, u->temb, ne);   /* the SiLU of each block's Linear(SiLU(temb)) */
+
+    /* 2. conv_in (x is copied: its backward needs it for dw) */
+    memcpy(u->x_in, x, (size_t)N * cfg->C * cfg->H * cfg->W * sizeof(real));
+    conv2d_forward(u->h_in.x, scratch, u->x_in, u->conv_in.w, u->conv_in.b,
+                   N, cfg->C, base, cfg->H, cfg->W, 3, 1);
+
+    /* 3. down path */
+    for (int l = 0; l < L; l++) {
+        UnetLevel *lv = &u->level[l];
+        for (int b = 0; b < R; b++) {
+            resblock_forward(&lv->down_res[b], lv->down_res_out[b].x, scratch,
+                             lv->down_in[b]->x, u->temb_act, N);
+            if (lv->has_attn)
+                attention_forward(&lv->down_attn[b], lv->down_attn_out[b].x, scratch,
+                                  lv->down_res_out[b].x, N);
+        }
+        if (l < L - 1) {
+            const Act *h = lv->has_attn ? &lv->down_attn_out[R - 1] : &lv->down_res_out[R - 1];
+            conv2d_forward(lv->down_out.x, scratch, h->x, lv->down.w, lv->down.b,
+                           N, lv->C, lv->C, lv->H, lv->W, 3, 2);
+        }
+    }
+
+    /* 4. middle: Res, Attn, Res at the lowest resolution */
+    UnetLevel *lo = &u->level[L - 1];
+    const Act *h = lo->has_attn ? &lo->down_attn_out[R - 1] : &lo->down_res_out[R - 1];
+    resblock_forward(&u->mid1, u->mid1_out.x, scratch, h->x, u->temb_act, N);
+    h = &u->mid1_out;
+    if (cfg->mid_attn) {
+        attention_forward(&u->mid_attn, u->mid_attn_out.x, scratch, h->x, N);
+        h = &u->mid_attn_out;
+    }
+    resblock_forward(&u->mid2, u->mid2_out.x, scratch, h->x, u->temb_act, N);
+
+    /* 5. up path: each block reads concat(h, skip) */
+    for (int l = L - 1; l >= 0; l--) {
+        UnetLevel *lv = &u->level[l];
+        int HW = lv->H * lv->W;
+        for (int b = 0; b <= R; b++) {
+            const Act *in = lv->up_in[b], *skip = lv->up_skip[b];
+            concat_forward(lv->up_cat[b].x, in->x, skip->x, N, in->C, skip->C, HW);
+            resblock_forward(&lv->up_res[b], lv->up_res_out[b].x, scratch, lv->up_cat[b].x,
+                             u->temb_act, N);
+            if (lv->has_attn)
+                attention_forward(&lv->up_attn[b], lv->up_attn_out[b].x, scratch,
+                                  lv->up_res_out[b].x, N);
+        }
+        if (l > 0) {
+            const Act *hl = lv->has_attn ? &lv->up_attn_out[R] : &lv->up_res_out[R];
+            upsample_forward(lv->up_near.x, hl->x, N, lv->C, lv->H, lv->W);
+            conv2d_forward(lv->up_out.x, scratch, lv->up_near.x, lv->up.w, lv->up.b,
+                           N, lv->C, lv->C, 2 * lv->H, 2 * lv->W, 3, 1);
+        }
+    }
+
+    /* 6. out = conv_out(SiLU(GN(h))) */
+    UnetLevel *top = &u->level[0];
+    h = top->has_attn ? &top->up_attn_out[R] : &top->up_res_out[R];
+    int HW = cfg->H * cfg->W;
+    groupnorm_forward(u->out_a.x, u->out_gn_mean, u->out_gn_rstd, h->x, u->out_gn_gamma,
+                      u->out_gn_beta, N, base, HW, G);
+    silu_forward(u->out_s.x, u->out_a.x, (size_t)N * base * HW);
+    conv2d_forward(out, scratch, u->out_s.x, u->conv_out.w, u->conv_out.b,
+                   N, base, cfg->C, cfg->H, cfg->W, 3, 1);
+}
+
+/* ========================================================================================
+ * U-Net backward: the forward's calls in exact reverse order. Every Act's gradient dx is
+ * zeroed first, because a skip's gradient is the sum of two paths (its next block and
+ * the up-path concat) and every layer backward adds. */
+
+void unet_backward(Unet *u, real *dx, const real *dout, int N) {
+    const UnetConfig *cfg = &u->cfg;
+    int L = cfg->levels, R = cfg->num_res_blocks, G = cfg->groups, base = cfg->base;
+    int T_emb = u->T_emb;
+    size_t ne = (size_t)N * T_emb;
+    real *scratch = u->scratch;
+    check_batch(u, N, "unet_backward");
+    if (N != u->last_N)
+        die("unet_backward: N = %d but the last forward had N = %d (call forward first)",
+            N, u->last_N);
+    for (int i = 0; i < u->n_acts; i++) {
+        Act *a = u->acts[i];
+        memset(a->dx, 0, (size_t)N * a->C * a->H * a->W * sizeof(real));
+    }
+    memset(u->dtemb_act, 0, ne * sizeof(real));
+    memset(u->dtemb, 0, ne * sizeof(real));
+    memset(u->dtemb1_act, 0, ne * sizeof(real));
+    memset(u->dtemb1, 0, ne * sizeof(real));
+
+    /* 6. forward: out = conv_out(s), s = SiLU(a), a = GN(h) */
+    UnetLevel *top = &u->level[0];
+    Act *h = top->has_attn ? &top->up_attn_out[R] : &top->up_res_out[R];
+    int HW = cfg->H * cfg->W;
+    conv2d_backward(u->out_s.dx, u->conv_out.dw, u->conv_out.db, scratch, dout, u->out_s.x,
+                    u->conv_out.w, N, base, cfg->C, cfg->H, cfg->W, 3, 1);
+    silu_backward(u->out_a.dx, u->out_s.dx, u->out_a.x, (size_t)N * base * HW);
+    groupnorm_backward(h->dx, u->dout_gn_gamma, u->dout_gn_beta, u->out_a.dx, u->out_gn_mean,
+                       u->out_gn_rstd, h->x, u->out_gn_gamma, N, base, HW, G);
+
+    /* 5. up path, levels 0 .. L−1 and blocks R .. 0 */
+    for (int l = 0; l < L; l++) {
+        UnetLevel *lv = &u->level[l];
+        int HWl = lv->H * lv->W;
+        if (l > 0) {
+            Act *hl = lv->has_attn ? &lv->up_attn_out[R] : &lv->up_res_out[R];
+            conv2d_backward(lv->up_near.dx, lv->up.dw, lv->up.db, scratch, lv->up_out.dx,
+                            lv->up_near.x, lv->up.w, N, lv->C, lv->C, 2 * lv->H, 2 * lv->W,
+                            3, 1);
+            upsample_backward(hl->dx, lv->up_near.dx, N, lv->C, lv->H, lv->W);
+        }
+        for (int b = R; b >= 0; b--) {
+            if (lv->has_attn)
+                attention_backward(&lv->up_attn[b], lv->up_res_out[b].dx, scratch,
+                                   lv->up_attn_out[b].dx, lv->up_res_out[b].x, N);
+            resblock_backward(&lv->up_res[b], lv->up_cat[b].dx, u->dtemb_act, scratch,
+                              lv->up_res_out[b].dx, lv->up_cat[b].x, u->temb_act, N);
+            Act *in = lv->up_in[b], *skip = lv->up_skip[b];
+            concat_backward(in->dx, skip->dx, lv->up_cat[b].dx, N, in->C, skip->C, HWl);
+        }
+    }
+
+    /* 4. middle, reversed: Res2, Attn, Res1 */
+    UnetLevel *lo = &u->level[L - 1];
+    Act *hm = cfg->mid_attn ? &u->mid_attn_out : &u->mid1_out;
+    resblock_backward(&u->mid2, hm->dx, u->dtemb_act, scratch, u->mid2_out.dx, hm->x,
+                      u->temb_act, N);
+    if (cfg->mid_attn)
+        attention_backward(&u->mid_attn, u->mid1_out.dx, scratch, u->mid_attn_out.dx,
+                           u->mid1_out.x, N);
+    Act *hd = lo->has_attn ? &lo->down_attn_out[R - 1] : &lo->down_res_out[R - 1];
+    resblock_backward(&u->mid1, hd->dx, u->dtemb_act, scratch, u->mid1_out.dx, hd->x,
+                      u->temb_act, N);
+
+    /* 3. down path, levels L−1 .. 0 and blocks R−1 .. 0 */
+    for (int l = L - 1; l >= 0; l--) {
+        UnetLevel *lv = &u->level[l];
+        if (l < L - 1) {
+            Act *hl = lv->has_attn ? &lv->down_attn_out[R - 1] : &lv->down_res_out[R - 1];
+            conv2d_backward(hl->dx, lv->down.dw, lv->down.db, scratch, lv->down_out.dx, hl->x,
+                            lv->down.w, N, lv->C, lv->C, lv->H, lv->W, 3, 2);
+        }
+        for (int b = R - 1; b >= 0; b--) {
+            if (lv->has_attn)
+                attention_backward(&lv->down_attn[b], lv->down_res_out[b].dx, scratch,
+                                   lv->down_attn_out[b].dx, lv->down_res_out[b].x, N);
+            Act *in = lv->down_in[b];
+            resblock_backward(&lv->down_res[b], in->dx, u->dtemb_act, scratch,
+                              lv->down_res_out[b].dx, in->x, u->temb_act, N);
+        }
+    }
+
+    /* 2. forward: h_in = conv_in(x) */
+    if (dx) memset(dx, 0, (size_t)N * cfg->C * HW * sizeof(real));
+    conv2d_backward(dx, u->conv_in.dw, u->conv_in.db, scratch, u->h_in.dx, u->x_in, u->conv_in.w,
+                    N, cfg->C, base, cfg->H, cfg->W, 3, 1);
+
+    /* 1. timestep embedding, reversed (t itself is an integer: no gradient) */
+    silu_backward(u->dtemb, u->dtemb_act, u->temb, ne);
+    linear_backward(u->dtemb1_act, u->dtemb2_w, u->dtemb2_b, u->dtemb, u->temb1_act, u->temb2_w,
+                    N, T_emb, T_emb);
+    silu_backward(u->dtemb1, u->dtemb1_act, u->temb1, ne);
+    linear_backward(NULL, u->dtemb1_w, u->dtemb1_b, u->dtemb1, u->temb0, u->temb1_w,
+                    N, base, T_emb);
+}
+
+/* ========================================================================================
+ * The Denoiser glue (ddpm.h), sizes and a summary. */
+
+static void unet_forward_fn(void *self, real *out, const real *x, const int *t, int N) {
+    unet_forward((Unet *)self, out, x, t, N);
+}
+
+static void unet_backward_fn(void *self, real *dx, const real *dout, int N) {
+    unet_backward((Unet *)self, dx, dout, N);
+}
+
+Denoiser unet_denoiser(Unet *u) {
+    Denoiser d;
+    d.self = u;
+    d.D = u->cfg.C * u->cfg.H * u->cfg.W;
+    d.max_batch = u->cfg.max_batch;
+    d.params = u->params;
+    d.forward = unet_forward_fn;
+    d.backward = unet_backward_fn;
+    return d;
+}
+
+long unet_param_count(const Unet *u) { return (long)u->params->total; }
+
+/* multiply-adds of a conv per image: every output number sums C_in·k·k products */
+static double conv_macs(const Conv2d *conv, int H, int W) {
+    double P = (double)conv2d_out_size(H, conv->k, conv->stride) *
+               conv2d_out_size(W, conv->k, conv->stride);
+    return P * conv->C_out * conv->C_in * conv->k * conv->k;
+}
+
+static double resblock_macs(const ResBlock *rb) {
+    double m = conv_macs(&rb->conv1, rb->H, rb->W) + conv_macs(&rb->conv2, rb->H, rb->W);
+    m += (double)rb->T_emb * rb->C_out;
+    if (rb->has_skip) m += conv_macs(&rb->skip, rb->H, rb->W);
+    return m;
+}
+
+static double attention_macs(const AttnBlock *ab) {
+    double P = (double)ab->H * ab->W;
+    return 4 * conv_macs(&ab->q, ab->H, ab->W) + 2 * P * P * ab->C;  /* q k v proj; S, o */
+}
+
+double unet_macs_per_image(const Unet *u) {
+    const UnetConfig *cfg = &u->cfg;
+    int L = cfg->levels, R = cfg->num_res_blocks;
+    double m = (double)cfg->base * u->T_emb + (double)u->T_emb * u->T_emb;
+    m += conv_macs(&u->conv_in, cfg->H, cfg->W);
+    for (int l = 0; l < L; l++) {
+        const UnetLevel *lv = &u->level[l];
+        for (int b = 0; b < R; b++) {
+            m += resblock_macs(&lv->down_res[b]);
+            if (lv->has_attn) m += attention_macs(&lv->down_attn[b]);
+        }
+        if (l < L - 1) m += conv_macs(&lv->down, lv->H, lv->W);
+        for (int b = 0; b <= R; b++) {
+            m += resblock_macs(&lv->up_res[b]);
+            if (lv->has_attn) m += attention_macs(&lv->up_attn[b]);
+        }
+        if (l > 0) m += conv_macs(&lv->up, 2 * lv->H, 2 * lv->W);
+    }
+    m += resblock_macs(&u->mid1) + resblock_macs(&u->mid2);
+    if (cfg->mid_attn) m += attention_macs(&u->mid_attn);
+    m += conv_macs(&u->conv_out, cfg->H, cfg->W);
+    return m;
+}
+
+void unet_print_summary(FILE *f, const Unet *u) {
+    const UnetConfig *cfg = &u->cfg;
+    fprintf(f, "U-Net for %d×%d×%d images (real = %s)\n", cfg->C, cfg->H, cfg->W, REAL_NAME);
+    fprintf(f, "  base %d, mult (", cfg->base);
+    for (int l = 0; l < cfg->levels; l++) fprintf(f, "%s%d", l ? ", " : "", cfg->mult[l]);
+    fprintf(f, "), %d res blocks per level, groups %d, attention at", cfg->num_res_blocks,
+            cfg->groups);
+    for (int i = 0; i < cfg->n_attn; i++) fprintf(f, " %d", cfg->attn_res[i]);
+    fprintf(f, "%s\n", cfg->mid_attn ? " and in the middle" : "");
+    fprintf(f, "  timestep embedding: sinusoidal(%d) → Linear(%d, %d) → SiLU → Linear(%d, %d)\n",
+            cfg->base, cfg->base, u->T_emb, u->T_emb, u->T_emb);
+    for (int l = 0; l < cfg->levels; l++) {
+        const UnetLevel *lv = &u->level[l];
+        fprintf(f, "  level %d: %3d channels at %2d×%-2d%s\n", l, lv->C, lv->H, lv->W,
+                lv->has_attn ? ", attention" : "");
+    }
+    size_t act = 0;
+    for (int i = 0; i < u->n_acts; i++)
+        act += (size_t)u->acts[i]->C * u->acts[i]->H * u->acts[i]->W;
+    fprintf(f, "  parameters: %ld in %d tensors\n", unet_param_count(u), u->params->count);
+    fprintf(f, "  forward: %.1f M multiply-adds per image\n", unet_macs_per_image(u) / 1e6);
+    fprintf(f, "  max batch %d; block outputs %.1f MB (+ as much for gradients, + caches)\n",
+            cfg->max_batch, (double)act * cfg->max_batch * sizeof(real) / 1e6);
+}
