@@ -20,33 +20,57 @@
  * Matrix helpers. Everything heavy in this file is one of these two calls. */
 
 /* C (M, Nc) += A (M, K) · B (K, Nc), all row-major.
- * Loop order i-k-j: the inner loop is a contiguous multiply-add over a row of C
- * (c[j] += a * b[j]), which the compiler vectorizes. Four rows of C are done together so
- * that each row of B read from memory serves four multiply-adds. */
+ * The plain loop would be: for i, for k, for j: C[i, j] += A[i, k] B[k, j]. The same sums
+ * in the same order (k increasing for every C[i, j], so results are bit-identical) are
+ * done tile by tile: a tile of MR × NR numbers of C stays in registers (acc) for the whole
+ * k loop, its inner loop is a contiguous multiply-add over NR columns that the compiler
+ * vectorizes, and the panel B[:, j0 : j0+NR] stays in cache while every row tile of A
+ * passes over it. Columns and rows that do not fill a tile take the plain loop. */
+enum { MR = 4, NR = 16 };   /* 4 rows × 16 floats = 8 AVX registers of accumulators */
+
 static void matmul_add(real *C, const real *A, const real *B, int M, int K, int Nc) {
-    int i = 0;
-    for (; i + 4 <= M; i += 4) {
-        real *c0 = C + (size_t)i * Nc, *c1 = c0 + Nc, *c2 = c1 + Nc, *c3 = c2 + Nc;
-        const real *a0 = A + (size_t)i * K, *a1 = a0 + K, *a2 = a1 + K, *a3 = a2 + K;
-        for (int k = 0; k < K; k++) {
-            const real *b = B + (size_t)k * Nc;           /* seek to B[k, :] */
-            real x0 = a0[k], x1 = a1[k], x2 = a2[k], x3 = a3[k];
-            for (int j = 0; j < Nc; j++) {
-                real bj = b[j];
-                c0[j] += x0 * bj;
-                c1[j] += x1 * bj;
-                c2[j] += x2 * bj;
-                c3[j] += x3 * bj;
+    int j0 = 0;
+    for (; j0 + NR <= Nc; j0 += NR) {
+        int i = 0;
+        for (; i + MR <= M; i += MR) {
+            real acc0[NR], acc1[NR], acc2[NR], acc3[NR];     /* C[i .. i+3, j0 : j0+NR] */
+            real *c0 = C + (size_t)i * Nc + j0, *c1 = c0 + Nc, *c2 = c1 + Nc, *c3 = c2 + Nc;
+            for (int j = 0; j < NR; j++) {
+                acc0[j] = c0[j]; acc1[j] = c1[j]; acc2[j] = c2[j]; acc3[j] = c3[j];
+            }
+            const real *a0 = A + (size_t)i * K, *a1 = a0 + K, *a2 = a1 + K, *a3 = a2 + K;
+            for (int k = 0; k < K; k++) {
+                const real *b = B + (size_t)k * Nc + j0;     /* seek to B[k, j0] */
+                real x0 = a0[k], x1 = a1[k], x2 = a2[k], x3 = a3[k];
+                for (int j = 0; j < NR; j++) {
+                    acc0[j] += x0 * b[j];
+                    acc1[j] += x1 * b[j];
+                    acc2[j] += x2 * b[j];
+                    acc3[j] += x3 * b[j];
+                }
+            }
+            for (int j = 0; j < NR; j++) {
+                c0[j] = acc0[j]; c1[j] = acc1[j]; c2[j] = acc2[j]; c3[j] = acc3[j];
             }
         }
+        for (; i < M; i++) {                                  /* the last M mod MR rows */
+            real acc[NR];
+            for (int j = 0; j < NR; j++) acc[j] = C[(size_t)i * Nc + j0 + j];
+            for (int k = 0; k < K; k++) {
+                const real *b = B + (size_t)k * Nc + j0;
+                real a_ik = A[(size_t)i * K + k];
+                for (int j = 0; j < NR; j++) acc[j] += a_ik * b[j];
+            }
+            for (int j = 0; j < NR; j++) C[(size_t)i * Nc + j0 + j] = acc[j];
+        }
     }
-    for (; i < M; i++) {                                  /* the last M mod 4 rows */
+    if (j0 == Nc) return;
+    for (int i = 0; i < M; i++) {                             /* the last Nc mod NR columns */
         real *c = C + (size_t)i * Nc;
-        const real *a = A + (size_t)i * K;
         for (int k = 0; k < K; k++) {
             const real *b = B + (size_t)k * Nc;
-            real x = a[k];
-            for (int j = 0; j < Nc; j++) c[j] += x * b[j];
+            real a_ik = A[(size_t)i * K + k];
+            for (int j = j0; j < Nc; j++) c[j] += a_ik * b[j];
         }
     }
 }
@@ -62,15 +86,17 @@ static void transpose(real *out, const real *in, int rows, int cols) {
  * im2col matrix col (K, P), K = C_in·k·k, P = H_out·W_out, so that
  *   out[n] (C_out, P) = w (C_out, K) · col (K, P) + b
  * and the backward is two more matrix products:
- *   dw (C_out, K) += dout[n] (C_out, P) · colᵀ (P, K)
- *   dcol (K, P)    = wᵀ (K, C_out) · dout[n] (C_out, P),  then din += col2im(dcol). */
+ *   dwᵀ (K, C_out) += col (K, P) · dout[n]ᵀ (P, C_out)     (dw (C_out, K) += dwᵀᵀ at the end)
+ *   dcol (K, P)     = wᵀ (K, C_out) · dout[n] (C_out, P),  then din += col2im(dcol).
+ * (dw is built transposed so that the transposed copy is of dout, C_out·P numbers, rather
+ * than of col, K·P = 9 C_in·P numbers.) */
 
 int conv2d_out_size(int size, int k, int stride) { return (size + 2 * (k / 2) - k) / stride + 1; }
 
 size_t conv2d_scratch_size(int C_in, int C_out, int H, int W, int k, int stride) {
     size_t K = (size_t)C_in * k * k;
     size_t P = (size_t)conv2d_out_size(H, k, stride) * conv2d_out_size(W, k, stride);
-    return 2 * K * P + K * (size_t)C_out;   /* col, colᵀ (or dcol), wᵀ */
+    return 2 * K * P + 2 * K * (size_t)C_out + P * (size_t)C_out;  /* col, dcol, wᵀ, dwᵀ, doutᵀ */
 }
 
 /* col[(c, i, j), (y, x)] = in[c, s·y + i − k/2, s·x + j − k/2], 0 outside the image */
@@ -142,10 +168,13 @@ void conv2d_backward(real *din, real *dw, real *db, real *scratch, const real *d
     int K = C_in * k * k;
     int P = conv2d_out_size(H, k, stride) * conv2d_out_size(W, k, stride);
     int direct = (k == 1 && stride == 1);
-    real *col = scratch;                       /* (K, P) */
-    real *colT = scratch + (size_t)K * P;      /* (P, K), later reused as dcol (K, P) */
-    real *wT = colT + (size_t)K * P;           /* (K, C_out) */
+    real *col = scratch;                         /* (K, P) */
+    real *dcol = col + (size_t)K * P;            /* (K, P) */
+    real *wT = dcol + (size_t)K * P;             /* (K, C_out) */
+    real *dwT = wT + (size_t)K * C_out;          /* (K, C_out), summed over the batch */
+    real *doutT = dwT + (size_t)K * C_out;       /* (P, C_out) */
     if (din) transpose(wT, w, C_out, K);
+    memset(dwT, 0, (size_t)K * C_out * sizeof(real));
     for (int n = 0; n < N; n++) {
         const real *in_n = in + (size_t)n * C_in * H * W;
         const real *dout_n = dout + (size_t)n * C_out * P;  /* seek to dout[n, :, :, :] */
@@ -156,26 +185,28 @@ void conv2d_backward(real *din, real *dw, real *db, real *scratch, const real *d
             for (int p = 0; p < P; p++) sum += dout_o[p];
             db[o] += sum;
         }
-        /* dw (C_out, K) += dout[n] (C_out, P) · colᵀ (P, K) */
+        /* dwᵀ (K, C_out) += col (K, P) · dout[n]ᵀ (P, C_out) */
         const real *col_n = in_n;
         if (!direct) {
             im2col(col, in_n, C_in, H, W, k, stride);
             col_n = col;
         }
-        transpose(colT, col_n, K, P);
-        matmul_add(dw, dout_n, colT, C_out, P, K);
+        transpose(doutT, dout_n, C_out, P);
+        matmul_add(dwT, col_n, doutT, K, P, C_out);
         if (!din) continue;
         /* dcol (K, P) = wᵀ (K, C_out) · dout[n] (C_out, P);  din[n] += col2im(dcol) */
         real *din_n = din + (size_t)n * C_in * H * W;
         if (direct) {
             matmul_add(din_n, wT, dout_n, K, C_out, P);       /* dcol is din[n] itself */
         } else {
-            real *dcol = colT;
             memset(dcol, 0, (size_t)K * P * sizeof(real));
             matmul_add(dcol, wT, dout_n, K, C_out, P);
             col2im_add(din_n, dcol, C_in, H, W, k, stride);
         }
     }
+    /* dw[o, kk] += dwᵀ[kk, o] */
+    for (int o = 0; o < C_out; o++)
+        for (int kk = 0; kk < K; kk++) dw[(size_t)o * K + kk] += dwT[(size_t)kk * C_out + o];
 }
 
 /* ========================================================================================
