@@ -12,6 +12,7 @@
 #ifndef TENSOR_H
 #define TENSOR_H
 
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -22,9 +23,11 @@
 #ifdef DDPM_DOUBLE
 typedef double real;
 #define REAL_NAME "double"
+#define real_exp exp
 #else
 typedef float real;
 #define REAL_NAME "float"
+#define real_exp expf    /* exp in the precision of `real` */
 #endif
 
 /* ----------------------------------------------------------------------------------------
