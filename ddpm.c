@@ -6,7 +6,7 @@
  *   3. Parametrizations: ε̂, x̂₀, μ̂, v̂ and μ_θ(x_t, t) from each
  *   4. Train Diffusion Model: L_simple and the KL-weighted L_{t−1}, gradients, a train step
  *   5. 알고리즘 (the algorithm): ancestral sampling, then DDIM
- *   6. Gaussian KLs used by the bound
+ *   6. Gaussian KLs and the variational bound in nats and bits per dimension
  * Sizes: N = batch, D = numbers per example, T = diffusion steps; t = 1..T per example.
  * Every buffer is (N, D) row-major unless its comment says otherwise.
  */
@@ -384,4 +384,114 @@ double prior_kl(const real *x0, const Schedule *s, int D) {
     for (int d = 0; d < D; d++)
         sum += abar * (double)x0[d] * x0[d] + (1.0 - abar) - 1.0 - log(1.0 - abar);
     return 0.5 * sum;
+}
+
+/* Φ(z) = ½ erfc(−z/√2): exact to double precision in both tails */
+double normal_cdf(double z) { return 0.5 * erfc(-z / sqrt(2.0)); }
+
+/* the approximation in reference code: ½ (1 + tanh(√(2/π) (z + 0.044715 z³))) */
+double normal_cdf_tanh(double z) {
+    return 0.5 * (1.0 + tanh(sqrt(2.0 / 3.14159265358979323846) * (z + 0.044715 * z * z * z)));
+}
+
+double discretized_gaussian_log_prob(double x, double mu, double sigma, int tanh_approx) {
+    double (*cdf)(double) = tanh_approx ? normal_cdf_tanh : normal_cdf;
+    double lo = (x - 1.0 / 255.0 - mu) / sigma, hi = (x + 1.0 / 255.0 - mu) / sigma;
+    double p;
+    if (x < -0.999) {
+        p = cdf(hi);                               /* (−∞, x + 1/255] */
+    } else if (x > 0.999) {
+        /* [x − 1/255, ∞): 1 − Φ(lo), written Φ(−lo) for the exact CDF to avoid cancellation */
+        p = tanh_approx ? 1.0 - cdf(lo) : normal_cdf(-lo);
+    } else if (!tanh_approx && lo > 0) {
+        p = normal_cdf(-lo) - normal_cdf(-hi);     /* both in the upper tail: use 1 − Φ(z) = Φ(−z) */
+    } else {
+        p = cdf(hi) - cdf(lo);
+    }
+    return log(fmax(p, 1e-12));
+}
+
+/* ℓ_t for t ≥ 2: KL(N(μ_q, β̃_t I) ‖ N(μ_θ, σ_t² I)); for t = 1 the decoder −log p_θ(x₀|x₁)
+ * with p_θ(x₀|x₁) = N(μ_θ(x₁, 1), σ_1² I) (σ_1² clipped: β̃_1 = 0 would be a point mass). */
+void vlb_terms(double *out, Denoiser *net, const real *x0, const real *eps, const int *t,
+               int N, const DdpmConfig *cfg, const Schedule *s, Decoder dec) {
+    int D = net->D;
+    size_t n_all = (size_t)N * D;
+    real *x_t = xmalloc(n_all * sizeof(real), "bound x_t");
+    real *pred = xmalloc(n_all * sizeof(real), "bound prediction");
+    real *mu_th = xmalloc(n_all * sizeof(real), "bound mu_theta");
+    real *mu_q = xmalloc(n_all * sizeof(real), "bound mu_q");
+    int *tt = xmalloc((size_t)N * sizeof(int), "bound t");
+    memcpy(tt, t, (size_t)N * sizeof(int));
+    q_sample(x_t, x0, eps, s, t, N, D);
+    denoiser_forward_all(net, pred, x_t, tt, N);
+    p_mean(mu_th, pred, cfg->param, x_t, s, t, N, D);          /* μ_θ(x_t, t) */
+    q_posterior(mu_q, NULL, x_t, x0, s, t, N, D);              /* μ_q(x_t, x₀) */
+    for (int n = 0; n < N; n++) {
+        size_t row = (size_t)n * D;
+        double sigma2 = reverse_variance_clipped(s, cfg->var, t[n]);
+        if (t[n] >= 2) {
+            out[n] = gaussian_kl(mu_q + row, s->sigma_q2[t[n]], mu_th + row, sigma2, D);
+        } else if (dec == DECODER_GAUSSIAN) {
+            double sq = 0.0;
+            for (int d = 0; d < D; d++) sq += pow((double)x0[row + d] - mu_th[row + d], 2);
+            out[n] = sq / (2.0 * sigma2) + 0.5 * D * log(2.0 * 3.14159265358979323846 * sigma2);
+        } else {
+            double nll = 0.0, sigma = sqrt(sigma2);
+            for (int d = 0; d < D; d++)
+                nll -= discretized_gaussian_log_prob(x0[row + d], mu_th[row + d], sigma,
+                                                     dec == DECODER_DISCRETE_TANH);
+            out[n] = nll;
+        }
+    }
+    free(x_t); free(pred); free(mu_th); free(mu_q); free(tt);
+}
+
+double vlb_all_terms(double *terms, double *total, Denoiser *net, const real *x0, int N,
+                     const DdpmConfig *cfg, const Schedule *s, Decoder dec, Rng *rng) {
+    int D = net->D;
+    real *eps = xmalloc((size_t)N * D * sizeof(real), "bound eps");
+    int *t = xmalloc((size_t)N * sizeof(int), "bound t");
+    double *ell = xmalloc((size_t)N * sizeof(double), "bound terms");
+    double *sum = xcalloc((size_t)N, sizeof(double), "bound totals");
+    terms[0] = 0.0;
+    for (int n = 0; n < N; n++) {                              /* L_T */
+        sum[n] = prior_kl(x0 + (size_t)n * D, s, D);
+        terms[0] += sum[n] / N;
+    }
+    for (int step = 1; step <= s->T; step++) {                 /* L_0, L_1, ..., L_{T−1} */
+        for (int n = 0; n < N; n++) t[n] = step;
+        rng_fill_normal(rng, eps, (size_t)N * D);
+        vlb_terms(ell, net, x0, eps, t, N, cfg, s, dec);
+        terms[step] = 0.0;
+        for (int n = 0; n < N; n++) {
+            terms[step] += ell[n] / N;
+            sum[n] += ell[n];
+        }
+    }
+    double mean = 0.0;
+    for (int n = 0; n < N; n++) mean += sum[n] / N;
+    if (total) memcpy(total, sum, (size_t)N * sizeof(double));
+    free(eps); free(t); free(ell); free(sum);
+    return mean;
+}
+
+double vlb_estimate(double *std_error, Denoiser *net, const real *x0, int N,
+                    const DdpmConfig *cfg, const Schedule *s, Decoder dec, Rng *rng) {
+    int D = net->D;
+    real *eps = xmalloc((size_t)N * D * sizeof(real), "bound eps");
+    int *t = xmalloc((size_t)N * sizeof(int), "bound t");
+    double *ell = xmalloc((size_t)N * sizeof(double), "bound terms");
+    for (int n = 0; n < N; n++) t[n] = 1 + rng_int(rng, s->T);
+    rng_fill_normal(rng, eps, (size_t)N * D);
+    vlb_terms(ell, net, x0, eps, t, N, cfg, s, dec);
+    double mean = 0.0, sq = 0.0;
+    for (int n = 0; n < N; n++) {
+        ell[n] = prior_kl(x0 + (size_t)n * D, s, D) + s->T * ell[n];   /* L_T + T ℓ_t */
+        mean += ell[n] / N;
+    }
+    for (int n = 0; n < N; n++) sq += (ell[n] - mean) * (ell[n] - mean);
+    if (std_error) *std_error = N > 1 ? sqrt(sq / (N - 1) / N) : NAN;
+    free(eps); free(t); free(ell);
+    return mean;
 }

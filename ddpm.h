@@ -138,6 +138,48 @@ void ddim_sample_loop(Denoiser *net, real *x, const DdpmConfig *cfg, const Sched
                       SampleTrace trace, void *trace_ctx);
 
 /* ----------------------------------------------------------------------------------------
+ * The variational bound (Ho et al. eq. 5; note 004 "Train Diffusion Model"):
+ *   −log p_θ(x₀) ≤ L = L_T + Σ_{t=2..T} L_{t−1} + L_0
+ *   L_T     = KL(q(x_T|x₀) ‖ N(0, I))                               (prior_kl, no network)
+ *   L_{t−1} = KL(q(x_{t−1}|x_t, x₀) ‖ p_θ(x_{t−1}|x_t)),  x_t ~ q(x_t|x₀)
+ *   L_0     = −log p_θ(x₀|x₁)                                        (the decoder)
+ * in nats per example; divide by D ln 2 for bits per dimension. */
+typedef enum {
+    DECODER_GAUSSIAN,      /* continuous data: −log N(x₀; μ_θ(x₁, 1), σ_1² I), a density */
+    DECODER_DISCRETE,      /* 8-bit data on [−1, 1]: Ho et al.'s discretized Gaussian, bins of
+                              width 2/255, open-ended edge bins, exact normal CDF (erfc) */
+    DECODER_DISCRETE_TANH, /* the same with the tanh approximation of the CDF that reference
+                              code uses; kept to compare against the exact one */
+    DECODER_COUNT
+} Decoder;
+
+/* Φ(z), the standard normal CDF, exactly by erfc; and the tanh approximation
+ * Φ(z) ≈ ½ (1 + tanh(√(2/π) (z + 0.044715 z³))). */
+double normal_cdf(double z);
+double normal_cdf_tanh(double z);
+/* log P(x | μ, σ) of one 8-bit value x ∈ {−1, −1 + 2/255, ..., 1} under the discretized
+ * Gaussian: the mass of N(μ, σ²) on [x − 1/255, x + 1/255], with (−∞, ...] at x = −1 and
+ * [..., ∞) at x = 1. Clamped below at log 1e-12 as in Ho et al. */
+double discretized_gaussian_log_prob(double x, double mu, double sigma, int tanh_approx);
+
+/* ℓ_t(x₀, ε) for each example n at its own t[n], with x_t = √ᾱ_t x₀ + √(1 − ᾱ_t) ε:
+ * L_{t−1} for t ≥ 2, L_0 for t = 1 (decoder). out (N) in nats. */
+void vlb_terms(double *out, Denoiser *net, const real *x0, const real *eps, const int *t,
+               int N, const DdpmConfig *cfg, const Schedule *s, Decoder dec);
+
+/* Every term for every example: terms (T + 1) receives the means over the N examples of
+ * terms[0] = L_T, terms[1] = L_0, terms[t] = L_{t−1} (t ≥ 2), each with one fresh ε per
+ * example and t; total (N), if not NULL, the bound of each example. Returns the mean bound.
+ * Costs T network passes over the N examples. */
+double vlb_all_terms(double *terms, double *total, Denoiser *net, const real *x0, int N,
+                     const DdpmConfig *cfg, const Schedule *s, Decoder dec, Rng *rng);
+
+/* Unbiased estimate with one t ~ U{1..T} per example: L ≈ L_T + T ℓ_t(x₀, ε). Returns the
+ * mean over the N examples and writes its standard error (sample std / √N). */
+double vlb_estimate(double *std_error, Denoiser *net, const real *x0, int N,
+                    const DdpmConfig *cfg, const Schedule *s, Decoder dec, Rng *rng);
+
+/* ----------------------------------------------------------------------------------------
  * The prior term L_T = KL(q(x_T|x₀) ‖ N(0, I)) in nats for one x₀ of D numbers:
  *   ½ Σ_d (ᾱ_T x₀[d]² + (1 − ᾱ_T) − 1 − log(1 − ᾱ_T)) */
 double prior_kl(const real *x0, const Schedule *s, int D);

@@ -15,6 +15,7 @@
 #include "harness.h"
 #include "../ddpm.h"
 #include "../mlp.h"
+#include "gauss_oracle.h"
 
 #define EXACT_TOL 1e-10   /* the same quantity by two algebraic routes, in double */
 #define Z_BOUND 5.0       /* statistical checks: within 5 standard errors (p ≈ 6e-7) */
@@ -256,32 +257,6 @@ static void test_loss_gradients(void) {
                 params_free(&ps);
             }
     schedule_free(&s);
-}
-
-/* ---------------------------------------------------------------------------------------
- * The exact optimal denoiser for Gaussian data x₀ ~ N(m, Σ) in 2D. With
- *   Σ_t = ᾱ_t Σ + (1 − ᾱ_t) I,  E[ε | x_t] = √(1 − ᾱ_t) Σ_t⁻¹ (x_t − √ᾱ_t m)
- * and E[x₀ | x_t] from x₀ = (x_t − √(1−ᾱ) ε)/√ᾱ; the oracle returns the target of any
- * parametrization built from these two. */
-typedef struct { const Schedule *s; Parametrization p; double m[2], S[2][2]; } Oracle;
-
-static void oracle_forward(void *self, real *out, const real *x, const int *t, int N) {
-    Oracle *o = self;
-    for (int n = 0; n < N; n++) {
-        double ab = o->s->alpha_bar[t[n]], sa = sqrt(ab), sb = sqrt(1 - ab);
-        double a = ab * o->S[0][0] + (1 - ab), b = ab * o->S[0][1];
-        double d = ab * o->S[1][1] + (1 - ab), det = a * d - b * b;
-        double r0 = x[2 * n] - sa * o->m[0], r1 = x[2 * n + 1] - sa * o->m[1];
-        real eps[2] = { (real)(sb * (d * r0 - b * r1) / det), (real)(sb * (-b * r0 + a * r1) / det) };
-        real x0[2];
-        predict_x0_from_eps(x0, x + 2 * n, eps, o->s, t + n, 1, 2);
-        prediction_target(out + 2 * n, o->p, x0, eps, x + 2 * n, o->s, t + n, 1, 2);
-    }
-}
-
-static Denoiser oracle_denoiser(Oracle *o) {
-    Denoiser d = { o, 2, 1 << 20, NULL, oracle_forward, NULL };
-    return d;
 }
 
 /* sample mean and covariance of (N, 2) points */
