@@ -5,6 +5,7 @@
 #   make test-san   the same tests under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make toy2d      build and run the 2D dog/cat story (pictures in out/toy2d/)
 #   make images     build and run the small-image story (pictures in out/images/)
+#   make lab        the loss lab: every parametrization x weighting on dog/cat (out/lab/lab.md)
 #   make clean      remove build/ and the programs (out/ is yours and is kept)
 #
 # CC and CFLAGS are overridable: `make CC=clang`, `make PORTABLE=1` (no -march=native),
@@ -26,7 +27,7 @@ LIB_SRC := $(filter-out $(PROGS:=.c),$(wildcard *.c))
 HEADERS := $(wildcard *.h) $(wildcard tests/*.h)
 TESTS   := $(patsubst tests/%.c,%,$(wildcard tests/test_*.c))
 
-.PHONY: all test test-san toy2d images clean bins
+.PHONY: all test test-san toy2d images lab clean bins
 
 all: bins
 bins: $(addprefix build/,$(PROGS))
@@ -69,6 +70,10 @@ toy2d: build/toy2d
 images: build/images
 	@cp build/images ./images
 	./images
+
+lab: build/toy2d
+	@cp build/toy2d ./toy2d
+	./toy2d --lab --out out/lab
 
 clean:
 	rm -rf build $(PROGS)

@@ -50,6 +50,8 @@ typedef struct {
     const char *out;        /* output folder */
     int table;              /* print the schedule table and exit */
     int oracle;             /* sample with the exact optimal ε* instead of a trained network */
+    int weights;            /* plot the KL weights w_t and exit */
+    int lab;                /* the loss lab: every parametrization × weighting */
 } Options;
 
 static Options default_options(void) {
@@ -101,6 +103,9 @@ static void usage(FILE *f) {
         "  --table            print the schedule table (beta_t, alpha_t, alphabar_t, ...) and exit\n"
         "  --oracle           skip training and sample with the exact optimal eps* (mixtures\n"
         "                     only): what a perfect network would do with this T and sampler\n"
+        "  --weights          plot the KL-derived loss weights w_t (weights.svg) and exit\n"
+        "  --lab              the loss lab: train every parametrization x weighting with the\n"
+        "                     same budget and seed, write lab.md with the measured numbers\n"
         "  --help             this text\n",
         toy_names(), toy_name(d.data), d.T, schedule_names(), schedule_name(d.schedule),
         parametrization_name(d.ddpm.param), loss_weighting_name(d.ddpm.weighting),
@@ -143,6 +148,8 @@ static Options parse_options(int argc, char **argv) {
         if (strcmp(name, "--help") == 0) { usage(stdout); exit(0); }
         if (strcmp(name, "--table") == 0) { o.table = 1; continue; }
         if (strcmp(name, "--oracle") == 0) { o.oracle = 1; continue; }
+        if (strcmp(name, "--weights") == 0) { o.weights = 1; continue; }
+        if (strcmp(name, "--lab") == 0) { o.lab = 1; continue; }
         if (!val) {
             if (i + 1 >= argc) die("%s needs a value (see ./toy2d --help)", name);
             val = argv[++i];
@@ -402,17 +409,14 @@ static void trace_step(void *ctx, int t, const real *x, const real *x0_hat, int 
 /* ========================================================================================
  * main: the story */
 
-int main(int argc, char **argv) {
-    Options o = parse_options(argc, argv);
+/* What one run measured, for the loss lab's table. */
+typedef struct {
+    double train_seconds, final_loss, ed, ed_floor, bound, bound_bpd, true_nll, eps_mse;
+} Results;
 
-    /* ---- 3 first if only the table is wanted ---------------------------------------- */
+static Results run_story(Options o) {
     Schedule s;
-    if (schedule_build(&s, o.schedule, o.T)) return 1;
-    if (o.table) {
-        schedule_print(stdout, &s, o.T > 20 ? o.T / 10 : 1);
-        schedule_free(&s);
-        return 0;
-    }
+    if (schedule_build(&s, o.schedule, o.T)) exit(1);
     make_folder(o.out);
     Rng rng;
     rng_seed(&rng, o.seed);
@@ -624,6 +628,50 @@ int main(int argc, char **argv) {
                eps_mse);
     }
 
+    /* the variational bound on held-out points (note 004's KL terms summed, plus L_T and L_0),
+     * beside the true negative log-likelihood the mixture gives them. Both in the network's
+     * standardized coordinates, as densities (nats per point; bits per dimension = / (2 ln 2)). */
+    int M = 2000 < mc.max_batch ? 2000 : mc.max_batch;
+    real *held = xmalloc((size_t)M * 2 * sizeof(real), "held-out points");
+    double *terms = xmalloc((size_t)(o.T + 1) * sizeof(double), "bound terms");
+    toy_sample(held, NULL, M, o.data, &rng);
+    standardize(held, M, 2, mean, std);
+    double bound = vlb_all_terms(terms, NULL, &net, held, M, &o.ddpm, &s, DECODER_GAUSSIAN, &rng);
+    double bound_se, bound_est = vlb_estimate(&bound_se, &net, held, M, &o.ddpm, &s, DECODER_GAUSSIAN, &rng);
+    double true_nll = NAN;
+    if (have_mix) {
+        Mixture2D std_mix;
+        mixture_affine(&note_mix, mean, std, &std_mix);
+        true_nll = 0;
+        for (int n = 0; n < M; n++) {
+            double x[2] = { held[2 * n], held[2 * n + 1] };
+            true_nll -= mixture_logpdf(&std_mix, x) / M;
+        }
+    }
+    const double LN2x2 = 2.0 * log(2.0);
+    printf("bound on %d held-out points (a density, standardized coordinates): all %d terms %.4f nats"
+           " = %.4f bits/dim; one-t estimate %.4f +- %.4f nats\n", M, o.T, bound, bound / LN2x2,
+           bound_est, bound_se);
+    printf("  L_T %.2e, L_0 %.4f, sum of L_1..L_{T-1} %.4f nats", terms[0], terms[1], bound - terms[0] - terms[1]);
+    if (have_mix) printf("; true NLL %.4f nats = %.4f bits/dim, gap %.4f nats", true_nll, true_nll / LN2x2, bound - true_nll);
+    printf("\n");
+    {
+        double *ts = xmalloc((size_t)o.T * sizeof(double), "t");
+        for (int t = 1; t <= o.T; t++) ts[t - 1] = t;
+        SvgPlot p;
+        memset(&p, 0, sizeof p);
+        p.title = "terms of the bound on held-out points: L_0 at t = 1, L_{t-1} at t >= 2";
+        p.xlabel = "t";
+        p.ylabel = "nats per point";
+        p.log_y = 1;
+        p.nseries = 1;
+        p.series[0] = (SvgSeries){ "term at t", o.T, ts, terms + 1 };
+        svg_lineplot(out_path(&o, "bound_terms.svg"), &p);
+        free(ts);
+    }
+    free(held);
+    free(terms);
+
     /* samples.csv and summary.txt */
     FILE *f = fopen(out_path(&o, "samples.csv"), "w");
     if (!f) die("cannot write %s: %s", out_path(&o, "samples.csv"), strerror(errno));
@@ -634,11 +682,14 @@ int main(int argc, char **argv) {
     if (!f) die("cannot write %s: %s", out_path(&o, "summary.txt"), strerror(errno));
     fprintf(f, "data %s\nT %d\nschedule %s\nparam %s\nloss %s\nvar %s\nsampler %s\nsteps %d\nbatch %d\n"
             "lr %g\nseed %lu\ntrain_seconds %.2f\nfinal_loss %.6f\nalpha_bar_T %.6g\nprior_L_T_nats %.6g\n"
-            "energy_distance %.6f\nenergy_noise_floor %.6f\nshares %s\neps_mse %.6f\n",
+            "energy_distance %.6f\nenergy_noise_floor %.6f\nshares %s\neps_mse %.6f\n"
+            "bound_nats %.6f\nbound_bits_per_dim %.6f\nbound_estimate_nats %.6f\nbound_estimate_se %.6f\n"
+            "true_nll_nats %.6f\n",
             toy_name(o.data), o.T, schedule_name(o.schedule), parametrization_name(o.ddpm.param),
             loss_weighting_name(o.ddpm.weighting), reverse_var_name(o.ddpm.var),
             o.ddim_steps ? "ddim" : "ddpm", o.steps, o.batch, o.lr, o.seed, train_time, loss_avg,
-            s.alpha_bar[o.T], prior, ed, ed_floor, share_text, eps_mse);
+            s.alpha_bar[o.T], prior, ed, ed_floor, share_text, eps_mse, bound, bound / LN2x2,
+            bound_est, bound_se, true_nll);
     fclose(f);
 
     /* ---- the remaining pictures ------------------------------------------------------ */
@@ -772,7 +823,7 @@ int main(int argc, char **argv) {
                view.hi[0], view.lo[1], view.hi[1]);
         term_heatmap(stdout, small, TW, TH, term_wants_color(stdout));
     }
-    printf("pictures: %s/forward.png reverse.gif samples.png field.png loss.svg loss_per_t.svg\n"
+    printf("pictures: %s/forward.png reverse.gif samples.png field.png loss.svg loss_per_t.svg bound_terms.svg\n"
            "numbers:  %s/summary.txt, samples in %s/samples.csv\n", o.out, o.out, o.out);
 
     free(fresh_a); free(samples); free(grid); free(tr.path); free(tr.scratch);
@@ -781,5 +832,93 @@ int main(int argc, char **argv) {
     mlp_free(&mlp);
     params_free(&ps);
     schedule_free(&s);
+    Results res = { train_time, loss_avg, ed, ed_floor, bound, bound / LN2x2, true_nll, eps_mse };
+    return res;
+}
+
+/* ========================================================================================
+ * Extras: the schedule table, the KL weights w_t, and the loss lab */
+
+/* w_t of schedule.c for every parametrization and reverse variance, against t (SVG) */
+static void plot_weights(const Options *o) {
+    Schedule s;
+    if (schedule_build(&s, o->schedule, o->T)) exit(1);
+    double *ts = xmalloc((size_t)o->T * sizeof(double), "t");
+    double *w = xmalloc((size_t)PRED_COUNT * VAR_COUNT * o->T * sizeof(double), "weights");
+    static char names[PRED_COUNT * VAR_COUNT][48];
+    SvgPlot p;
+    memset(&p, 0, sizeof p);
+    p.title = "KL-derived loss weight w_t: L_{t-1} = w_t ||target - prediction||^2 + const";
+    p.xlabel = "t";
+    p.ylabel = "w_t";
+    p.log_y = 1;
+    for (int t = 1; t <= o->T; t++) ts[t - 1] = t;
+    for (int k = 0; k < PRED_COUNT; k++)
+        for (int v = 0; v < VAR_COUNT; v++) {
+            int i = k * VAR_COUNT + v;
+            double *wi = w + (size_t)i * o->T;
+            for (int t = 1; t <= o->T; t++) wi[t - 1] = loss_weight_kl(&s, (Parametrization)k, (ReverseVar)v, t);
+            snprintf(names[i], sizeof names[i], "%s, sigma^2 = %s", parametrization_name((Parametrization)k),
+                     reverse_var_name((ReverseVar)v));
+            p.series[p.nseries++] = (SvgSeries){ names[i], o->T, ts, wi };
+        }
+    make_folder(o->out);
+    if (svg_lineplot(out_path(o, "weights.svg"), &p) == 0)
+        printf("wrote %s (%s schedule, T = %d)\n", out_path(o, "weights.svg"), schedule_name(s.kind), o->T);
+    free(ts);
+    free(w);
+    schedule_free(&s);
+}
+
+/* The loss lab: every parametrization × weighting with the same budget and seed, one
+ * sub-folder each, and a markdown table of what they measured. */
+static void run_lab(const Options *base) {
+    char folder[PRED_COUNT][LOSS_COUNT][512];
+    Results res[PRED_COUNT][LOSS_COUNT];
+    make_folder(base->out);
+    plot_weights(base);
+    for (int k = 0; k < PRED_COUNT; k++)
+        for (int w = 0; w < LOSS_COUNT; w++) {
+            Options o = *base;
+            o.ddpm.param = (Parametrization)k;
+            o.ddpm.weighting = (LossWeighting)w;
+            snprintf(folder[k][w], sizeof folder[k][w], "%s/%s-%s", base->out,
+                     parametrization_name(o.ddpm.param), loss_weighting_name(o.ddpm.weighting));
+            o.out = folder[k][w];
+            printf("\n==== lab: predict %s, %s loss ====\n", parametrization_name(o.ddpm.param),
+                   loss_weighting_name(o.ddpm.weighting));
+            res[k][w] = run_story(o);
+        }
+    FILE *f = fopen(out_path(base, "lab.md"), "w");
+    if (!f) die("cannot write %s: %s", out_path(base, "lab.md"), strerror(errno));
+    fprintf(f, "| predict | loss | energy distance | noise floor | ratio | bound (bits/dim) | true NLL (bits/dim) "
+               "| eps MSE | train time (s) |\n|---|---|---|---|---|---|---|---|---|\n");
+    for (int k = 0; k < PRED_COUNT; k++)
+        for (int w = 0; w < LOSS_COUNT; w++) {
+            Results *r = &res[k][w];
+            fprintf(f, "| %s | %s | %.4f | %.4f | %.2f | %.3f | %.3f | %.4f | %.1f |\n",
+                    parametrization_name((Parametrization)k), loss_weighting_name((LossWeighting)w),
+                    r->ed, r->ed_floor, r->ed / r->ed_floor, r->bound_bpd, r->true_nll / (2.0 * log(2.0)),
+                    r->eps_mse, r->train_seconds);
+        }
+    fprintf(f, "\n%s data, T = %d, %s schedule, sigma_t^2 = %s, %d steps of batch %d, lr %g, seed %lu.\n",
+            toy_name(base->data), base->T, schedule_name(base->schedule), reverse_var_name(base->ddpm.var),
+            base->steps, base->batch, base->lr, base->seed);
+    fclose(f);
+    printf("\nlab table: %s\n", out_path(base, "lab.md"));
+}
+
+int main(int argc, char **argv) {
+    Options o = parse_options(argc, argv);
+    if (o.table) {                       /* the schedule's numbers, to read beside the notes */
+        Schedule s;
+        if (schedule_build(&s, o.schedule, o.T)) return 1;
+        schedule_print(stdout, &s, o.T > 20 ? o.T / 10 : 1);
+        schedule_free(&s);
+        return 0;
+    }
+    if (o.weights) { plot_weights(&o); return 0; }
+    if (o.lab) { run_lab(&o); return 0; }
+    run_story(o);
     return 0;
 }
