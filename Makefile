@@ -6,6 +6,7 @@
 #   make toy2d      build and run the 2D dog/cat story (pictures in out/toy2d/)
 #   make images     build and run the small-image story (pictures in out/images/)
 #   make lab        the loss lab: every parametrization x weighting on dog/cat (out/lab/lab.md)
+#   make notebooks  rerun every command quoted in notebooks_md/ and refresh outputs and pictures
 #   make clean      remove build/ and the programs (out/ is yours and is kept)
 #
 # CC and CFLAGS are overridable: `make CC=clang`, `make PORTABLE=1` (no -march=native),
@@ -22,12 +23,13 @@ CFLAGS  += $(WARN) $(if $(OMP),-fopenmp,)
 LDLIBS  := -lm $(if $(OMP),-fopenmp,)
 
 # The library: every top-level .c file except the programs (each has its own main).
-PROGS   := toy2d images
-LIB_SRC := $(filter-out $(PROGS:=.c),$(wildcard *.c))
+PROGRAMS := toy2d images
+PROGS   := $(basename $(filter $(PROGRAMS:=.c),$(wildcard *.c)))
+LIB_SRC := $(filter-out $(PROGRAMS:=.c),$(wildcard *.c))
 HEADERS := $(wildcard *.h) $(wildcard tests/*.h)
 TESTS   := $(patsubst tests/%.c,%,$(wildcard tests/test_*.c))
 
-.PHONY: all test test-san toy2d images lab clean bins
+.PHONY: all test test-san toy2d images lab notebooks clean bins
 
 all: bins
 bins: $(addprefix build/,$(PROGS))
@@ -57,11 +59,11 @@ build/san/test_%: build/san/tests/test_%.o $(LIB_SRC:%.c=build/san/%.o)
 
 # Run all tests; tests/run.sh prints each file's line and the total
 # "N passed, N failed", and exits non-zero if any test failed.
-test: $(TESTS:%=build/test/%)
-	@sh tests/run.sh $^
+test: bins $(TESTS:%=build/test/%)
+	@sh tests/run.sh $(TESTS:%=build/test/%)
 
-test-san: $(TESTS:%=build/san/%)
-	@sh tests/run.sh $^
+test-san: bins $(TESTS:%=build/san/%)
+	@sh tests/run.sh $(TESTS:%=build/san/%)
 
 # The stories, run with their defaults.
 toy2d: build/toy2d
@@ -75,7 +77,10 @@ lab: build/toy2d
 	@cp build/toy2d ./toy2d
 	./toy2d --lab --out out/lab
 
+notebooks: bins build/test/test_notebooks
+	./build/test/test_notebooks --update
+
 clean:
-	rm -rf build $(PROGS)
+	rm -rf build $(PROGRAMS)
 
 .SECONDARY:

@@ -353,7 +353,8 @@ static void energy_report(const real *samples, int N, ToyKind kind, Rng *rng, do
 /* ========================================================================================
  * The sampling trace: frames for the GIF and a few particle paths */
 
-#define N_PATHS 8
+#define N_PATHS 3
+#define STRIP_FRAMES 6
 typedef struct {
     const Options *o;
     const Schedule *s;
@@ -361,6 +362,7 @@ typedef struct {
     const Mixture2D *note_mix;   /* NULL when the data set has no closed form */
     const double *mean, *std;
     GifWriter *gif;
+    Image *strip;                /* a few frames side by side: STRIP_FRAMES panels */
     real *path;                  /* (T + 1, N_PATHS, 2) positions in note coordinates */
     real *scratch;               /* (N, 2) */
     double *grid;                /* (GRID, GRID) */
@@ -401,8 +403,16 @@ static void trace_step(void *ctx, int t, const real *x, const real *x0_hat, int 
             to_pixel(tr->view, 0, 0, tr->path[((u - 1) * N_PATHS + k) * 2], tr->path[((u - 1) * N_PATHS + k) * 2 + 1], &x1, &y1);
             draw_line(&frame, x0, y0, x1, y1, ORANGE);
         }
+    for (int k = 0; k < N_PATHS && k < N; k++) {  /* where each traced particle is now */
+        int ix, iy;
+        to_pixel(tr->view, 0, 0, tr->scratch[2 * k], tr->scratch[2 * k + 1], &ix, &iy);
+        draw_dot(&frame, ix, iy, 3, RED);
+    }
     int frames = t == 0 ? 15 : 1;                 /* hold the last frame */
     for (int i = 0; i < frames; i++) gif_add_frame(tr->gif, &frame);
+    for (int k = 0; k < STRIP_FRAMES; k++)        /* t = T, 4T/5, ..., 0 into the strip */
+        if (t == tr->s->T * (STRIP_FRAMES - 1 - k) / (STRIP_FRAMES - 1))
+            image_blit(tr->strip, &frame, 8 + k * (PANEL + 8), 4);
     image_free(&frame);
 }
 
@@ -553,10 +563,13 @@ static Results run_story(Options o) {
     int N = o.n_samples, N_all = N * ED_REPEATS;   /* the first N are pictured */
     real *samples = xmalloc((size_t)N_all * 2 * sizeof(real), "samples");
     double *grid = xmalloc(GRID * GRID * sizeof(double), "grid");
-    Trace tr = { &o, &s, &view, have_mix ? &note_mix : NULL, mean, std, NULL,
+    Trace tr = { &o, &s, &view, have_mix ? &note_mix : NULL, mean, std, NULL, NULL,
                  xmalloc((size_t)(o.T + 1) * N_PATHS * 2 * sizeof(real), "paths"),
                  xmalloc((size_t)N * 2 * sizeof(real), "trace scratch"), grid };
     GifWriter gif;
+    Image strip;
+    image_init(&strip, STRIP_FRAMES * (PANEL + 8) + 8, PANEL + TITLE_H + 24);
+    tr.strip = &strip;
     if (gif_open(&gif, out_path(&o, "reverse.gif"), PANEL, PANEL + TITLE_H, 12, 0) == 0) tr.gif = &gif;
     double t_sample = now_seconds();
     if (o.ddim_steps)
@@ -565,6 +578,10 @@ static Results run_story(Options o) {
         p_sample_loop(&net, samples, &o.ddpm, &s, N, 0, &rng, trace_step, &tr);
     t_sample = now_seconds() - t_sample;
     if (tr.gif) gif_close(&gif);
+    draw_text(&strip, 8, strip.h - 14, "reverse process: particles from N(0, I) climb onto the hills "
+              "(background: the exact q(x_t); orange: a few paths)", BLACK, 1);
+    png_write(out_path(&o, "reverse.png"), &strip);
+    image_free(&strip);
     /* more independent sets of N for steadier numbers (no pictures) */
     real *more = samples + (size_t)N * 2;
     if (o.ddim_steps)
@@ -823,7 +840,7 @@ static Results run_story(Options o) {
                view.hi[0], view.lo[1], view.hi[1]);
         term_heatmap(stdout, small, TW, TH, term_wants_color(stdout));
     }
-    printf("pictures: %s/forward.png reverse.gif samples.png field.png loss.svg loss_per_t.svg bound_terms.svg\n"
+    printf("pictures: %s/forward.png reverse.gif reverse.png samples.png field.png loss.svg loss_per_t.svg bound_terms.svg\n"
            "numbers:  %s/summary.txt, samples in %s/samples.csv\n", o.out, o.out, o.out);
 
     free(fresh_a); free(samples); free(grid); free(tr.path); free(tr.scratch);
