@@ -1,0 +1,939 @@
+/* images.c: the small-image story. A U-Net learns to undo the forward process on images,
+ * then the note's algorithm (004_f73000859f39fe06.txt, 알고리즘) turns pure noise into new
+ * images. Read it top to bottom; each step names the function it calls:
+ *
+ *   1. options                           (./images --help)
+ *   2. data: built-in digits, IDX, CIFAR  data.c   digits_sample, load_idx_images, load_cifar10
+ *   3. the schedule and the prior term    schedule.c schedule_build; ddpm.c prior_kl
+ *   4. the model, new or from a checkpoint unet.c unet_init, unet_print_summary;
+ *                                         checkpoint.c checkpoint_read_header, checkpoint_load
+ *   5. training (Ho et al.'s Algorithm 1) ddpm.c   ddpm_train_step; tensor.c adam_step,
+ *                                         ema_update; checkpoint.c checkpoint_save
+ *   6. sampling (the note's algorithm)    ddpm.c   p_sample_loop / ddim_sample_loop
+ *   7. pictures                           plot.c   samples.png, denoise.png, denoise.gif, loss.svg
+ *
+ * The default run (`make images`) fits one core and a few minutes: built-in 16×16 digits
+ * and a small U-Net (the "small" preset below). `--model full` is unet_default_config,
+ * e.g. `--size 28 --model full` is the default 28×28 U-Net of unet.h; `--bench N` times
+ * N training steps of any configuration and prints images per second.
+ *
+ * Randomness: one generator drives training (batches, t, ε) and is stored in checkpoints,
+ * so `--resume` continues bit for bit; a second one, seeded from --seed alone, draws the
+ * samples, so `--sample-only` with the same --seed redraws the same pictures.
+ *
+ * Sizes: N = images, C, H, W = channels, height, width, D = C·H·W, T = diffusion steps.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "checkpoint.h"
+#include "data.h"
+#include "ddpm.h"
+#include "plot.h"
+#include "schedule.h"
+#include "tensor.h"
+#include "unet.h"
+
+/* ========================================================================================
+ * 1. Options */
+
+typedef enum { DATA_DIGITS, DATA_IDX, DATA_CIFAR } DataKind;
+static const char *data_names[] = { "digits", "idx", "cifar" };
+typedef enum { MODEL_SMALL, MODEL_FULL } ModelPreset;
+static const char *model_names[] = { "small", "full" };
+
+/* Options that a checkpoint also records: given[] says which the user typed, so that a
+ * --resume can refuse a conflicting one instead of silently using either. */
+enum { G_DATA, G_SIZE, G_MODEL, G_BASE, G_MULT, G_RES, G_ATTN, G_T, G_SCHEDULE, G_PARAM,
+       G_LOSS, G_VAR, G_STEPS, G_BATCH, G_LR, G_WARMUP, G_EMA, G_SEED,
+       G_NONE,   /* never given: settings without an option */
+       G_COUNT };
+
+typedef struct {
+    DataKind data;          /* digits */
+    const char *file;       /* the IDX or CIFAR file, e.g. train-images-idx3-ubyte */
+    int size;               /* side of the built-in digits, e.g. 16 */
+    ModelPreset model;      /* small */
+    int base;               /* U-Net channels at level 0, e.g. 32 (0: the preset's) */
+    char mult[32];          /* channel multipliers, e.g. "1,2" ("": the preset's) */
+    int res_blocks;         /* residual blocks per level (0: the preset's) */
+    char attn[32];          /* attention sizes and "mid", e.g. "8,mid", "none" ("": preset) */
+    int T;                  /* diffusion steps, e.g. 1000 */
+    ScheduleKind schedule;  /* linear (Ho et al.'s, scaled by 1000/T) */
+    DdpmConfig ddpm;        /* eps, simple, beta_tilde */
+    int steps, batch;       /* training steps (the total, counted across resumes), batch */
+    double lr;              /* Adam learning rate after the warm-up */
+    int warmup;             /* steps of linear learning-rate warm-up */
+    double ema;             /* EMA decay of the weights used for sampling */
+    unsigned long seed;
+    const char *out;        /* output folder */
+    const char *save;       /* checkpoint to write at the end (and every save_every steps) */
+    int save_every;         /* 0: only at the end */
+    const char *resume;     /* checkpoint to continue training from */
+    const char *sample_only;/* checkpoint to sample from, no training */
+    int n_samples;          /* images to generate, e.g. 64 (an 8×8 grid) */
+    int ddim_steps;         /* 0: ancestral sampling (the note's algorithm); > 0: DDIM */
+    double eta;             /* DDIM η */
+    int clip_x0;            /* clip x̂₀ to [−1, 1] while sampling (Ho et al.'s code) */
+    int no_ema;             /* sample with the raw weights instead of the EMA */
+    int bench;              /* > 0: time this many training steps and exit */
+    int given[G_COUNT];
+} Options;
+
+static Options default_options(void) {
+    Options o;
+    memset(&o, 0, sizeof o);
+    o.data = DATA_DIGITS;
+    o.size = 16;
+    o.model = MODEL_SMALL;
+    o.T = 1000;
+    o.schedule = SCHED_LINEAR;
+    o.ddpm.param = PRED_EPS;
+    o.ddpm.weighting = LOSS_SIMPLE;
+    o.ddpm.var = VAR_BETA_TILDE;
+    o.steps = 2000;
+    o.batch = 32;
+    o.lr = 2e-3;
+    o.warmup = 100;
+    o.ema = 0.995;
+    o.seed = 1;
+    o.out = "out/images";
+    o.n_samples = 64;
+    o.eta = 0.0;
+    return o;
+}
+
+static void usage(FILE *f) {
+    Options d = default_options();
+    fprintf(f,
+        "usage: ./images [options]\n"
+        "Trains a U-Net denoiser on small images, samples new ones with the note's algorithm,\n"
+        "and writes samples.png, denoise.png, denoise.gif and loss.svg to the output folder.\n\n"
+        "data\n"
+        "  --data NAME        digits|idx|cifar (default %s: built-in digits, no download)\n"
+        "  --file PATH        the IDX images file (MNIST, Fashion-MNIST; gunzip it first) or a\n"
+        "                     CIFAR-10 binary batch (data_batch_1.bin); needed by idx and cifar\n"
+        "  --size N           side of the built-in digits, 8..64 (default %d)\n"
+        "model\n"
+        "  --model NAME       small|full: small is the fast preset below; full is\n"
+        "                     unet_default_config (for 28x28: base 32, mult 1,2,2, 2 res\n"
+        "                     blocks, attention at 7 and mid) (default %s)\n"
+        "  --base N           channels at full resolution, even (default: the preset's)\n"
+        "  --mult LIST        channel multipliers per resolution, e.g. 1,2 (default: preset)\n"
+        "  --res-blocks N     residual blocks per resolution, 1..%d (default: preset)\n"
+        "  --attn LIST        feature-map sizes with attention and/or 'mid', e.g. 8,mid, or\n"
+        "                     none (default: preset)\n"
+        "diffusion\n"
+        "  --T N              diffusion steps (default %d)\n"
+        "  --schedule NAME    %s (default %s)\n"
+        "  --param NAME       what the network predicts: eps|x0|mu|v (default %s)\n"
+        "  --loss NAME        simple|kl: L_simple or the KL-weighted L_{t-1} (default %s)\n"
+        "  --var NAME         reverse variance sigma_t^2: beta_tilde|beta (default %s)\n"
+        "training\n"
+        "  --steps N          total training steps, counted across --resume (default %d)\n"
+        "  --batch N          batch size (default %d)\n"
+        "  --lr X             Adam learning rate after the warm-up, then constant (default %g)\n"
+        "  --warmup N         steps of linear learning-rate warm-up (default %d)\n"
+        "  --ema X            EMA decay of the weights used for sampling (default %g)\n"
+        "  --seed N           random seed (default %lu)\n"
+        "  --save PATH        write a checkpoint at the end (atomically)\n"
+        "  --save-every N     ... and every N steps (default: only at the end)\n"
+        "  --resume PATH      continue training from a checkpoint, bit for bit\n"
+        "  --bench N          time N training steps of this configuration, print images/s, exit\n"
+        "sampling\n"
+        "  --sample-only PATH load a checkpoint and sample, no training\n"
+        "  --n-samples N      images to generate (default %d, an 8x8 grid)\n"
+        "  --sampler NAME     ddpm (the note's algorithm) or ddim (default ddpm)\n"
+        "  --ddim-steps N     DDIM steps, 1..T (default T; implies --sampler ddim)\n"
+        "  --eta X            DDIM eta, 0 = deterministic (default %g)\n"
+        "  --clip-x0          clip the predicted x0 to [-1, 1] at every step. The note's\n"
+        "                     algorithm does not clip; Ho et al.'s code does (default off)\n"
+        "  --no-ema           sample with the raw weights instead of their EMA\n"
+        "  --out DIR          output folder (default %s)\n"
+        "  --help             this text\n",
+        data_names[d.data], d.size, model_names[d.model], UNET_MAX_RES, d.T, schedule_names(),
+        schedule_name(d.schedule), parametrization_name(d.ddpm.param),
+        loss_weighting_name(d.ddpm.weighting), reverse_var_name(d.ddpm.var), d.steps, d.batch,
+        d.lr, d.warmup, d.ema, d.seed, d.n_samples, d.eta, d.out);
+}
+
+/* "--name value" or "--name=value"; a bad value names the option and the allowed values */
+static long parse_int(const char *opt, const char *v, long lo, long hi) {
+    char *end;
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    if (errno || *end || end == v || x < lo || x > hi)
+        die("%s: '%s' is not an integer in %ld..%ld", opt, v, lo, hi);
+    return x;
+}
+
+static double parse_double(const char *opt, const char *v, double lo, double hi) {
+    char *end;
+    errno = 0;
+    double x = strtod(v, &end);
+    if (errno || *end || end == v || !(x >= lo && x <= hi))
+        die("%s: '%s' is not a number in [%g, %g]", opt, v, lo, hi);
+    return x;
+}
+
+static int parse_name(const char *v, const char **names, int n) {
+    for (int i = 0; i < n; i++)
+        if (strcmp(v, names[i]) == 0) return i;
+    return -1;
+}
+
+/* "1,2,2" → mult[] and the number of levels; 0 or −1 with a reason in msg */
+static int parse_mult(const char *s, int *mult, int *levels, char *msg, size_t len) {
+    *levels = 0;
+    const char *p = s;
+    while (*p) {
+        char *end;
+        long m = strtol(p, &end, 10);
+        if (end == p || m < 1 || m > 16 || (*end && *end != ','))
+            return snprintf(msg, len, "'%s' is not a list of integers 1..16 like 1,2", s), -1;
+        if (*levels == UNET_MAX_LEVELS)
+            return snprintf(msg, len, "'%s' has more than %d entries", s, UNET_MAX_LEVELS), -1;
+        mult[(*levels)++] = (int)m;
+        p = *end ? end + 1 : end;
+    }
+    if (*levels == 0) return snprintf(msg, len, "'%s' is empty; give e.g. 1,2", s), -1;
+    return 0;
+}
+
+/* "8,mid" | "mid" | "8" | "none" → attention sizes and the middle flag */
+static int parse_attn(const char *s, int *res, int *n, int *mid, char *msg, size_t len) {
+    *n = 0;
+    *mid = 0;
+    if (strcmp(s, "none") == 0) return 0;
+    const char *p = s;
+    while (*p) {
+        const char *comma = strchr(p, ',');
+        size_t k = comma ? (size_t)(comma - p) : strlen(p);
+        char *end;
+        long r = strtol(p, &end, 10);
+        if (k == 3 && strncmp(p, "mid", 3) == 0) {
+            *mid = 1;
+        } else if (end == p + k && r >= 1 && r <= 256 && *n < UNET_MAX_ATTN) {
+            res[(*n)++] = (int)r;
+        } else {
+            return snprintf(msg, len, "'%s' is not a list of sizes and 'mid' like 8,mid (or "
+                            "none), at most %d sizes", s, UNET_MAX_ATTN), -1;
+        }
+        p = comma ? comma + 1 : p + k;
+    }
+    if (*n == 0 && !*mid) return snprintf(msg, len, "'%s' is empty; give e.g. 8,mid or none", s), -1;
+    return 0;
+}
+
+static Options parse_options(int argc, char **argv) {
+    Options o = default_options();
+    int sampler_ddim = 0, ddim_steps_given = 0;
+    char msg[256];
+    for (int i = 1; i < argc; i++) {
+        char name[64];
+        const char *arg = argv[i], *val = NULL, *eq = strchr(arg, '=');
+        if (strncmp(arg, "--", 2) != 0) die("unexpected argument '%s' (see ./images --help)", arg);
+        if (eq) {
+            snprintf(name, sizeof name, "%.*s", (int)(eq - arg), arg);
+            val = eq + 1;
+        } else {
+            snprintf(name, sizeof name, "%s", arg);
+        }
+        if (strcmp(name, "--help") == 0) { usage(stdout); exit(0); }
+        if (strcmp(name, "--clip-x0") == 0) { o.clip_x0 = 1; continue; }
+        if (strcmp(name, "--no-ema") == 0) { o.no_ema = 1; continue; }
+        if (!val) {
+            if (i + 1 >= argc) die("%s needs a value (see ./images --help)", name);
+            val = argv[++i];
+        }
+        if (strcmp(name, "--data") == 0) {
+            int k = parse_name(val, data_names, 3);
+            if (k < 0) die("--data: unknown '%s'; allowed: digits|idx|cifar", val);
+            o.data = (DataKind)k;
+            o.given[G_DATA] = 1;
+        } else if (strcmp(name, "--file") == 0) {
+            o.file = val;
+        } else if (strcmp(name, "--size") == 0) {
+            o.size = (int)parse_int(name, val, 8, 64);
+            o.given[G_SIZE] = 1;
+        } else if (strcmp(name, "--model") == 0) {
+            int k = parse_name(val, model_names, 2);
+            if (k < 0) die("--model: unknown '%s'; allowed: small|full", val);
+            o.model = (ModelPreset)k;
+            o.given[G_MODEL] = 1;
+        } else if (strcmp(name, "--base") == 0) {
+            o.base = (int)parse_int(name, val, 2, 512);
+            if (o.base % 2) die("--base: '%s' is odd; the base width must be even", val);
+            o.given[G_BASE] = 1;
+        } else if (strcmp(name, "--mult") == 0) {
+            int m[UNET_MAX_LEVELS], L;
+            if (parse_mult(val, m, &L, msg, sizeof msg)) die("--mult: %s", msg);
+            snprintf(o.mult, sizeof o.mult, "%s", val);
+            o.given[G_MULT] = 1;
+        } else if (strcmp(name, "--res-blocks") == 0) {
+            o.res_blocks = (int)parse_int(name, val, 1, UNET_MAX_RES);
+            o.given[G_RES] = 1;
+        } else if (strcmp(name, "--attn") == 0) {
+            int r[UNET_MAX_ATTN], n, mid;
+            if (parse_attn(val, r, &n, &mid, msg, sizeof msg)) die("--attn: %s", msg);
+            snprintf(o.attn, sizeof o.attn, "%s", val);
+            o.given[G_ATTN] = 1;
+        } else if (strcmp(name, "--T") == 0) {
+            o.T = (int)parse_int(name, val, 1, 100000);
+            o.given[G_T] = 1;
+        } else if (strcmp(name, "--schedule") == 0) {
+            if (schedule_parse(val, &o.schedule)) die("--schedule: unknown '%s'; allowed: %s", val, schedule_names());
+            o.given[G_SCHEDULE] = 1;
+        } else if (strcmp(name, "--param") == 0) {
+            if (parametrization_parse(val, &o.ddpm.param)) die("--param: unknown '%s'; allowed: eps|x0|mu|v", val);
+            o.given[G_PARAM] = 1;
+        } else if (strcmp(name, "--loss") == 0) {
+            if (loss_weighting_parse(val, &o.ddpm.weighting)) die("--loss: unknown '%s'; allowed: simple|kl", val);
+            o.given[G_LOSS] = 1;
+        } else if (strcmp(name, "--var") == 0) {
+            if (reverse_var_parse(val, &o.ddpm.var)) die("--var: unknown '%s'; allowed: beta_tilde|beta", val);
+            o.given[G_VAR] = 1;
+        } else if (strcmp(name, "--steps") == 0) {
+            o.steps = (int)parse_int(name, val, 0, 100000000);
+            o.given[G_STEPS] = 1;
+        } else if (strcmp(name, "--batch") == 0) {
+            o.batch = (int)parse_int(name, val, 1, 4096);
+            o.given[G_BATCH] = 1;
+        } else if (strcmp(name, "--lr") == 0) {
+            o.lr = parse_double(name, val, 0.0, 1.0);
+            o.given[G_LR] = 1;
+        } else if (strcmp(name, "--warmup") == 0) {
+            o.warmup = (int)parse_int(name, val, 0, 100000000);
+            o.given[G_WARMUP] = 1;
+        } else if (strcmp(name, "--ema") == 0) {
+            o.ema = parse_double(name, val, 0.0, 1.0);
+            o.given[G_EMA] = 1;
+        } else if (strcmp(name, "--seed") == 0) {
+            o.seed = (unsigned long)parse_int(name, val, 0, 2147483647L);
+            o.given[G_SEED] = 1;
+        } else if (strcmp(name, "--out") == 0) {
+            o.out = val;
+        } else if (strcmp(name, "--save") == 0) {
+            o.save = val;
+        } else if (strcmp(name, "--save-every") == 0) {
+            o.save_every = (int)parse_int(name, val, 1, 100000000);
+        } else if (strcmp(name, "--resume") == 0) {
+            o.resume = val;
+        } else if (strcmp(name, "--sample-only") == 0) {
+            o.sample_only = val;
+        } else if (strcmp(name, "--n-samples") == 0) {
+            o.n_samples = (int)parse_int(name, val, 1, 4096);
+        } else if (strcmp(name, "--sampler") == 0) {
+            if (strcmp(val, "ddpm") == 0) sampler_ddim = 0;
+            else if (strcmp(val, "ddim") == 0) sampler_ddim = 1;
+            else die("--sampler: unknown '%s'; allowed: ddpm|ddim", val);
+        } else if (strcmp(name, "--ddim-steps") == 0) {
+            o.ddim_steps = (int)parse_int(name, val, 1, 100000);
+            sampler_ddim = ddim_steps_given = 1;
+        } else if (strcmp(name, "--eta") == 0) {
+            o.eta = parse_double(name, val, 0.0, 1.0);
+        } else if (strcmp(name, "--bench") == 0) {
+            o.bench = (int)parse_int(name, val, 1, 1000000);
+        } else {
+            die("unknown option '%s' (see ./images --help)", name);
+        }
+    }
+    if (sampler_ddim && !ddim_steps_given) o.ddim_steps = -1;   /* T, once T is known */
+    if (o.data != DATA_DIGITS && !o.file && !o.sample_only)
+        die("--data %s needs --file PATH (the %s file)", data_names[o.data],
+            o.data == DATA_IDX ? "IDX images" : "CIFAR-10 binary batch");
+    if (o.data == DATA_DIGITS && o.file)
+        die("--file is for --data idx or --data cifar; the built-in digits need no file");
+    if (o.data != DATA_DIGITS && o.given[G_SIZE])
+        die("--size is for the built-in digits; %s files have their own size", data_names[o.data]);
+    if (o.resume && o.sample_only) die("--resume and --sample-only exclude each other: pick one");
+    if (o.sample_only && o.save) die("--save has no effect with --sample-only (nothing is trained)");
+    if (o.save_every && !o.save) die("--save-every needs --save PATH (where to write)");
+    if (o.bench && o.sample_only) die("--bench times training; it cannot be used with --sample-only");
+    return o;
+}
+
+/* ========================================================================================
+ * Checkpoint settings: everything needed to rebuild the model and the diffusion, by name. */
+
+static void header_from_options(CkptHeader *h, const Options *o, int C, int H, int W,
+                                double prior, long total_steps) {
+    ckpt_header_init(h);
+    ckpt_set_string(h, "program", "images");
+    ckpt_set_string(h, "data", data_names[o->data]);
+    ckpt_set_string(h, "data.file", o->file ? o->file : "");
+    ckpt_set_int(h, "C", C);
+    ckpt_set_int(h, "H", H);
+    ckpt_set_int(h, "W", W);
+    ckpt_set_string(h, "model", model_names[o->model]);
+    ckpt_set_int(h, "base", o->base);
+    ckpt_set_string(h, "mult", o->mult);
+    ckpt_set_int(h, "res_blocks", o->res_blocks);
+    ckpt_set_string(h, "attn", o->attn);
+    ckpt_set_int(h, "T", o->T);
+    ckpt_set_string(h, "schedule", schedule_name(o->schedule));
+    ckpt_set_string(h, "param", parametrization_name(o->ddpm.param));
+    ckpt_set_string(h, "loss", loss_weighting_name(o->ddpm.weighting));
+    ckpt_set_string(h, "var", reverse_var_name(o->ddpm.var));
+    ckpt_set_int(h, "steps", total_steps);
+    ckpt_set_int(h, "batch", o->batch);
+    ckpt_set_double(h, "lr", o->lr);
+    ckpt_set_int(h, "warmup", o->warmup);
+    ckpt_set_double(h, "ema", o->ema);
+    ckpt_set_int(h, "seed", (int64_t)o->seed);
+    ckpt_set_double(h, "prior_L_T", prior);
+}
+
+/* Reading a setting back: missing or of the wrong type means another writer's file; an
+ * explicit option that differs is refused (the run would silently be a different one). */
+typedef struct { const char *path; const CkptHeader *h; const Options *o; int strict; } Reader;
+
+static const CkptSetting *setting(const Reader *r, const char *name, CkptType type) {
+    const CkptSetting *s = ckpt_find(r->h, name);
+    if (!s || s->type != type)
+        die("%s: no %s setting '%s': not a checkpoint written by ./images", r->path,
+            type == CKPT_INT ? "integer" : type == CKPT_DOUBLE ? "number" : "text", name);
+    return s;
+}
+
+static void conflict(const Reader *r, const char *opt, const char *mine, const char *file) {
+    die("%s %s conflicts with %s, which was made with %s %s: drop the option, or start a new "
+        "run without %s", opt, mine, r->path, opt, file,
+        r->o->resume ? "--resume" : "--sample-only");
+}
+
+static void read_int(const Reader *r, const char *name, const char *opt, int g, int *v) {
+    const CkptSetting *s = setting(r, name, CKPT_INT);
+    if (r->o->given[g] && r->strict && *v != s->i) {
+        char a[32], b[32];
+        snprintf(a, sizeof a, "%d", *v);
+        snprintf(b, sizeof b, "%lld", (long long)s->i);
+        conflict(r, opt, a, b);
+    }
+    if (s->i < 0 || s->i > 100000000) die("%s: malformed: %s = %lld", r->path, name, (long long)s->i);
+    *v = (int)s->i;
+}
+
+static void read_double(const Reader *r, const char *name, const char *opt, int g, double *v) {
+    const CkptSetting *s = setting(r, name, CKPT_DOUBLE);
+    if (r->o->given[g] && r->strict && *v != s->d) {
+        char a[32], b[32];
+        snprintf(a, sizeof a, "%g", *v);
+        snprintf(b, sizeof b, "%g", s->d);
+        conflict(r, opt, a, b);
+    }
+    *v = s->d;
+}
+
+/* a name: the option's value as text `mine`, the parsed result through `parse` */
+static const char *read_name(const Reader *r, const char *name, const char *opt, int g,
+                             const char *mine) {
+    const CkptSetting *s = setting(r, name, CKPT_STRING);
+    if (r->o->given[g] && r->strict && strcmp(mine, s->s) != 0) conflict(r, opt, mine, s->s);
+    return s->s;
+}
+
+/* Fills o from the checkpoint's header. strict = 1: every explicit option must agree
+ * (--resume); strict = 0 (--sample-only): the model and the diffusion must agree, the
+ * training settings are ignored and --var may differ (it is a sampling choice). */
+static void options_from_header(Options *o, const char *path, const CkptHeader *h, int *C,
+                                int *H, int *W, double *prior) {
+    Reader r = { path, h, o, 1 };
+    const char *prog = read_name(&r, "program", "", G_NONE, "");
+    if (strcmp(prog, "images") != 0) die("%s was written by %s, not ./images", path, prog);
+    int k = parse_name(read_name(&r, "data", "--data", G_DATA, data_names[o->data]), data_names, 3);
+    if (k < 0) die("%s: malformed: unknown data kind", path);
+    o->data = (DataKind)k;
+    read_int(&r, "C", "", G_NONE, C);
+    read_int(&r, "H", "--size", G_SIZE, H);
+    read_int(&r, "W", "--size", G_SIZE, W);
+    o->size = *H;
+    k = parse_name(read_name(&r, "model", "--model", G_MODEL, model_names[o->model]), model_names, 2);
+    if (k < 0) die("%s: malformed: unknown model preset", path);
+    o->model = (ModelPreset)k;
+    read_int(&r, "base", "--base", G_BASE, &o->base);
+    snprintf(o->mult, sizeof o->mult, "%s", read_name(&r, "mult", "--mult", G_MULT, o->mult));
+    read_int(&r, "res_blocks", "--res-blocks", G_RES, &o->res_blocks);
+    snprintf(o->attn, sizeof o->attn, "%s", read_name(&r, "attn", "--attn", G_ATTN, o->attn));
+    read_int(&r, "T", "--T", G_T, &o->T);
+    if (schedule_parse(read_name(&r, "schedule", "--schedule", G_SCHEDULE, schedule_name(o->schedule)),
+                       &o->schedule))
+        die("%s: malformed: unknown schedule", path);
+    if (parametrization_parse(read_name(&r, "param", "--param", G_PARAM,
+                                        parametrization_name(o->ddpm.param)), &o->ddpm.param))
+        die("%s: malformed: unknown parametrization", path);
+    read_double(&r, "prior_L_T", "", G_NONE, prior);
+    r.strict = o->resume != NULL;   /* from here on: training settings */
+    if (loss_weighting_parse(read_name(&r, "loss", "--loss", G_LOSS,
+                                       loss_weighting_name(o->ddpm.weighting)), &o->ddpm.weighting))
+        die("%s: malformed: unknown loss", path);
+    ReverseVar var = o->ddpm.var;
+    if (reverse_var_parse(read_name(&r, "var", "--var", G_VAR, reverse_var_name(o->ddpm.var)),
+                          &o->ddpm.var))
+        die("%s: malformed: unknown reverse variance", path);
+    if (!r.strict && o->given[G_VAR]) o->ddpm.var = var;   /* sampling may choose its own */
+    int steps = o->steps;
+    read_int(&r, "steps", "--steps", G_NONE, &o->steps);   /* the plan: may grow */
+    if (o->given[G_STEPS]) o->steps = steps;
+    read_int(&r, "batch", "--batch", G_BATCH, &o->batch);
+    read_double(&r, "lr", "--lr", G_LR, &o->lr);
+    read_int(&r, "warmup", "--warmup", G_WARMUP, &o->warmup);
+    read_double(&r, "ema", "--ema", G_EMA, &o->ema);
+    if (!o->given[G_SEED]) {   /* the seed only draws the samples now: it may change */
+        int seed = 0;
+        read_int(&r, "seed", "--seed", G_NONE, &seed);
+        o->seed = (unsigned long)seed;
+    }
+}
+
+/* ========================================================================================
+ * The model configuration: a preset, then the options that override it. */
+
+static UnetConfig model_config(Options *o, int C, int H, int W) {
+    UnetConfig cfg = unet_default_config(C, H, W);
+    if (o->model == MODEL_SMALL) {
+        /* The small preset, measured on one core (README): two resolutions, one residual
+         * block per level, attention at the lower resolution only. */
+        cfg.base = 32;
+        cfg.levels = (H % 2 == 0 && W % 2 == 0) ? 2 : 1;
+        cfg.mult[0] = 1;
+        cfg.mult[1] = 2;
+        cfg.num_res_blocks = 1;
+        cfg.n_attn = cfg.levels == 2 ? 1 : 0;
+        cfg.attn_res[0] = H / 2;
+        cfg.mid_attn = 0;
+    }
+    char msg[256];
+    if (o->base) cfg.base = o->base;
+    if (o->mult[0] && parse_mult(o->mult, cfg.mult, &cfg.levels, msg, sizeof msg))
+        die("mult: %s", msg);
+    if (o->res_blocks) cfg.num_res_blocks = o->res_blocks;
+    if (o->attn[0] && parse_attn(o->attn, cfg.attn_res, &cfg.n_attn, &cfg.mid_attn, msg, sizeof msg))
+        die("attn: %s", msg);
+    if (cfg.base % cfg.groups) cfg.groups = cfg.base % 4 == 0 ? 4 : 2;  /* e.g. base 12 */
+    cfg.max_batch = o->batch;
+    if (unet_config_check(&cfg, msg, sizeof msg)) die("model: %s", msg);
+    /* every attention size must be one of the feature-map sizes */
+    for (int i = 0; i < cfg.n_attn; i++) {
+        int ok = 0;
+        for (int l = 0; l < cfg.levels; l++) ok |= (H >> l) == cfg.attn_res[i];
+        if (!ok)
+            die("--attn %d: no feature map has that size; with %dx%d images and %d "
+                "resolutions they are %d..%d (halving)", cfg.attn_res[i], H, W, cfg.levels,
+                H, H >> (cfg.levels - 1));
+    }
+    /* the options now record the full configuration (it goes into checkpoints) */
+    o->base = cfg.base;
+    o->res_blocks = cfg.num_res_blocks;
+    int len = 0;
+    for (int l = 0; l < cfg.levels; l++)
+        len += snprintf(o->mult + len, sizeof o->mult - len, "%s%d", l ? "," : "", cfg.mult[l]);
+    len = 0;
+    o->attn[0] = 0;
+    for (int i = 0; i < cfg.n_attn; i++)
+        len += snprintf(o->attn + len, sizeof o->attn - len, "%s%d", i ? "," : "", cfg.attn_res[i]);
+    if (cfg.mid_attn) snprintf(o->attn + len, sizeof o->attn - len, "%smid", len ? "," : "");
+    if (!o->attn[0]) snprintf(o->attn, sizeof o->attn, "none");
+    return cfg;
+}
+
+/* ========================================================================================
+ * Small helpers: timing, folders, learning rate, pictures */
+
+static double now_seconds(void) {
+    struct timespec ts;
+    timespec_get(&ts, TIME_UTC);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void make_folder(const char *path) {   /* mkdir -p */
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        if (mkdir(buf, 0777) && errno != EEXIST) die("cannot create folder %s: %s", buf, strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(buf, 0777) && errno != EEXIST) die("cannot create folder %s: %s", buf, strerror(errno));
+}
+
+static const char *out_path(const Options *o, const char *name) {
+    static char buf[1024];   /* used right away by the caller */
+    snprintf(buf, sizeof buf, "%s/%s", o->out, name);
+    return buf;
+}
+
+/* Ho et al.'s recipe: linear warm-up, then a constant rate. It depends on the step alone,
+ * so a resumed run and an uninterrupted one take the same steps. */
+static double lr_at(const Options *o, long step) {
+    return step <= o->warmup ? o->lr * (double)step / o->warmup : o->lr;
+}
+
+/* EMA decay, short at first so that the average does not drag the random initialization
+ * along: min(ema, (1 + step) / (10 + step)). Also a function of the step alone. */
+static double ema_at(const Options *o, long step) {
+    return fmin(o->ema, (1.0 + step) / (10.0 + step));
+}
+
+/* n images (n, C, H, W) in [−1, 1] as a grid picture, gray or colour */
+static void grid_image(Image *img, const real *pix, int n, int C, int H, int W, int ncols,
+                       int scale, int pad) {
+    if (C == 3) image_from_rgb_grid(img, pix, n, H, W, ncols, scale, pad);
+    else image_from_gray_grid(img, pix, n, H, W, ncols, scale, pad);
+}
+
+static const unsigned char BLACK[3] = { 0, 0, 0 };
+
+static int picture_scale(int H) { return H <= 16 ? 4 : H <= 32 ? 3 : 2; }
+
+/* ========================================================================================
+ * The sampling trace: frames of the GIF, and the columns of denoise.png */
+
+#define DENOISE_ROWS 4      /* samples shown in denoise.png */
+#define DENOISE_COLS 9      /* t = T, 7T/8, ..., 0 */
+#define GIF_FRAMES 60       /* frames of the reverse process, plus a held last one */
+
+typedef struct {
+    int C, H, W, T, N;      /* image shape, diffusion steps, samples traced */
+    int gif_cols;           /* grid width of the GIF */
+    GifWriter *gif;         /* NULL if it could not be opened */
+    int next_frame;         /* the next t at or below which a GIF frame is drawn */
+    real *prev_x0;          /* (N, D) the last x̂₀, for the GIF's right half */
+    int have_x0;
+    real *xt;               /* (ROWS, COLS, D) x_t at the columns' t */
+    real *x0;               /* (ROWS, COLS, D) x̂₀ predicted from that x_t */
+    int col_t[DENOISE_COLS];/* the t actually shown in each column */
+    int filled;             /* columns whose x_t is recorded */
+} Trace;
+
+static int column_target(const Trace *tr, int c) {
+    return tr->T - (int)((long)c * tr->T / (DENOISE_COLS - 1));
+}
+
+/* Called with t = T (x_T, no x̂₀ yet), then after each step with x = x_t and the x̂₀ that
+ * the network predicted one step earlier, from the previous x. */
+static void trace_step(void *ctx, int t, const real *x, const real *x0_hat, int N, int D) {
+    Trace *tr = ctx;
+    int R = N < DENOISE_ROWS ? N : DENOISE_ROWS;
+    /* x̂₀ belongs to the previous call's x: complete the column left waiting */
+    if (x0_hat && tr->filled > 0 && tr->col_t[tr->filled - 1] > t)
+        for (int r = 0; r < R; r++)
+            memcpy(tr->x0 + ((size_t)r * DENOISE_COLS + tr->filled - 1) * D, x0_hat + (size_t)r * D,
+                   D * sizeof(real));
+    if (tr->filled < DENOISE_COLS && t <= column_target(tr, tr->filled)) {
+        int c = tr->filled++;
+        tr->col_t[c] = t;
+        for (int r = 0; r < R; r++) {
+            memcpy(tr->xt + ((size_t)r * DENOISE_COLS + c) * D, x + (size_t)r * D, D * sizeof(real));
+            if (t == 0)   /* x₀ is the answer itself */
+                memcpy(tr->x0 + ((size_t)r * DENOISE_COLS + c) * D, x + (size_t)r * D, D * sizeof(real));
+        }
+    }
+    if (x0_hat) {
+        memcpy(tr->prev_x0, x0_hat, (size_t)N * D * sizeof(real));
+        tr->have_x0 = 1;
+    }
+    if (!tr->gif || (t > tr->next_frame && t != 0)) return;
+    while (tr->next_frame >= t && tr->next_frame > 0) tr->next_frame -= (tr->T + GIF_FRAMES - 1) / GIF_FRAMES;
+    /* frame: x_t on the left, the current x̂₀ on the right */
+    int scale = picture_scale(tr->H), top = 16;
+    Image left, right, frame;
+    grid_image(&left, x, N, tr->C, tr->H, tr->W, tr->gif_cols, scale, 2);
+    grid_image(&right, tr->have_x0 ? tr->prev_x0 : x, N, tr->C, tr->H, tr->W, tr->gif_cols, scale, 2);
+    image_init(&frame, tr->gif->w, tr->gif->h);
+    image_blit(&frame, &left, 0, top);
+    image_blit(&frame, &right, left.w + 8, top);
+    char title[64];
+    snprintf(title, sizeof title, "x_t, t = %d", t);
+    draw_text(&frame, 4, 4, title, BLACK, 1);
+    draw_text(&frame, left.w + 12, 4, tr->have_x0 ? "predicted x0" : "predicted x0 (none yet)", BLACK, 1);
+    int frames = t == 0 ? 20 : 1;   /* hold the last frame */
+    for (int i = 0; i < frames; i++) gif_add_frame(tr->gif, &frame);
+    image_free(&left);
+    image_free(&right);
+    image_free(&frame);
+}
+
+/* denoise.png: for each of the first samples, a row of x_t and a row of x̂₀, t from T to 0 */
+static void write_denoise_png(const Options *o, const Trace *tr, int R) {
+    int D = tr->C * tr->H * tr->W, cols = tr->filled;
+    real *pix = xmalloc((size_t)2 * R * cols * D * sizeof(real), "denoise picture");
+    for (int r = 0; r < R; r++)
+        for (int c = 0; c < cols; c++) {
+            memcpy(pix + ((size_t)(2 * r) * cols + c) * D, tr->xt + ((size_t)r * DENOISE_COLS + c) * D,
+                   D * sizeof(real));
+            memcpy(pix + ((size_t)(2 * r + 1) * cols + c) * D, tr->x0 + ((size_t)r * DENOISE_COLS + c) * D,
+                   D * sizeof(real));
+        }
+    int scale = picture_scale(tr->H), pad = 3, cell = tr->W * scale + pad;
+    int left = 40, top = 16;
+    Image grid, img;
+    grid_image(&grid, pix, 2 * R * cols, tr->C, tr->H, tr->W, cols, scale, pad);
+    image_init(&img, left + grid.w, top + grid.h + 14);
+    image_blit(&img, &grid, left, top);
+    for (int c = 0; c < cols; c++) {
+        char label[16];
+        snprintf(label, sizeof label, "t=%d", tr->col_t[c]);
+        draw_text(&img, left + pad + c * cell, 4, label, BLACK, 1);
+    }
+    for (int r = 0; r < 2 * R; r++)
+        draw_text(&img, 4, top + pad + r * (tr->H * scale + pad) + tr->H * scale / 2 - 4,
+                  r % 2 ? "x0^" : "x_t", BLACK, 1);
+    draw_text(&img, 4, img.h - 12, "rows: x_t and the predicted x0 from it, for each sample", BLACK, 1);
+    png_write(out_path(o, "denoise.png"), &img);
+    image_free(&grid);
+    image_free(&img);
+    free(pix);
+}
+
+/* ========================================================================================
+ * main: the story */
+
+int main(int argc, char **argv) {
+    Options o = parse_options(argc, argv);
+    const char *ckpt = o.resume ? o.resume : o.sample_only;
+
+    /* ---- 4 (first part): a checkpoint's settings decide the data shape and the model -- */
+    CkptHeader h;
+    int C = 1, H = o.size, W = o.size;
+    double prior_saved = NAN;
+    if (ckpt) {
+        if (checkpoint_read_header(ckpt, &h)) return 1;
+        options_from_header(&o, ckpt, &h, &C, &H, &W, &prior_saved);
+    }
+    if (o.data != DATA_DIGITS && !o.file && !o.sample_only)
+        die("%s was trained on --data %s: give --file PATH to continue", ckpt, data_names[o.data]);
+
+    /* ---- 2. data ----------------------------------------------------------------------- */
+    real *train = NULL;   /* (n_train, C, H, W) for file data; the digits are drawn fresh */
+    int n_train = 0;
+    if (o.data == DATA_IDX && o.file) {
+        int fh, fw;
+        if (load_idx_images(o.file, &train, &n_train, &fh, &fw, 0)) return 1;
+        if (ckpt && (fh != H || fw != W))
+            die("%s holds %dx%d images, but %s was trained on %dx%d", o.file, fh, fw, ckpt, H, W);
+        C = 1; H = fh; W = fw;
+    } else if (o.data == DATA_CIFAR && o.file) {
+        int *labels;
+        if (load_cifar10(o.file, &train, &labels, &n_train, 0)) return 1;
+        data_free(labels);
+        C = 3; H = 32; W = 32;
+    }
+    int D = C * H * W;
+    if (o.ddim_steps == -1) o.ddim_steps = o.T;
+    if (o.ddim_steps > o.T) die("--ddim-steps %d is more than --T %d", o.ddim_steps, o.T);
+
+    Rng rng, aux;   /* rng: training (saved in checkpoints); aux: everything else */
+    rng_seed(&rng, o.seed);
+    rng_seed(&aux, o.seed ^ 0x9E3779B97F4A7C15ULL);
+    UnetConfig cfg = model_config(&o, C, H, W);
+    if (!o.bench) make_folder(o.out);
+    printf("images: %s %dx%dx%d%s%s, T = %d, %s schedule, predict %s, %s loss, sigma_t^2 = %s\n",
+           data_names[o.data], C, H, W, o.file ? " from " : " (built-in)", o.file ? o.file : "",
+           o.T, schedule_name(o.schedule), parametrization_name(o.ddpm.param),
+           loss_weighting_name(o.ddpm.weighting), reverse_var_name(o.ddpm.var));
+    if (n_train) printf("data: %d images from %s\n", n_train, o.file);
+
+    /* ---- 3. the schedule and the prior term L_T = KL(q(x_T|x_0) || N(0, I)) ----------- */
+    Schedule s;
+    if (schedule_build(&s, o.schedule, o.T)) return 1;
+    double prior = prior_saved;
+    int prior_from_data = o.data == DATA_DIGITS || n_train;
+    if (o.data == DATA_DIGITS || n_train) {   /* averaged over (up to) 1000 data images */
+        int M = n_train ? (n_train < 1000 ? n_train : 1000) : 1000;
+        real *x0 = train;
+        if (!n_train) {
+            x0 = xmalloc((size_t)M * D * sizeof(real), "data for L_T");
+            digits_sample(x0, NULL, M, H, W, &aux);
+        }
+        prior = 0;
+        for (int n = 0; n < M; n++) prior += prior_kl(x0 + (size_t)n * D, &s, D) / M;
+        if (!n_train) free(x0);
+    }
+    printf("schedule: beta_1 = %.4g, beta_T = %.4g, alphabar_T = %.3g, prior term L_T = %.3g nats"
+           " per image (%.2g per number)%s\n", s.beta[1], s.beta[o.T], s.alpha_bar[o.T], prior,
+           prior / D, prior_from_data ? "" : " (from the checkpoint)");
+    if (prior / D > 0.005)
+        printf("warning: L_T = %.3g nats per number is not small: x_T is not close to N(0, I); use"
+               " more steps or a schedule with a smaller alphabar_T\n", prior / D);
+
+    /* ---- 4. the model: new, or rebuilt from the checkpoint and loaded ------------------ */
+    ParamSet ps;
+    params_init(&ps);
+    Unet unet;
+    if (unet_init(&unet, &cfg, &ps, &rng)) return 1;
+    ema_reset(&ps);
+    if (ckpt && checkpoint_load(ckpt, NULL, &ps, &rng)) return 1;
+    unet_print_summary(stdout, &unet);
+    Denoiser net = unet_denoiser(&unet);
+    if (ckpt) printf("checkpoint: %s at step %ld\n", ckpt, ps.step);
+
+    /* ---- 5. training: Ho et al.'s Algorithm 1 ------------------------------------------ */
+    TrainWork work;
+    train_work_init(&work, o.batch, D);
+    AdamConfig adam = adam_default(o.lr);
+    real *batch = xmalloc((size_t)o.batch * D * sizeof(real), "batch");
+    if (o.bench) {   /* time N steps after one warm-up step, print images/s, and stop */
+        digits_sample(batch, NULL, o.batch, H, W, &aux);
+        if (n_train)
+            for (int b = 0; b < o.batch; b++)
+                memcpy(batch + (size_t)b * D, train + (size_t)(b % n_train) * D, D * sizeof(real));
+        ddpm_train_step(&net, batch, o.batch, &o.ddpm, &s, &rng, &work);
+        double t0 = now_seconds();
+        for (int i = 0; i < o.bench; i++) {
+            ddpm_train_step(&net, batch, o.batch, &o.ddpm, &s, &rng, &work);
+            adam_step(&ps, &adam);
+            ema_update(&ps, o.ema);
+        }
+        double el = now_seconds() - t0;
+        printf("bench: %d training steps of batch %d in %.2f s: %.1f images/s (%.0f ms per step,"
+               " real = %s)\n", o.bench, o.batch, el, o.bench * o.batch / el, 1e3 * el / o.bench,
+               REAL_NAME);
+        return 0;
+    }
+    long first = ps.step + 1, n_steps = o.steps - ps.step;
+    if (o.sample_only) n_steps = 0;
+    if (n_steps < 0) {
+        printf("training: the checkpoint is at step %ld, beyond --steps %d: nothing to train\n",
+               ps.step, o.steps);
+        n_steps = 0;
+    }
+    int log_every = n_steps >= 200 ? (int)(n_steps / 200) : 1, n_log = 0;
+    double *log_step = xmalloc((size_t)(n_steps / log_every + 2) * sizeof(double), "loss log");
+    double *log_loss = xmalloc((size_t)(n_steps / log_every + 2) * sizeof(double), "loss log");
+    double loss_avg = 0, loss_sum = 0;
+    int loss_count = 0, show_progress = isatty(2);
+    double t_start = now_seconds();
+    for (long step = first; step < first + n_steps; step++) {
+        if (n_train) {   /* a random minibatch of the training set */
+            for (int b = 0; b < o.batch; b++)
+                memcpy(batch + (size_t)b * D, train + (size_t)rng_int(&rng, n_train) * D, D * sizeof(real));
+        } else {         /* fresh built-in digits: the data set is endless */
+            digits_sample(batch, NULL, o.batch, H, W, &rng);
+        }
+        /* t ~ U{1..T}, ε ~ N(0, I), loss(f_θ(√ᾱ_t x₀ + √(1−ᾱ_t) ε, t)), backward */
+        double loss = ddpm_train_step(&net, batch, o.batch, &o.ddpm, &s, &rng, &work);
+        adam.lr = lr_at(&o, step);
+        adam_step(&ps, &adam);
+        ema_update(&ps, ema_at(&o, step));
+        loss_avg = step == first ? loss : 0.98 * loss_avg + 0.02 * loss;
+        loss_sum += loss;
+        loss_count++;
+        if ((step - first + 1) % log_every == 0 || step == o.steps) {
+            log_step[n_log] = (double)step;
+            log_loss[n_log++] = loss_sum / loss_count;
+            loss_sum = 0;
+            loss_count = 0;
+        }
+        if (o.save && o.save_every && step % o.save_every == 0 && step < o.steps) {
+            header_from_options(&h, &o, C, H, W, prior, o.steps);
+            if (checkpoint_save(o.save, &h, &ps, &rng)) return 1;
+        }
+        if (show_progress && ((step - first + 1) % 10 == 0 || step == o.steps)) {
+            double el = now_seconds() - t_start;
+            fprintf(stderr, "\rtraining: step %ld/%d  loss %.4f  %.0f s left   ", step, o.steps,
+                    loss_avg, el / (step - first + 1) * (o.steps - step));
+        }
+    }
+    double train_time = now_seconds() - t_start;
+    if (show_progress && n_steps) fprintf(stderr, "\n");
+    if (n_steps)
+        printf("training: steps %ld..%d of batch %d in %.1f s (%.1f images/s), final loss %.4f"
+               " (running mean)\n", first, o.steps, o.batch, train_time,
+               n_steps * o.batch / fmax(train_time, 1e-9), loss_avg);
+    if (o.save) {
+        header_from_options(&h, &o, C, H, W, prior, o.steps);
+        if (checkpoint_save(o.save, &h, &ps, &rng)) return 1;
+        printf("checkpoint: %s (step %ld)\n", o.save, ps.step);
+    }
+
+    /* ---- 6. sampling: x_T ~ N(0, I), then t = T..1 ------------------------------------- */
+    if (!o.no_ema) params_swap_ema(&ps);
+    Rng srng;   /* samples depend on --seed alone, not on how long the training ran */
+    rng_seed(&srng, o.seed + 1000003UL);
+    int N = o.n_samples, R = N < DENOISE_ROWS ? N : DENOISE_ROWS;
+    int gcols = (int)ceil(sqrt((double)N));
+    real *samples = xmalloc((size_t)N * D * sizeof(real), "samples");
+    Trace tr;
+    memset(&tr, 0, sizeof tr);
+    tr.C = C; tr.H = H; tr.W = W; tr.T = o.T; tr.N = N; tr.gif_cols = gcols;
+    tr.next_frame = o.T;
+    tr.prev_x0 = xmalloc((size_t)N * D * sizeof(real), "trace x0");
+    tr.xt = xcalloc((size_t)R * DENOISE_COLS * D, sizeof(real), "trace x_t");
+    tr.x0 = xcalloc((size_t)R * DENOISE_COLS * D, sizeof(real), "trace x0");
+    GifWriter gif;
+    {
+        Image probe;   /* the GIF's frame size: two grids side by side, a title line on top */
+        grid_image(&probe, samples, N, C, H, W, gcols, picture_scale(H), 2);
+        if (gif_open(&gif, out_path(&o, "denoise.gif"), 2 * probe.w + 8, probe.h + 16, 8, 0) == 0)
+            tr.gif = &gif;
+        image_free(&probe);
+    }
+    printf("sampling: %d images with %s%s%s, %s weights ...\n", N,
+           o.ddim_steps ? "DDIM" : "the note's algorithm (ancestral)",
+           o.ddim_steps ? "" : "", o.clip_x0 ? ", x0 clipped to [-1, 1]" : ", x0 not clipped",
+           o.no_ema ? "raw" : "EMA");
+    fflush(stdout);
+    double t_sample = now_seconds();
+    if (o.ddim_steps)
+        ddim_sample_loop(&net, samples, &o.ddpm, &s, N, o.ddim_steps, o.eta, o.clip_x0, &srng,
+                         trace_step, &tr);
+    else
+        p_sample_loop(&net, samples, &o.ddpm, &s, N, o.clip_x0, &srng, trace_step, &tr);
+    t_sample = now_seconds() - t_sample;
+    if (tr.gif) gif_close(&gif);
+    int steps_taken = o.ddim_steps ? o.ddim_steps : o.T;
+    printf("sampling: %d images in %.1f s (%d network evaluations each, %.1f images x steps/s)\n",
+           N, t_sample, steps_taken, (double)N * steps_taken / fmax(t_sample, 1e-9));
+
+    /* ---- 7. pictures ------------------------------------------------------------------- */
+    {
+        Image img;
+        grid_image(&img, samples, N, C, H, W, gcols, picture_scale(H) * 2, 4);
+        png_write(out_path(&o, "samples.png"), &img);
+        image_free(&img);
+    }
+    write_denoise_png(&o, &tr, R);
+    if (n_log) {
+        SvgPlot p;
+        memset(&p, 0, sizeof p);
+        p.title = "training loss (mean over each logging interval)";
+        p.xlabel = "step";
+        p.ylabel = "loss";
+        p.log_y = 1;
+        p.nseries = 1;
+        p.series[0] = (SvgSeries){ loss_weighting_name(o.ddpm.weighting), n_log, log_step, log_loss };
+        svg_lineplot(out_path(&o, "loss.svg"), &p);
+    }
+    /* terminal preview: the first samples side by side (gray, or the mean of RGB) */
+    {
+        int K = N < 8 ? N : 8;
+        double *g = xmalloc((size_t)H * K * W * sizeof(double), "preview");
+        for (int k = 0; k < K; k++)
+            for (int y = 0; y < H; y++)
+                for (int x = 0; x < W; x++) {
+                    double v = 0;
+                    for (int c = 0; c < C; c++) v += samples[(size_t)k * D + ((size_t)c * H + y) * W + x];
+                    g[(size_t)y * K * W + k * W + x] = v / C;
+                }
+        printf("the first %d samples:\n", K);
+        term_heatmap(stdout, g, K * W, H, term_wants_color(stdout));
+        free(g);
+    }
+    printf("pictures: %s/samples.png denoise.png denoise.gif%s\n", o.out, n_log ? " loss.svg" : "");
+
+    free(samples); free(tr.prev_x0); free(tr.xt); free(tr.x0);
+    free(batch); free(log_step); free(log_loss);
+    data_free(train);
+    train_work_free(&work);
+    unet_free(&unet);
+    params_free(&ps);
+    schedule_free(&s);
+    return 0;
+}
