@@ -75,10 +75,15 @@ static void matmul_add(real *C, const real *A, const real *B, int M, int K, int 
     }
 }
 
-/* out (cols, rows) = in (rows, cols)ᵀ */
+/* out (cols, rows) = in (rows, cols)ᵀ, TB rows of in at a time: each column c then
+ * writes TB neighbouring numbers of out (one cache line), instead of one number per line. */
+enum { TB = 16 };
 static void transpose(real *out, const real *in, int rows, int cols) {
-    for (int r = 0; r < rows; r++)
-        for (int c = 0; c < cols; c++) out[(size_t)c * rows + r] = in[(size_t)r * cols + c];
+    for (int r0 = 0; r0 < rows; r0 += TB) {
+        int r1 = r0 + TB < rows ? r0 + TB : rows;
+        for (int c = 0; c < cols; c++)
+            for (int r = r0; r < r1; r++) out[(size_t)c * rows + r] = in[(size_t)r * cols + c];
+    }
 }
 
 /* ========================================================================================
@@ -99,45 +104,92 @@ size_t conv2d_scratch_size(int C_in, int C_out, int H, int W, int k, int stride)
     return 2 * K * P + 2 * K * (size_t)C_out + P * (size_t)C_out;  /* col, dcol, wᵀ, dwᵀ, doutᵀ */
 }
 
-/* col[(c, i, j), (y, x)] = in[c, s·y + i − k/2, s·x + j − k/2], 0 outside the image */
+/* The outputs x = 0 … n_out − 1 whose input s·x + j − pad lies inside 0 … n_in − 1 form
+ * one run [lo, hi); the rest read the zero padding. Computing the run once lets im2col
+ * and col2im copy it with a plain loop, without a test per number. */
+static void inside_run(int *lo, int *hi, int j, int pad, int stride, int n_in, int n_out) {
+    int first = pad - j > 0 ? (pad - j + stride - 1) / stride : 0;   /* s·x ≥ pad − j */
+    int last = n_in - 1 - j + pad;                                   /* s·x ≤ this */
+    int end = last < 0 ? 0 : last / stride + 1;
+    if (end > n_out) end = n_out;
+    *lo = first < end ? first : end;
+    *hi = end;
+}
+
+/* col[(c, i, j), (y, x)] = in[c, s·y + i − k/2, s·x + j − k/2], 0 outside the image.
+ * With stride 1, row (c, i, j) of col is in[c] shifted by off = (i − pad)·W + (j − pad)
+ * positions: one long contiguous copy from the first to the last inside position, then
+ * zeros for the padding (the rows above and below, and the columns that the shift wrapped
+ * around to the neighbouring image row). That runs at copy speed; stride 2 goes row by row. */
 static void im2col(real *col, const real *in, int C_in, int H, int W, int k, int stride) {
     int pad = k / 2, Ho = conv2d_out_size(H, k, stride), Wo = conv2d_out_size(W, k, stride);
+    size_t P = (size_t)Ho * Wo;
     for (int c = 0; c < C_in; c++)
         for (int i = 0; i < k; i++)
             for (int j = 0; j < k; j++) {
-                real *row = col + ((size_t)(c * k + i) * k + j) * Ho * Wo;  /* col[(c,i,j), :] */
+                real *row = col + ((size_t)(c * k + i) * k + j) * P;       /* col[(c,i,j), :] */
                 const real *in_c = in + (size_t)c * H * W;                  /* in[c, :, :] */
+                int y_lo, y_hi, x_lo, x_hi;
+                inside_run(&y_lo, &y_hi, i, pad, stride, H, Ho);
+                inside_run(&x_lo, &x_hi, j, pad, stride, W, Wo);
+                if (y_lo == y_hi || x_lo == x_hi) {                         /* all padding */
+                    for (size_t p = 0; p < P; p++) row[p] = 0;
+                    continue;
+                }
+                if (stride == 1) {
+                    size_t begin = (size_t)y_lo * W + x_lo, end = (size_t)(y_hi - 1) * W + x_hi;
+                    const real *src = in_c + (size_t)(y_lo + i - pad) * W + (x_lo + j - pad);
+                    for (size_t p = 0; p < begin; p++) row[p] = 0;
+                    for (size_t p = begin; p < end; p++) row[p] = src[p - begin];
+                    for (size_t p = end; p < P; p++) row[p] = 0;
+                    for (int y = y_lo; y < y_hi; y++) {                     /* wrapped columns */
+                        for (int x = 0; x < x_lo; x++) row[(size_t)y * W + x] = 0;
+                        for (int x = x_hi; x < W; x++) row[(size_t)y * W + x] = 0;
+                    }
+                    continue;
+                }
                 for (int y = 0; y < Ho; y++) {
-                    int iy = stride * y + i - pad;
                     real *row_y = row + (size_t)y * Wo;
-                    if (iy < 0 || iy >= H) {
+                    if (y < y_lo || y >= y_hi) {
                         for (int x = 0; x < Wo; x++) row_y[x] = 0;
                         continue;
                     }
-                    for (int x = 0; x < Wo; x++) {
-                        int ix = stride * x + j - pad;
-                        row_y[x] = (ix >= 0 && ix < W) ? in_c[(size_t)iy * W + ix] : 0;
-                    }
+                    const real *in_y = in_c + (size_t)(stride * y + i - pad) * W;  /* in[c, iy, :] */
+                    for (int x = 0; x < x_lo; x++) row_y[x] = 0;
+                    for (int x = x_lo; x < x_hi; x++) row_y[x] = in_y[stride * x + j - pad];
+                    for (int x = x_hi; x < Wo; x++) row_y[x] = 0;
                 }
             }
 }
 
-/* the adjoint of im2col: din[c, s·y + i − k/2, s·x + j − k/2] += dcol[(c, i, j), (y, x)] */
-static void col2im_add(real *din, const real *dcol, int C_in, int H, int W, int k, int stride) {
+/* the adjoint of im2col: din[c, s·y + i − k/2, s·x + j − k/2] += dcol[(c, i, j), (y, x)].
+ * With stride 1 it is again one contiguous run per row of dcol, after zeroing the entries
+ * of dcol that belong to the padding (so dcol, a scratch buffer, is changed). */
+static void col2im_add(real *din, real *dcol, int C_in, int H, int W, int k, int stride) {
     int pad = k / 2, Ho = conv2d_out_size(H, k, stride), Wo = conv2d_out_size(W, k, stride);
     for (int c = 0; c < C_in; c++)
         for (int i = 0; i < k; i++)
             for (int j = 0; j < k; j++) {
-                const real *row = dcol + ((size_t)(c * k + i) * k + j) * Ho * Wo;
+                real *row = dcol + ((size_t)(c * k + i) * k + j) * Ho * Wo;
                 real *din_c = din + (size_t)c * H * W;
-                for (int y = 0; y < Ho; y++) {
-                    int iy = stride * y + i - pad;
-                    if (iy < 0 || iy >= H) continue;
-                    const real *row_y = row + (size_t)y * Wo;
-                    for (int x = 0; x < Wo; x++) {
-                        int ix = stride * x + j - pad;
-                        if (ix >= 0 && ix < W) din_c[(size_t)iy * W + ix] += row_y[x];
+                int y_lo, y_hi, x_lo, x_hi;
+                inside_run(&y_lo, &y_hi, i, pad, stride, H, Ho);
+                inside_run(&x_lo, &x_hi, j, pad, stride, W, Wo);
+                if (y_lo == y_hi || x_lo == x_hi) continue;
+                if (stride == 1) {
+                    size_t begin = (size_t)y_lo * W + x_lo, end = (size_t)(y_hi - 1) * W + x_hi;
+                    real *dst = din_c + (size_t)(y_lo + i - pad) * W + (x_lo + j - pad);
+                    for (int y = y_lo; y < y_hi; y++) {                     /* wrapped columns */
+                        for (int x = 0; x < x_lo; x++) row[(size_t)y * W + x] = 0;
+                        for (int x = x_hi; x < W; x++) row[(size_t)y * W + x] = 0;
                     }
+                    for (size_t p = begin; p < end; p++) dst[p - begin] += row[p];
+                    continue;
+                }
+                for (int y = y_lo; y < y_hi; y++) {
+                    const real *row_y = row + (size_t)y * Wo;
+                    real *din_y = din_c + (size_t)(stride * y + i - pad) * W;
+                    for (int x = x_lo; x < x_hi; x++) din_y[stride * x + j - pad] += row_y[x];
                 }
             }
 }
