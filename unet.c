@@ -25,53 +25,79 @@
  * done tile by tile: a tile of MR × NR numbers of C stays in registers (acc) for the whole
  * k loop, its inner loop is a contiguous multiply-add over NR columns that the compiler
  * vectorizes, and the panel B[:, j0 : j0+NR] stays in cache while every row tile of A
- * passes over it. Columns and rows that do not fill a tile take the plain loop. */
+ * passes over it. The last Nc mod NR columns are copied into a zero-padded (K, NR) panel
+ * (the caller's scratch) and go through the same tile code, on a padded copy of C's tile:
+ * a plain loop there would run at a fraction of the speed. */
 enum { MR = 4, NR = 16 };   /* 4 rows × 16 floats = 8 AVX registers of accumulators */
 
-static void matmul_add(real *C, const real *A, const real *B, int M, int K, int Nc) {
+/* c (MR, NR) += a (MR, K) · b (K, NR); rows of c, a, b are ldc, lda, ldb apart */
+static void tile_add(real *c, int ldc, const real *a, int lda, const real *b, int ldb, int K) {
+    real acc0[NR], acc1[NR], acc2[NR], acc3[NR];
+    real *c0 = c, *c1 = c0 + ldc, *c2 = c1 + ldc, *c3 = c2 + ldc;
+    for (int j = 0; j < NR; j++) {
+        acc0[j] = c0[j]; acc1[j] = c1[j]; acc2[j] = c2[j]; acc3[j] = c3[j];
+    }
+    const real *a0 = a, *a1 = a0 + lda, *a2 = a1 + lda, *a3 = a2 + lda;
+    for (int k = 0; k < K; k++) {
+        const real *b_k = b + (size_t)k * ldb;               /* seek to b[k, 0] */
+        real x0 = a0[k], x1 = a1[k], x2 = a2[k], x3 = a3[k];
+        for (int j = 0; j < NR; j++) {
+            acc0[j] += x0 * b_k[j];
+            acc1[j] += x1 * b_k[j];
+            acc2[j] += x2 * b_k[j];
+            acc3[j] += x3 * b_k[j];
+        }
+    }
+    for (int j = 0; j < NR; j++) {
+        c0[j] = acc0[j]; c1[j] = acc1[j]; c2[j] = acc2[j]; c3[j] = acc3[j];
+    }
+}
+
+/* c (1, NR) += a (1, K) · b (K, NR): the last M mod MR rows */
+static void row_add(real *c, const real *a, const real *b, int ldb, int K) {
+    real acc[NR];
+    for (int j = 0; j < NR; j++) acc[j] = c[j];
+    for (int k = 0; k < K; k++) {
+        const real *b_k = b + (size_t)k * ldb;
+        for (int j = 0; j < NR; j++) acc[j] += a[k] * b_k[j];
+    }
+    for (int j = 0; j < NR; j++) c[j] = acc[j];
+}
+
+static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
+
+/* scratch reals that matmul_add needs for the panel of its last columns */
+static size_t matmul_scratch_size(int K) { return (size_t)K * NR; }
+
+static void matmul_add(real *C, const real *A, const real *B, int M, int K, int Nc,
+                       real *panel) {
     int j0 = 0;
     for (; j0 + NR <= Nc; j0 += NR) {
         int i = 0;
-        for (; i + MR <= M; i += MR) {
-            real acc0[NR], acc1[NR], acc2[NR], acc3[NR];     /* C[i .. i+3, j0 : j0+NR] */
-            real *c0 = C + (size_t)i * Nc + j0, *c1 = c0 + Nc, *c2 = c1 + Nc, *c3 = c2 + Nc;
-            for (int j = 0; j < NR; j++) {
-                acc0[j] = c0[j]; acc1[j] = c1[j]; acc2[j] = c2[j]; acc3[j] = c3[j];
-            }
-            const real *a0 = A + (size_t)i * K, *a1 = a0 + K, *a2 = a1 + K, *a3 = a2 + K;
-            for (int k = 0; k < K; k++) {
-                const real *b = B + (size_t)k * Nc + j0;     /* seek to B[k, j0] */
-                real x0 = a0[k], x1 = a1[k], x2 = a2[k], x3 = a3[k];
-                for (int j = 0; j < NR; j++) {
-                    acc0[j] += x0 * b[j];
-                    acc1[j] += x1 * b[j];
-                    acc2[j] += x2 * b[j];
-                    acc3[j] += x3 * b[j];
-                }
-            }
-            for (int j = 0; j < NR; j++) {
-                c0[j] = acc0[j]; c1[j] = acc1[j]; c2[j] = acc2[j]; c3[j] = acc3[j];
-            }
-        }
-        for (; i < M; i++) {                                  /* the last M mod MR rows */
-            real acc[NR];
-            for (int j = 0; j < NR; j++) acc[j] = C[(size_t)i * Nc + j0 + j];
-            for (int k = 0; k < K; k++) {
-                const real *b = B + (size_t)k * Nc + j0;
-                real a_ik = A[(size_t)i * K + k];
-                for (int j = 0; j < NR; j++) acc[j] += a_ik * b[j];
-            }
-            for (int j = 0; j < NR; j++) C[(size_t)i * Nc + j0 + j] = acc[j];
-        }
+        for (; i + MR <= M; i += MR)
+            tile_add(C + (size_t)i * Nc + j0, Nc, A + (size_t)i * K, K, B + j0, Nc, K);
+        for (; i < M; i++)
+            row_add(C + (size_t)i * Nc + j0, A + (size_t)i * K, B + j0, Nc, K);
     }
-    if (j0 == Nc) return;
-    for (int i = 0; i < M; i++) {                             /* the last Nc mod NR columns */
-        real *c = C + (size_t)i * Nc;
-        for (int k = 0; k < K; k++) {
-            const real *b = B + (size_t)k * Nc;
-            real a_ik = A[(size_t)i * K + k];
-            for (int j = j0; j < Nc; j++) c[j] += a_ik * b[j];
-        }
+    int jr = Nc - j0;                       /* 0 < jr < NR columns left */
+    if (jr == 0) return;
+    for (int k = 0; k < K; k++)             /* panel (K, NR) = [B[:, j0 : Nc], 0] */
+        for (int j = 0; j < NR; j++)
+            panel[(size_t)k * NR + j] = j < jr ? B[(size_t)k * Nc + j0 + j] : 0;
+    real ct[MR * NR];                       /* C[i : i+MR, j0 : Nc], zero-padded */
+    int i = 0;
+    for (; i + MR <= M; i += MR) {
+        for (int r = 0; r < MR; r++)
+            for (int j = 0; j < NR; j++)
+                ct[r * NR + j] = j < jr ? C[(size_t)(i + r) * Nc + j0 + j] : 0;
+        tile_add(ct, NR, A + (size_t)i * K, K, panel, NR, K);
+        for (int r = 0; r < MR; r++)
+            for (int j = 0; j < jr; j++) C[(size_t)(i + r) * Nc + j0 + j] = ct[r * NR + j];
+    }
+    for (; i < M; i++) {
+        for (int j = 0; j < NR; j++) ct[j] = j < jr ? C[(size_t)i * Nc + j0 + j] : 0;
+        row_add(ct, A + (size_t)i * K, panel, NR, K);
+        for (int j = 0; j < jr; j++) C[(size_t)i * Nc + j0 + j] = ct[j];
     }
 }
 
@@ -101,7 +127,9 @@ int conv2d_out_size(int size, int k, int stride) { return (size + 2 * (k / 2) - 
 size_t conv2d_scratch_size(int C_in, int C_out, int H, int W, int k, int stride) {
     size_t K = (size_t)C_in * k * k;
     size_t P = (size_t)conv2d_out_size(H, k, stride) * conv2d_out_size(W, k, stride);
-    return 2 * K * P + 2 * K * (size_t)C_out + P * (size_t)C_out;  /* col, dcol, wᵀ, dwᵀ, doutᵀ */
+    size_t panel = matmul_scratch_size((int)max_size(max_size(K, P), (size_t)C_out));
+    return 2 * K * P + 2 * K * (size_t)C_out + P * (size_t)C_out  /* col, dcol, wᵀ, dwᵀ, doutᵀ */
+           + panel;                                               /* matmul_add's panel */
 }
 
 /* The outputs x = 0 … n_out − 1 whose input s·x + j − pad lies inside 0 … n_in − 1 form
@@ -199,6 +227,7 @@ void conv2d_forward(real *out, real *scratch, const real *in, const real *w, con
     int K = C_in * k * k;
     int P = conv2d_out_size(H, k, stride) * conv2d_out_size(W, k, stride);
     int direct = (k == 1 && stride == 1);   /* a 1×1 conv's im2col matrix is the input */
+    real *panel = scratch + (size_t)K * P;  /* after col (K, P) */
     for (int n = 0; n < N; n++) {
         const real *in_n = in + (size_t)n * C_in * H * W;   /* seek to in[n, :, :, :] */
         real *out_n = out + (size_t)n * C_out * P;          /* seek to out[n, :, :, :] */
@@ -209,7 +238,7 @@ void conv2d_forward(real *out, real *scratch, const real *in, const real *w, con
         }
         for (int o = 0; o < C_out; o++)
             for (int p = 0; p < P; p++) out_n[(size_t)o * P + p] = b[o];
-        matmul_add(out_n, w, col, C_out, K, P);
+        matmul_add(out_n, w, col, C_out, K, P, panel);
     }
 }
 
@@ -225,6 +254,7 @@ void conv2d_backward(real *din, real *dw, real *db, real *scratch, const real *d
     real *wT = dcol + (size_t)K * P;             /* (K, C_out) */
     real *dwT = wT + (size_t)K * C_out;          /* (K, C_out), summed over the batch */
     real *doutT = dwT + (size_t)K * C_out;       /* (P, C_out) */
+    real *panel = doutT + (size_t)P * C_out;     /* matmul_add's */
     if (din) transpose(wT, w, C_out, K);
     memset(dwT, 0, (size_t)K * C_out * sizeof(real));
     for (int n = 0; n < N; n++) {
@@ -244,15 +274,15 @@ void conv2d_backward(real *din, real *dw, real *db, real *scratch, const real *d
             col_n = col;
         }
         transpose(doutT, dout_n, C_out, P);
-        matmul_add(dwT, col_n, doutT, K, P, C_out);
+        matmul_add(dwT, col_n, doutT, K, P, C_out, panel);
         if (!din) continue;
         /* dcol (K, P) = wᵀ (K, C_out) · dout[n] (C_out, P);  din[n] += col2im(dcol) */
         real *din_n = din + (size_t)n * C_in * H * W;
         if (direct) {
-            matmul_add(din_n, wT, dout_n, K, C_out, P);       /* dcol is din[n] itself */
+            matmul_add(din_n, wT, dout_n, K, C_out, P, panel);   /* dcol is din[n] itself */
         } else {
             memset(dcol, 0, (size_t)K * P * sizeof(real));
-            matmul_add(dcol, wT, dout_n, K, C_out, P);
+            matmul_add(dcol, wT, dout_n, K, C_out, P, panel);
             col2im_add(din_n, dcol, C_in, H, W, k, stride);
         }
     }
@@ -441,7 +471,6 @@ static void groupnorm_init(real *gamma, real *beta, int C) {
 
 static real *alloc_reals(size_t n, const char *what) { return xcalloc(n, sizeof(real), what); }
 
-static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
 
 /* ========================================================================================
  * Residual block. Forward and backward below follow the six lines of unet.h. */
@@ -621,7 +650,8 @@ void attention_init_weights(AttnBlock *ab, Rng *rng, int zero_last) {
 
 size_t attention_scratch_size(const AttnBlock *ab) {
     size_t P = (size_t)ab->H * ab->W;
-    size_t core = 2 * P * P + P * (size_t)ab->C;     /* S or dP, Probᵀ or dSᵀ, qᵀ or doᵀ */
+    size_t core = 2 * P * P + P * (size_t)ab->C      /* S or dP, Probᵀ or dSᵀ, qᵀ or doᵀ */
+                  + matmul_scratch_size((int)max_size(P, (size_t)ab->C));   /* panel */
     return max_size(core, conv2d_scratch_size(ab->C, ab->C, ab->H, ab->W, 1, 1));
 }
 
@@ -636,13 +666,14 @@ void attention_forward(AttnBlock *ab, real *out, real *scratch, const real *x, i
     real scale = (real)(1.0 / sqrt((double)C));
     real *qT = scratch;                        /* (P, C) */
     real *probT = scratch + (size_t)P * C;     /* (P, P) */
+    real *panel = probT + 2 * (size_t)P * P;   /* matmul_add's, where the backward has it */
     for (int n = 0; n < N; n++) {
         size_t off = (size_t)n * C * P;        /* seek to q[n], k[n], v[n], o[n] */
         real *prob = ab->prob + (size_t)n * P * P;   /* seek to prob[n, :, :] */
         /* S = qᵀ k / √C, written into prob and turned into probabilities row by row */
         memset(prob, 0, (size_t)P * P * sizeof(real));
         transpose(qT, ab->qx + off, C, P);
-        matmul_add(prob, qT, ab->kx + off, P, C, P);
+        matmul_add(prob, qT, ab->kx + off, P, C, P, panel);
         for (int i = 0; i < P; i++) {
             real *row = prob + (size_t)i * P;  /* S[i, :] → softmax_j(S[i, j]) */
             real mx = row[0] * scale;
@@ -656,7 +687,7 @@ void attention_forward(AttnBlock *ab, real *out, real *scratch, const real *x, i
         real *o_n = ab->o + off;
         memset(o_n, 0, (size_t)C * P * sizeof(real));
         transpose(probT, prob, P, P);
-        matmul_add(o_n, ab->vx + off, probT, C, P, P);
+        matmul_add(o_n, ab->vx + off, probT, C, P, P, panel);
     }
     /* out = x + proj(o) */
     conv2d_forward(out, scratch, ab->o, ab->proj.w, ab->proj.b, N, C, C, H, W, 1, 1);
@@ -681,16 +712,17 @@ void attention_backward(AttnBlock *ab, real *dx, real *scratch, const real *dout
     real *doT = scratch;                       /* (P, C) */
     real *dP = scratch + (size_t)P * C;        /* (P, P): dProb, then dS in place */
     real *dST = dP + (size_t)P * P;            /* (P, P) */
+    real *panel = dST + (size_t)P * P;         /* matmul_add's */
     for (int n = 0; n < N; n++) {
         size_t off = (size_t)n * C * P;
         const real *prob = ab->prob + (size_t)n * P * P;
         /* forward: o = v Probᵀ, i.e. o[c, i] = Σ_j Prob[i, j] v[c, j]
          *   dv (C, P) += do (C, P) · Prob (P, P)
          *   dProb (P, P) = doᵀ (P, C) · v (C, P) */
-        matmul_add(dv + off, d_o + off, prob, C, P, P);
+        matmul_add(dv + off, d_o + off, prob, C, P, P, panel);
         memset(dP, 0, (size_t)P * P * sizeof(real));
         transpose(doT, d_o + off, C, P);
-        matmul_add(dP, doT, ab->vx + off, P, C, P);
+        matmul_add(dP, doT, ab->vx + off, P, C, P, panel);
         /* forward: Prob[i, :] = softmax(S[i, :])
          *   dS[i, j] = Prob[i, j] (dProb[i, j] − Σ_j' Prob[i, j'] dProb[i, j']) */
         for (int i = 0; i < P; i++) {
@@ -703,8 +735,8 @@ void attention_backward(AttnBlock *ab, real *dx, real *scratch, const real *dout
         /* forward: S = qᵀ k / √C (the 1/√C is folded into dS above)
          *   dq (C, P) += k (C, P) · dSᵀ (P, P),   dk (C, P) += q (C, P) · dS (P, P) */
         transpose(dST, dP, P, P);
-        matmul_add(dq + off, ab->kx + off, dST, C, P, P);
-        matmul_add(dk + off, ab->qx + off, dP, C, P, P);
+        matmul_add(dq + off, ab->kx + off, dST, C, P, P, panel);
+        matmul_add(dk + off, ab->qx + off, dP, C, P, P, panel);
     }
     /* forward: q, k, v = 1×1 convs of a; the three paths add into da */
     real *da = d_o;
