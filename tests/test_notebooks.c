@@ -380,13 +380,11 @@ static void process_notebook(const char *name, Run *run) {
                 if (run->update) {
                     CHECK(rc == 0 || same, "%s:%d: '%s' failed; its block is left as it was", path, i + 1, c);
                     lines_push(&fresh, nb.line[i + 1], strlen(nb.line[i + 1]));   /* ```text */
-                    if (rc == 0) {
+                    if (rc == 0 && !same) {   /* same up to masked times: keep the quoted text */
                         for (int k = 0; k < out.n; k++) lines_push(&fresh, out.line[k], trimmed_len(out.line[k]));
-                        if (!same) {
-                            printf("  changed: %s:%d: output of '%s' (first difference at its line %d)\n",
-                                   path, i + 1, c, diff_at + 1);
-                            run->changed_blocks++;
-                        }
+                        printf("  changed: %s:%d: output of '%s' (first difference at its line %d)\n",
+                               path, i + 1, c, diff_at + 1);
+                        run->changed_blocks++;
                     } else {
                         for (int k = first; k < end; k++) lines_push(&fresh, nb.line[k], strlen(nb.line[k]));
                     }
