@@ -19,7 +19,7 @@
 /* ========================================================================================
  * Matrix helpers. Everything heavy in this file is one of these two calls. */
 
-/* C (M, Nc) += A (M, K) · B (K, Nc), all row-major.
+/* C (M, Nc) += A (M, K) · B (K, Nc), all row-major (or C = A · B, with accumulate = 0).
  * The plain loop would be: for i, for k, for j: C[i, j] += A[i, k] B[k, j]. The same sums
  * in the same order (k increasing for every C[i, j], so results are bit-identical) are
  * done tile by tile: a tile of MR × NR numbers of C stays in registers (acc) for the whole
@@ -30,10 +30,15 @@
  * a plain loop there would run at a fraction of the speed. */
 enum { MR = 4, NR = 16 };   /* 4 rows × 16 floats = 8 AVX registers of accumulators */
 
-/* c (MR, NR) += a (MR, K) · b (K, NR); rows of c, a, b are ldc, lda, ldb apart */
-static void tile_add(real *c, int ldc, const real *a, int lda, const real *b, int ldb, int K) {
+/* c (MR, NR) += a (MR, K) · b (K, NR), or = if !accumulate; rows of c, a, b are ldc, lda,
+ * ldb apart */
+static void tile_add(real *c, int ldc, const real *a, int lda, const real *b, int ldb, int K,
+                     int accumulate) {
     real acc0[NR], acc1[NR], acc2[NR], acc3[NR];
     real *c0 = c, *c1 = c0 + ldc, *c2 = c1 + ldc, *c3 = c2 + ldc;
+    if (!accumulate)                        /* the tile is in cache right after this */
+        for (int r = 0; r < MR; r++)
+            for (int j = 0; j < NR; j++) c[(size_t)r * ldc + j] = 0;
     for (int j = 0; j < NR; j++) {
         acc0[j] = c0[j]; acc1[j] = c1[j]; acc2[j] = c2[j]; acc3[j] = c3[j];
     }
@@ -54,8 +59,10 @@ static void tile_add(real *c, int ldc, const real *a, int lda, const real *b, in
 }
 
 /* c (1, NR) += a (1, K) · b (K, NR): the last M mod MR rows */
-static void row_add(real *c, const real *a, const real *b, int ldb, int K) {
+static void row_add(real *c, const real *a, const real *b, int ldb, int K, int accumulate) {
     real acc[NR];
+    if (!accumulate)
+        for (int j = 0; j < NR; j++) c[j] = 0;
     for (int j = 0; j < NR; j++) acc[j] = c[j];
     for (int k = 0; k < K; k++) {
         const real *b_k = b + (size_t)k * ldb;
@@ -66,18 +73,18 @@ static void row_add(real *c, const real *a, const real *b, int ldb, int K) {
 
 static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
 
-/* scratch reals that matmul_add needs for the panel of its last columns */
+/* scratch reals that matmul needs for the panel of its last columns */
 static size_t matmul_scratch_size(int K) { return (size_t)K * NR; }
 
-static void matmul_add(real *C, const real *A, const real *B, int M, int K, int Nc,
-                       real *panel) {
+static void matmul(real *C, const real *A, const real *B, int M, int K, int Nc, real *panel,
+                   int accumulate) {
     int j0 = 0;
     for (; j0 + NR <= Nc; j0 += NR) {
         int i = 0;
         for (; i + MR <= M; i += MR)
-            tile_add(C + (size_t)i * Nc + j0, Nc, A + (size_t)i * K, K, B + j0, Nc, K);
+            tile_add(C + (size_t)i * Nc + j0, Nc, A + (size_t)i * K, K, B + j0, Nc, K, accumulate);
         for (; i < M; i++)
-            row_add(C + (size_t)i * Nc + j0, A + (size_t)i * K, B + j0, Nc, K);
+            row_add(C + (size_t)i * Nc + j0, A + (size_t)i * K, B + j0, Nc, K, accumulate);
     }
     int jr = Nc - j0;                       /* 0 < jr < NR columns left */
     if (jr == 0) return;
@@ -90,13 +97,13 @@ static void matmul_add(real *C, const real *A, const real *B, int M, int K, int 
         for (int r = 0; r < MR; r++)
             for (int j = 0; j < NR; j++)
                 ct[r * NR + j] = j < jr ? C[(size_t)(i + r) * Nc + j0 + j] : 0;
-        tile_add(ct, NR, A + (size_t)i * K, K, panel, NR, K);
+        tile_add(ct, NR, A + (size_t)i * K, K, panel, NR, K, accumulate);
         for (int r = 0; r < MR; r++)
             for (int j = 0; j < jr; j++) C[(size_t)(i + r) * Nc + j0 + j] = ct[r * NR + j];
     }
     for (; i < M; i++) {
         for (int j = 0; j < NR; j++) ct[j] = j < jr ? C[(size_t)i * Nc + j0 + j] : 0;
-        row_add(ct, A + (size_t)i * K, panel, NR, K);
+        row_add(ct, A + (size_t)i * K, panel, NR, K, accumulate);
         for (int j = 0; j < jr; j++) C[(size_t)i * Nc + j0 + j] = ct[j];
     }
 }
@@ -129,7 +136,7 @@ size_t conv2d_scratch_size(int C_in, int C_out, int H, int W, int k, int stride)
     size_t P = (size_t)conv2d_out_size(H, k, stride) * conv2d_out_size(W, k, stride);
     size_t panel = matmul_scratch_size((int)max_size(max_size(K, P), (size_t)C_out));
     return 2 * K * P + 2 * K * (size_t)C_out + P * (size_t)C_out  /* col, dcol, wᵀ, dwᵀ, doutᵀ */
-           + panel;                                               /* matmul_add's panel */
+           + panel;                                               /* matmul's panel */
 }
 
 /* The outputs x = 0 … n_out − 1 whose input s·x + j − pad lies inside 0 … n_in − 1 form
@@ -238,7 +245,7 @@ void conv2d_forward(real *out, real *scratch, const real *in, const real *w, con
         }
         for (int o = 0; o < C_out; o++)
             for (int p = 0; p < P; p++) out_n[(size_t)o * P + p] = b[o];
-        matmul_add(out_n, w, col, C_out, K, P, panel);
+        matmul(out_n, w, col, C_out, K, P, panel, 1);
     }
 }
 
@@ -254,7 +261,7 @@ void conv2d_backward(real *din, real *dw, real *db, real *scratch, const real *d
     real *wT = dcol + (size_t)K * P;             /* (K, C_out) */
     real *dwT = wT + (size_t)K * C_out;          /* (K, C_out), summed over the batch */
     real *doutT = dwT + (size_t)K * C_out;       /* (P, C_out) */
-    real *panel = doutT + (size_t)P * C_out;     /* matmul_add's */
+    real *panel = doutT + (size_t)P * C_out;     /* matmul's */
     if (din) transpose(wT, w, C_out, K);
     memset(dwT, 0, (size_t)K * C_out * sizeof(real));
     for (int n = 0; n < N; n++) {
@@ -274,15 +281,14 @@ void conv2d_backward(real *din, real *dw, real *db, real *scratch, const real *d
             col_n = col;
         }
         transpose(doutT, dout_n, C_out, P);
-        matmul_add(dwT, col_n, doutT, K, P, C_out, panel);
+        matmul(dwT, col_n, doutT, K, P, C_out, panel, 1);
         if (!din) continue;
         /* dcol (K, P) = wᵀ (K, C_out) · dout[n] (C_out, P);  din[n] += col2im(dcol) */
         real *din_n = din + (size_t)n * C_in * H * W;
         if (direct) {
-            matmul_add(din_n, wT, dout_n, K, C_out, P, panel);   /* dcol is din[n] itself */
+            matmul(din_n, wT, dout_n, K, C_out, P, panel, 1);    /* dcol is din[n] itself */
         } else {
-            memset(dcol, 0, (size_t)K * P * sizeof(real));
-            matmul_add(dcol, wT, dout_n, K, C_out, P, panel);
+            matmul(dcol, wT, dout_n, K, C_out, P, panel, 0);
             col2im_add(din_n, dcol, C_in, H, W, k, stride);
         }
     }
@@ -615,7 +621,7 @@ void resblock_free(ResBlock *rb) {
 
 /* ========================================================================================
  * Attention block. Per image the matrices are (C, HW) with HW = P positions; the two
- * products become matmul_add calls on transposed copies in the scratch:
+ * products become matmul calls on transposed copies in the scratch:
  *   S (P, P) = qᵀ (P, C) · k (C, P) / √C          o (C, P) = v (C, P) · Probᵀ (P, P) */
 
 void attention_create(AttnBlock *ab, ParamSet *ps, const char *name, int C, int G, int H,
@@ -666,14 +672,13 @@ void attention_forward(AttnBlock *ab, real *out, real *scratch, const real *x, i
     real scale = (real)(1.0 / sqrt((double)C));
     real *qT = scratch;                        /* (P, C) */
     real *probT = scratch + (size_t)P * C;     /* (P, P) */
-    real *panel = probT + 2 * (size_t)P * P;   /* matmul_add's, where the backward has it */
+    real *panel = probT + 2 * (size_t)P * P;   /* matmul's, where the backward has it */
     for (int n = 0; n < N; n++) {
         size_t off = (size_t)n * C * P;        /* seek to q[n], k[n], v[n], o[n] */
         real *prob = ab->prob + (size_t)n * P * P;   /* seek to prob[n, :, :] */
         /* S = qᵀ k / √C, written into prob and turned into probabilities row by row */
-        memset(prob, 0, (size_t)P * P * sizeof(real));
         transpose(qT, ab->qx + off, C, P);
-        matmul_add(prob, qT, ab->kx + off, P, C, P, panel);
+        matmul(prob, qT, ab->kx + off, P, C, P, panel, 0);
         for (int i = 0; i < P; i++) {
             real *row = prob + (size_t)i * P;  /* S[i, :] → softmax_j(S[i, j]) */
             real mx = row[0] * scale;
@@ -685,9 +690,8 @@ void attention_forward(AttnBlock *ab, real *out, real *scratch, const real *x, i
         }
         /* o (C, P) = v (C, P) · Probᵀ (P, P) */
         real *o_n = ab->o + off;
-        memset(o_n, 0, (size_t)C * P * sizeof(real));
         transpose(probT, prob, P, P);
-        matmul_add(o_n, ab->vx + off, probT, C, P, P, panel);
+        matmul(o_n, ab->vx + off, probT, C, P, P, panel, 0);
     }
     /* out = x + proj(o) */
     conv2d_forward(out, scratch, ab->o, ab->proj.w, ab->proj.b, N, C, C, H, W, 1, 1);
@@ -712,17 +716,16 @@ void attention_backward(AttnBlock *ab, real *dx, real *scratch, const real *dout
     real *doT = scratch;                       /* (P, C) */
     real *dP = scratch + (size_t)P * C;        /* (P, P): dProb, then dS in place */
     real *dST = dP + (size_t)P * P;            /* (P, P) */
-    real *panel = dST + (size_t)P * P;         /* matmul_add's */
+    real *panel = dST + (size_t)P * P;         /* matmul's */
     for (int n = 0; n < N; n++) {
         size_t off = (size_t)n * C * P;
         const real *prob = ab->prob + (size_t)n * P * P;
         /* forward: o = v Probᵀ, i.e. o[c, i] = Σ_j Prob[i, j] v[c, j]
          *   dv (C, P) += do (C, P) · Prob (P, P)
          *   dProb (P, P) = doᵀ (P, C) · v (C, P) */
-        matmul_add(dv + off, d_o + off, prob, C, P, P, panel);
-        memset(dP, 0, (size_t)P * P * sizeof(real));
+        matmul(dv + off, d_o + off, prob, C, P, P, panel, 1);
         transpose(doT, d_o + off, C, P);
-        matmul_add(dP, doT, ab->vx + off, P, C, P, panel);
+        matmul(dP, doT, ab->vx + off, P, C, P, panel, 0);
         /* forward: Prob[i, :] = softmax(S[i, :])
          *   dS[i, j] = Prob[i, j] (dProb[i, j] − Σ_j' Prob[i, j'] dProb[i, j']) */
         for (int i = 0; i < P; i++) {
@@ -735,8 +738,8 @@ void attention_backward(AttnBlock *ab, real *dx, real *scratch, const real *dout
         /* forward: S = qᵀ k / √C (the 1/√C is folded into dS above)
          *   dq (C, P) += k (C, P) · dSᵀ (P, P),   dk (C, P) += q (C, P) · dS (P, P) */
         transpose(dST, dP, P, P);
-        matmul_add(dq + off, ab->kx + off, dST, C, P, P, panel);
-        matmul_add(dk + off, ab->qx + off, dP, C, P, P, panel);
+        matmul(dq + off, ab->kx + off, dST, C, P, P, panel, 1);
+        matmul(dk + off, ab->qx + off, dP, C, P, P, panel, 1);
     }
     /* forward: q, k, v = 1×1 convs of a; the three paths add into da */
     real *da = d_o;
