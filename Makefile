@@ -33,7 +33,7 @@ TESTS   := $(patsubst tests/%.c,%,$(wildcard tests/test_*.c))
 
 all: bins
 bins: $(addprefix build/,$(PROGS))
-	@for p in $(PROGS); do [ -f build/$$p ] && cp build/$$p ./$$p; done; true
+	@for p in $(PROGS); do cp -f build/$$p ./$$p; done
 
 # Programs: float build, objects in build/float/.
 build/float/%.o: %.c $(HEADERS)
