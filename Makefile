@@ -57,12 +57,16 @@ build/san/%.o: %.c $(HEADERS)
 build/san/test_%: build/san/tests/test_%.o $(LIB_SRC:%.c=build/san/%.o)
 	$(CC) $(SAN) $^ -o $@ -lm
 
+# The notebooks' numeric cells (notebooks_md/cells.c) with the double-precision library.
+build/nb_cells: notebooks_md/cells.c $(LIB_SRC:%.c=build/test/%.o) $(HEADERS)
+	$(CC) $(CFLAGS) -DDDPM_DOUBLE notebooks_md/cells.c $(LIB_SRC:%.c=build/test/%.o) -o $@ $(LDLIBS)
+
 # Run all tests; tests/run.sh prints each file's line and the total
 # "N passed, N failed", and exits non-zero if any test failed.
-test: bins $(TESTS:%=build/test/%)
+test: bins build/nb_cells $(TESTS:%=build/test/%)
 	@sh tests/run.sh $(TESTS:%=build/test/%)
 
-test-san: bins $(TESTS:%=build/san/%)
+test-san: bins build/nb_cells $(TESTS:%=build/san/%)
 	@sh tests/run.sh $(TESTS:%=build/san/%)
 
 # The stories, run with their defaults.
@@ -77,7 +81,7 @@ lab: build/toy2d
 	@cp build/toy2d ./toy2d
 	./toy2d --lab --out out/lab
 
-notebooks: bins build/test/test_notebooks
+notebooks: bins build/nb_cells build/test/test_notebooks
 	./build/test/test_notebooks --update
 
 clean:

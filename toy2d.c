@@ -59,8 +59,8 @@ static Options default_options(void) {
     memset(&o, 0, sizeof o);
     o.data = TOY_DOGCAT;
     o.T = 50;
-    o.schedule = SCHED_COSINE;  /* with T = 50 the scaled linear schedule leaves even the
-                                   exact denoiser at 2.3x the energy-distance floor (README) */
+    o.schedule = SCHED_COSINE;  /* at T = 50 the exact denoiser (--oracle) samples closer to
+                                   the data with cosine: energy ratio 1.27, linear 1.52 */
     o.ddpm.param = PRED_EPS;
     o.ddpm.weighting = LOSS_SIMPLE;
     o.ddpm.var = VAR_BETA_TILDE;

@@ -1,4 +1,4 @@
-/* cells.c: small numeric "cells" for the notebooks, run with `sh notebooks_md/cell.sh NAME`.
+/* cells.c: small numeric "cells" for the notebooks, run as `./build/nb_cells NAME` (built by `make test`, `make notebooks` or `make build/nb_cells`).
  *
  * Each cell prints a few numbers that the notebooks quote beside the equations of note 004:
  *   schedules  ᾱ_t of every schedule at T = 50, plotted to out/nb/schedules.svg, and
