@@ -600,6 +600,19 @@ static void grid_image(Image *img, const real *pix, int n, int C, int H, int W, 
 
 static const unsigned char BLACK[3] = { 0, 0, 0 };
 
+/* PNGs are stored uncompressed (plot.h): gray pictures go out as 8-bit gray, a third of
+ * the size of RGB (C = 1 and no coloured pixel). */
+static void write_png(const char *path, const Image *img, int C) {
+    size_t n = (size_t)img->w * img->h;
+    for (size_t i = 0; i < n && C != 3; i++)   /* colour anywhere (NaN is red): keep RGB */
+        if (img->rgb[3 * i] != img->rgb[3 * i + 1] || img->rgb[3 * i] != img->rgb[3 * i + 2]) C = 3;
+    if (C == 3) { png_write(path, img); return; }
+    unsigned char *g = xmalloc((size_t)img->w * img->h, "gray picture");
+    for (size_t i = 0; i < n; i++) g[i] = img->rgb[3 * i];
+    png_write_gray(path, g, img->w, img->h);
+    free(g);
+}
+
 static int picture_scale(int H) { return H <= 16 ? 4 : H <= 32 ? 3 : 2; }
 
 /* ========================================================================================
@@ -607,7 +620,8 @@ static int picture_scale(int H) { return H <= 16 ? 4 : H <= 32 ? 3 : 2; }
 
 #define DENOISE_ROWS 4      /* samples shown in denoise.png */
 #define DENOISE_COLS 9      /* t = T, 7T/8, ..., 0 */
-#define GIF_FRAMES 60       /* frames of the reverse process, plus a held last one */
+#define GIF_FRAMES 40       /* frames of the reverse process, plus a held last one */
+#define GIF_SCALE 2         /* magnification in the GIF (the PNGs use picture_scale) */
 
 typedef struct {
     int C, H, W, T, N;      /* image shape, diffusion steps, samples traced */
@@ -652,7 +666,7 @@ static void trace_step(void *ctx, int t, const real *x, const real *x0_hat, int 
     if (!tr->gif || (t > tr->next_frame && t != 0)) return;
     while (tr->next_frame >= t && tr->next_frame > 0) tr->next_frame -= (tr->T + GIF_FRAMES - 1) / GIF_FRAMES;
     /* frame: x_t on the left, the current x̂₀ on the right */
-    int scale = picture_scale(tr->H), top = 16;
+    int scale = GIF_SCALE, top = 16;
     Image left, right, frame;
     grid_image(&left, x, N, tr->C, tr->H, tr->W, tr->gif_cols, scale, 2);
     grid_image(&right, tr->have_x0 ? tr->prev_x0 : x, N, tr->C, tr->H, tr->W, tr->gif_cols, scale, 2);
@@ -696,7 +710,7 @@ static void write_denoise_png(const Options *o, const Trace *tr, int R) {
         draw_text(&img, 4, top + pad + r * (tr->H * scale + pad) + tr->H * scale / 2 - 4,
                   r % 2 ? "x0^" : "x_t", BLACK, 1);
     draw_text(&img, 4, img.h - 12, "rows: x_t and the predicted x0 from it, for each sample", BLACK, 1);
-    png_write(out_path(o, "denoise.png"), &img);
+    write_png(out_path(o, "denoise.png"), &img, tr->C);
     image_free(&grid);
     image_free(&img);
     free(pix);
@@ -804,15 +818,16 @@ int main(int argc, char **argv) {
                 memcpy(batch + (size_t)b * D, train + (size_t)(b % n_train) * D, D * sizeof(real));
         ddpm_train_step(&net, batch, o.batch, &o.ddpm, &s, &rng, &work);
         double t0 = now_seconds();
+        clock_t c0 = clock();   /* CPU time: the one-core number even on a busy machine */
         for (int i = 0; i < o.bench; i++) {
             ddpm_train_step(&net, batch, o.batch, &o.ddpm, &s, &rng, &work);
             adam_step(&ps, &adam);
             ema_update(&ps, o.ema);
         }
-        double el = now_seconds() - t0;
-        printf("bench: %d training steps of batch %d in %.2f s: %.1f images/s (%.0f ms per step,"
-               " real = %s)\n", o.bench, o.batch, el, o.bench * o.batch / el, 1e3 * el / o.bench,
-               REAL_NAME);
+        double el = now_seconds() - t0, cpu = (double)(clock() - c0) / CLOCKS_PER_SEC;
+        printf("bench: %d training steps of batch %d: %.1f images/s (%.0f ms per step of CPU time;"
+               " wall clock %.1f images/s), real = %s\n", o.bench, o.batch, o.bench * o.batch / cpu,
+               1e3 * cpu / o.bench, o.bench * o.batch / el, REAL_NAME);
         free(batch);
         data_free(train);
         train_work_free(&work);
@@ -834,6 +849,7 @@ int main(int argc, char **argv) {
     double loss_avg = 0, loss_sum = 0;
     int loss_count = 0, show_progress = isatty(2);
     double t_start = now_seconds();
+    clock_t c_start = clock();
     for (long step = first; step < first + n_steps; step++) {
         if (n_train) {   /* a random minibatch of the training set */
             for (int b = 0; b < o.batch; b++)
@@ -866,11 +882,12 @@ int main(int argc, char **argv) {
         }
     }
     double train_time = now_seconds() - t_start;
+    double train_cpu = (double)(clock() - c_start) / CLOCKS_PER_SEC;
     if (show_progress && n_steps) fprintf(stderr, "\n");
     if (n_steps)
-        printf("training: steps %ld..%d of batch %d in %.1f s (%.1f images/s), final loss %.4f"
-               " (running mean)\n", first, o.steps, o.batch, train_time,
-               n_steps * o.batch / fmax(train_time, 1e-9), loss_avg);
+        printf("training: steps %ld..%d of batch %d in %.1f s, %.1f s of CPU (%.1f images/s),"
+               " final loss %.4f (running mean)\n", first, o.steps, o.batch, train_time, train_cpu,
+               n_steps * o.batch / fmax(train_cpu, 1e-9), loss_avg);
     if (o.save) {
         header_from_options(&h, &o, C, H, W, prior, o.steps);
         if (checkpoint_save(o.save, &h, &ps, &rng)) return 1;
@@ -894,7 +911,7 @@ int main(int argc, char **argv) {
     GifWriter gif;
     {
         Image probe;   /* the GIF's frame size: two grids side by side, a title line on top */
-        grid_image(&probe, samples, N, C, H, W, gcols, picture_scale(H), 2);
+        grid_image(&probe, samples, N, C, H, W, gcols, GIF_SCALE, 2);
         if (gif_open(&gif, out_path(&o, "denoise.gif"), 2 * probe.w + 8, probe.h + 16, 8, 0) == 0)
             tr.gif = &gif;
         image_free(&probe);
@@ -919,8 +936,8 @@ int main(int argc, char **argv) {
     /* ---- 7. pictures ------------------------------------------------------------------- */
     {
         Image img;
-        grid_image(&img, samples, N, C, H, W, gcols, picture_scale(H) * 2, 4);
-        png_write(out_path(&o, "samples.png"), &img);
+        grid_image(&img, samples, N, C, H, W, gcols, picture_scale(H), 2);
+        write_png(out_path(&o, "samples.png"), &img, C);
         image_free(&img);
     }
     write_denoise_png(&o, &tr, R);
