@@ -71,14 +71,14 @@ test-san: bins build/nb_cells $(TESTS:%=build/san/%)
 
 # The stories, run with their defaults.
 toy2d: build/toy2d
-	@cp build/toy2d ./toy2d
+	@cp -f build/toy2d ./toy2d
 	./toy2d
 images: build/images
-	@cp build/images ./images
-	./images
+	@cp -f build/images ./images
+	./images --save out/images/model.ckpt
 
 lab: build/toy2d
-	@cp build/toy2d ./toy2d
+	@cp -f build/toy2d ./toy2d
 	./toy2d --lab --out out/lab
 
 notebooks: bins build/nb_cells build/test/test_notebooks
