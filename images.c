@@ -27,11 +27,11 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "checkpoint.h"
+#include "cli.h"
 #include "data.h"
 #include "ddpm.h"
 #include "plot.h"
@@ -167,25 +167,6 @@ static void usage(FILE *f) {
         d.lr, d.warmup, d.ema, d.seed, d.n_samples, d.eta, d.out);
 }
 
-/* "--name value" or "--name=value"; a bad value names the option and the allowed values */
-static long parse_int(const char *opt, const char *v, long lo, long hi) {
-    char *end;
-    errno = 0;
-    long x = strtol(v, &end, 10);
-    if (errno || *end || end == v || x < lo || x > hi)
-        die("%s: '%s' is not an integer in %ld..%ld", opt, v, lo, hi);
-    return x;
-}
-
-static double parse_double(const char *opt, const char *v, double lo, double hi) {
-    char *end;
-    errno = 0;
-    double x = strtod(v, &end);
-    if (errno || *end || end == v || !(x >= lo && x <= hi))
-        die("%s: '%s' is not a number in [%g, %g]", opt, v, lo, hi);
-    return x;
-}
-
 static int parse_name(const char *v, const char **names, int n) {
     for (int i = 0; i < n; i++)
         if (strcmp(v, names[i]) == 0) return i;
@@ -241,14 +222,8 @@ static Options parse_options(int argc, char **argv) {
     char msg[256];
     for (int i = 1; i < argc; i++) {
         char name[64];
-        const char *arg = argv[i], *val = NULL, *eq = strchr(arg, '=');
-        if (strncmp(arg, "--", 2) != 0) die("unexpected argument '%s' (see ./images --help)", arg);
-        if (eq) {
-            snprintf(name, sizeof name, "%.*s", (int)(eq - arg), arg);
-            val = eq + 1;
-        } else {
-            snprintf(name, sizeof name, "%s", arg);
-        }
+        const char *val;
+        cli_split("./images", argv, i, name, (int)sizeof name, &val);
         if (strcmp(name, "--help") == 0) { usage(stdout); exit(0); }
         if (strcmp(name, "--clip-x0") == 0) { o.clip_x0 = 1; continue; }
         if (strcmp(name, "--no-ema") == 0) { o.no_ema = 1; continue; }
@@ -271,7 +246,7 @@ static Options parse_options(int argc, char **argv) {
         } else if (strcmp(name, "--file") == 0) {
             o.file = val;
         } else if (strcmp(name, "--size") == 0) {
-            o.size = (int)parse_int(name, val, 8, 64);
+            o.size = (int)cli_int(name, val, 8, 64);
             o.given[G_SIZE] = 1;
         } else if (strcmp(name, "--model") == 0) {
             int k = parse_name(val, model_names, 2);
@@ -279,7 +254,7 @@ static Options parse_options(int argc, char **argv) {
             o.model = (ModelPreset)k;
             o.given[G_MODEL] = 1;
         } else if (strcmp(name, "--base") == 0) {
-            o.base = (int)parse_int(name, val, 2, 512);
+            o.base = (int)cli_int(name, val, 2, 512);
             if (o.base % 2) die("--base: '%s' is odd; the base width must be even", val);
             o.given[G_BASE] = 1;
         } else if (strcmp(name, "--mult") == 0) {
@@ -290,7 +265,7 @@ static Options parse_options(int argc, char **argv) {
                 len += snprintf(o.mult + len, sizeof o.mult - len, "%s%d", l ? "," : "", m[l]);
             o.given[G_MULT] = 1;
         } else if (strcmp(name, "--res-blocks") == 0) {
-            o.res_blocks = (int)parse_int(name, val, 1, UNET_MAX_RES);
+            o.res_blocks = (int)cli_int(name, val, 1, UNET_MAX_RES);
             o.given[G_RES] = 1;
         } else if (strcmp(name, "--attn") == 0) {
             int r[UNET_MAX_ATTN], n, mid;
@@ -302,7 +277,7 @@ static Options parse_options(int argc, char **argv) {
             if (!len) snprintf(o.attn, sizeof o.attn, "none");
             o.given[G_ATTN] = 1;
         } else if (strcmp(name, "--T") == 0) {
-            o.T = (int)parse_int(name, val, 1, 100000);
+            o.T = (int)cli_int(name, val, 1, 100000);
             o.given[G_T] = 1;
         } else if (strcmp(name, "--schedule") == 0) {
             if (schedule_parse(val, &o.schedule)) die("--schedule: unknown '%s'; allowed: %s", val, schedule_names());
@@ -317,48 +292,48 @@ static Options parse_options(int argc, char **argv) {
             if (reverse_var_parse(val, &o.ddpm.var)) die("--var: unknown '%s'; allowed: beta_tilde|beta", val);
             o.given[G_VAR] = 1;
         } else if (strcmp(name, "--steps") == 0) {
-            o.steps = (int)parse_int(name, val, 0, 100000000);
+            o.steps = (int)cli_int(name, val, 0, 100000000);
             o.given[G_STEPS] = 1;
         } else if (strcmp(name, "--batch") == 0) {
-            o.batch = (int)parse_int(name, val, 1, 4096);
+            o.batch = (int)cli_int(name, val, 1, 4096);
             o.given[G_BATCH] = 1;
         } else if (strcmp(name, "--lr") == 0) {
-            o.lr = parse_double(name, val, 0.0, 1.0);
+            o.lr = cli_double(name, val, 0.0, 1.0);
             o.given[G_LR] = 1;
         } else if (strcmp(name, "--warmup") == 0) {
-            o.warmup = (int)parse_int(name, val, 0, 100000000);
+            o.warmup = (int)cli_int(name, val, 0, 100000000);
             o.given[G_WARMUP] = 1;
         } else if (strcmp(name, "--ema") == 0) {
-            o.ema = parse_double(name, val, 0.0, 1.0);
+            o.ema = cli_double(name, val, 0.0, 1.0);
             o.given[G_EMA] = 1;
         } else if (strcmp(name, "--seed") == 0) {
-            o.seed = (unsigned long)parse_int(name, val, 0, 2147483647L);
+            o.seed = (unsigned long)cli_int(name, val, 0, 2147483647L);
             o.given[G_SEED] = 1;
         } else if (strcmp(name, "--out") == 0) {
             o.out = val;
         } else if (strcmp(name, "--save") == 0) {
             o.save = val;
         } else if (strcmp(name, "--save-every") == 0) {
-            o.save_every = (int)parse_int(name, val, 1, 100000000);
+            o.save_every = (int)cli_int(name, val, 1, 100000000);
         } else if (strcmp(name, "--resume") == 0) {
             o.resume = val;
         } else if (strcmp(name, "--sample-only") == 0) {
             o.sample_only = val;
         } else if (strcmp(name, "--n-samples") == 0) {
-            o.n_samples = (int)parse_int(name, val, 1, 4096);
+            o.n_samples = (int)cli_int(name, val, 1, 4096);
         } else if (strcmp(name, "--sampler") == 0) {
             if (strcmp(val, "ddpm") == 0) sampler_ddim = 0;
             else if (strcmp(val, "ddim") == 0) sampler_ddim = 1;
             else die("--sampler: unknown '%s'; allowed: ddpm|ddim", val);
         } else if (strcmp(name, "--ddim-steps") == 0) {
-            o.ddim_steps = (int)parse_int(name, val, 1, 100000);
+            o.ddim_steps = (int)cli_int(name, val, 1, 100000);
             sampler_ddim = ddim_steps_given = 1;
         } else if (strcmp(name, "--eta") == 0) {
-            o.eta = parse_double(name, val, 0.0, 1.0);
+            o.eta = cli_double(name, val, 0.0, 1.0);
         } else if (strcmp(name, "--bench") == 0) {
-            o.bench = (int)parse_int(name, val, 1, 1000000);
+            o.bench = (int)cli_int(name, val, 1, 1000000);
         } else if (strcmp(name, "--bound") == 0) {
-            o.bound = (int)parse_int(name, val, 0, 100000);
+            o.bound = (int)cli_int(name, val, 0, 100000);
         } else {
             die("unknown option '%s' (see ./images --help)", name);
         }
@@ -562,30 +537,6 @@ static UnetConfig model_config(Options *o, int C, int H, int W) {
 /* ========================================================================================
  * Small helpers: timing, folders, learning rate, pictures */
 
-static double now_seconds(void) {
-    struct timespec ts;
-    timespec_get(&ts, TIME_UTC);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static void make_folder(const char *path) {   /* mkdir -p */
-    char buf[1024];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = 0;
-        if (mkdir(buf, 0777) && errno != EEXIST) die("cannot create folder %s: %s", buf, strerror(errno));
-        *p = '/';
-    }
-    if (mkdir(buf, 0777) && errno != EEXIST) die("cannot create folder %s: %s", buf, strerror(errno));
-}
-
-static const char *out_path(const Options *o, const char *name) {
-    static char buf[1024];   /* used right away by the caller */
-    snprintf(buf, sizeof buf, "%s/%s", o->out, name);
-    return buf;
-}
-
 /* Ho et al.'s recipe: linear warm-up, then a constant rate. It depends on the step alone,
  * so a resumed run and an uninterrupted one take the same steps. */
 static double lr_at(const Options *o, long step) {
@@ -717,7 +668,7 @@ static void write_denoise_png(const Options *o, const Trace *tr, int R) {
         draw_text(&img, 4, top + pad + r * (tr->H * scale + pad) + tr->H * scale / 2 - 4,
                   r % 2 ? "x0^" : "x_t", BLACK, 1);
     draw_text(&img, 4, img.h - 12, "rows: x_t and the predicted x0 from it, for each sample", BLACK, 1);
-    write_png(out_path(o, "denoise.png"), &img, tr->C);
+    write_png(path_in(o->out, "denoise.png"), &img, tr->C);
     image_free(&grid);
     image_free(&img);
     free(pix);
@@ -774,7 +725,7 @@ static void report_bound(const Options *o, Denoiser *net, const Schedule *s, con
     p.log_y = 1;
     p.nseries = 1;
     p.series[0] = (SvgSeries){ "term at t", o->T, ts, terms + 1 };
-    svg_lineplot(out_path(o, "bound_terms.svg"), &p);
+    svg_lineplot(path_in(o->out, "bound_terms.svg"), &p);
     free(x0); free(terms); free(l0); free(eps); free(ones); free(ts);
 }
 
@@ -974,7 +925,7 @@ int main(int argc, char **argv) {
     {
         Image probe;   /* the GIF's frame size: two grids side by side, a title line on top */
         grid_image(&probe, samples, N, C, H, W, gcols, GIF_SCALE, 2);
-        if (gif_open(&gif, out_path(&o, "denoise.gif"), 2 * probe.w + 8, probe.h + 16, 8, 0) == 0)
+        if (gif_open(&gif, path_in(o.out, "denoise.gif"), 2 * probe.w + 8, probe.h + 16, 8, 0) == 0)
             tr.gif = &gif;
         image_free(&probe);
     }
@@ -999,7 +950,7 @@ int main(int argc, char **argv) {
     {
         Image img;
         grid_image(&img, samples, N, C, H, W, gcols, picture_scale(H), 2);
-        write_png(out_path(&o, "samples.png"), &img, C);
+        write_png(path_in(o.out, "samples.png"), &img, C);
         image_free(&img);
     }
     write_denoise_png(&o, &tr, R);
@@ -1012,7 +963,7 @@ int main(int argc, char **argv) {
         p.log_y = 1;
         p.nseries = 1;
         p.series[0] = (SvgSeries){ loss_weighting_name(o.ddpm.weighting), n_log, log_step, log_loss };
-        svg_lineplot(out_path(&o, "loss.svg"), &p);
+        svg_lineplot(path_in(o.out, "loss.svg"), &p);
     }
     /* terminal preview: the first samples side by side (gray, or the mean of RGB) */
     {

@@ -22,10 +22,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "data.h"
 #include "ddpm.h"
 #include "mlp.h"
@@ -113,43 +112,24 @@ static void usage(FILE *f) {
         d.n_samples, d.seed, d.out);
 }
 
-/* "--name value" or "--name=value"; a bad value names the option and the allowed values */
-static long parse_int(const char *opt, const char *v, long lo, long hi) {
-    char *end;
-    errno = 0;
-    long x = strtol(v, &end, 10);
-    if (errno || *end || end == v || x < lo || x > hi)
-        die("%s: '%s' is not an integer in %ld..%ld", opt, v, lo, hi);
-    return x;
-}
-
-static double parse_double(const char *opt, const char *v, double lo, double hi) {
-    char *end;
-    errno = 0;
-    double x = strtod(v, &end);
-    if (errno || *end || end == v || !(x >= lo && x <= hi))
-        die("%s: '%s' is not a number in [%g, %g]", opt, v, lo, hi);
-    return x;
-}
-
 static Options parse_options(int argc, char **argv) {
     Options o = default_options();
     int sampler_ddim = 0, ddim_steps_given = 0;
     for (int i = 1; i < argc; i++) {
         char name[64];
-        const char *arg = argv[i], *val = NULL, *eq = strchr(arg, '=');
-        if (strncmp(arg, "--", 2) != 0) die("unexpected argument '%s' (see ./toy2d --help)", arg);
-        if (eq) {
-            snprintf(name, sizeof name, "%.*s", (int)(eq - arg), arg);
-            val = eq + 1;
-        } else {
-            snprintf(name, sizeof name, "%s", arg);
-        }
+        const char *val;
+        cli_split("./toy2d", argv, i, name, (int)sizeof name, &val);
         if (strcmp(name, "--help") == 0) { usage(stdout); exit(0); }
         if (strcmp(name, "--table") == 0) { o.table = 1; continue; }
         if (strcmp(name, "--oracle") == 0) { o.oracle = 1; continue; }
         if (strcmp(name, "--weights") == 0) { o.weights = 1; continue; }
         if (strcmp(name, "--lab") == 0) { o.lab = 1; continue; }
+        static const char *with_value[] = { "--data", "--T", "--schedule", "--param", "--loss",
+            "--var", "--sampler", "--ddim-steps", "--eta", "--steps", "--batch", "--lr", "--ema",
+            "--n-train", "--n-samples", "--seed", "--out" };
+        int known = 0;
+        for (size_t k = 0; k < sizeof with_value / sizeof *with_value; k++) known |= !strcmp(name, with_value[k]);
+        if (!known) die("unknown option '%s' (see ./toy2d --help)", name);
         if (!val) {
             if (i + 1 >= argc) die("%s needs a value (see ./toy2d --help)", name);
             val = argv[++i];
@@ -159,7 +139,7 @@ static Options parse_options(int argc, char **argv) {
             if (k < 0) die("--data: unknown '%s'; allowed: %s", val, toy_names());
             o.data = (ToyKind)k;
         } else if (strcmp(name, "--T") == 0) {
-            o.T = (int)parse_int(name, val, 1, 100000);
+            o.T = (int)cli_int(name, val, 1, 100000);
         } else if (strcmp(name, "--schedule") == 0) {
             if (schedule_parse(val, &o.schedule)) die("--schedule: unknown '%s'; allowed: %s", val, schedule_names());
         } else if (strcmp(name, "--param") == 0) {
@@ -173,24 +153,24 @@ static Options parse_options(int argc, char **argv) {
             else if (strcmp(val, "ddim") == 0) sampler_ddim = 1;
             else die("--sampler: unknown '%s'; allowed: ddpm|ddim", val);
         } else if (strcmp(name, "--ddim-steps") == 0) {
-            o.ddim_steps = (int)parse_int(name, val, 1, 100000);
+            o.ddim_steps = (int)cli_int(name, val, 1, 100000);
             sampler_ddim = ddim_steps_given = 1;
         } else if (strcmp(name, "--eta") == 0) {
-            o.eta = parse_double(name, val, 0.0, 1.0);
+            o.eta = cli_double(name, val, 0.0, 1.0);
         } else if (strcmp(name, "--steps") == 0) {
-            o.steps = (int)parse_int(name, val, 0, 100000000);
+            o.steps = (int)cli_int(name, val, 0, 100000000);
         } else if (strcmp(name, "--batch") == 0) {
-            o.batch = (int)parse_int(name, val, 1, 1000000);
+            o.batch = (int)cli_int(name, val, 1, 1000000);
         } else if (strcmp(name, "--lr") == 0) {
-            o.lr = parse_double(name, val, 0.0, 1.0);
+            o.lr = cli_double(name, val, 0.0, 1.0);
         } else if (strcmp(name, "--ema") == 0) {
-            o.ema = parse_double(name, val, 0.0, 1.0);
+            o.ema = cli_double(name, val, 0.0, 1.0);
         } else if (strcmp(name, "--n-train") == 0) {
-            o.n_train = (int)parse_int(name, val, 1, 10000000);
+            o.n_train = (int)cli_int(name, val, 1, 10000000);
         } else if (strcmp(name, "--n-samples") == 0) {
-            o.n_samples = (int)parse_int(name, val, 2, 1000000);
+            o.n_samples = (int)cli_int(name, val, 2, 1000000);
         } else if (strcmp(name, "--seed") == 0) {
-            o.seed = (unsigned long)parse_int(name, val, 0, 2147483647L);
+            o.seed = (unsigned long)cli_int(name, val, 0, 2147483647L);
         } else if (strcmp(name, "--out") == 0) {
             o.out = val;
         } else {
@@ -205,30 +185,6 @@ static Options parse_options(int argc, char **argv) {
 
 /* ========================================================================================
  * Small helpers: timing, folders, coordinates, density grids */
-
-static double now_seconds(void) {
-    struct timespec ts;
-    timespec_get(&ts, TIME_UTC);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static void make_folder(const char *path) {   /* mkdir -p */
-    char buf[1024];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = 0;
-        if (mkdir(buf, 0777) && errno != EEXIST) die("cannot create folder %s: %s", buf, strerror(errno));
-        *p = '/';
-    }
-    if (mkdir(buf, 0777) && errno != EEXIST) die("cannot create folder %s: %s", buf, strerror(errno));
-}
-
-static const char *out_path(const Options *o, const char *name) {
-    static char buf[1024];   /* used right away by the caller */
-    snprintf(buf, sizeof buf, "%s/%s", o->out, name);
-    return buf;
-}
 
 /* The view: a box in the note's coordinates that holds the data and the spread-out
  * noise N(mean, std²) the forward process ends in (data mean ± 3.5 std). */
@@ -491,7 +447,7 @@ static Results run_story(Options o) {
         }
         draw_text(&img, 8, img.h - 14, "forward process: the dog/cat hills flatten into N(0, I) "
                   "(top: closed form, bottom: diffused points)", BLACK, 1);
-        png_write(out_path(&o, "forward.png"), &img);
+        png_write(path_in(o.out, "forward.png"), &img);
         image_free(&img);
         free(grid); free(xt); free(eps); free(tt);
     }
@@ -570,7 +526,7 @@ static Results run_story(Options o) {
     Image strip;
     image_init(&strip, STRIP_FRAMES * (PANEL + 8) + 8, PANEL + TITLE_H + 24);
     tr.strip = &strip;
-    if (gif_open(&gif, out_path(&o, "reverse.gif"), PANEL, PANEL + TITLE_H, 12, 0) == 0) tr.gif = &gif;
+    if (gif_open(&gif, path_in(o.out, "reverse.gif"), PANEL, PANEL + TITLE_H, 12, 0) == 0) tr.gif = &gif;
     double t_sample = now_seconds();
     if (o.ddim_steps)
         ddim_sample_loop(&net, samples, &o.ddpm, &s, N, o.ddim_steps, o.eta, 0, &rng, trace_step, &tr);
@@ -580,7 +536,7 @@ static Results run_story(Options o) {
     if (tr.gif) gif_close(&gif);
     draw_text(&strip, 8, strip.h - 14, "reverse process: particles from N(0, I) climb onto the hills "
               "(background: the exact q(x_t); orange: a few paths)", BLACK, 1);
-    png_write(out_path(&o, "reverse.png"), &strip);
+    png_write(path_in(o.out, "reverse.png"), &strip);
     image_free(&strip);
     /* more independent sets of N for steadier numbers (no pictures) */
     real *more = samples + (size_t)N * 2;
@@ -683,20 +639,20 @@ static Results run_story(Options o) {
         p.log_y = 1;
         p.nseries = 1;
         p.series[0] = (SvgSeries){ "term at t", o.T, ts, terms + 1 };
-        svg_lineplot(out_path(&o, "bound_terms.svg"), &p);
+        svg_lineplot(path_in(o.out, "bound_terms.svg"), &p);
         free(ts);
     }
     free(held);
     free(terms);
 
     /* samples.csv and summary.txt */
-    FILE *f = fopen(out_path(&o, "samples.csv"), "w");
-    if (!f) die("cannot write %s: %s", out_path(&o, "samples.csv"), strerror(errno));
+    FILE *f = fopen(path_in(o.out, "samples.csv"), "w");
+    if (!f) die("cannot write %s: %s", path_in(o.out, "samples.csv"), strerror(errno));
     fprintf(f, "x,y\n");
     for (int n = 0; n < N_all; n++) fprintf(f, "%.6g,%.6g\n", samples[2 * n], samples[2 * n + 1]);
     fclose(f);
-    f = fopen(out_path(&o, "summary.txt"), "w");
-    if (!f) die("cannot write %s: %s", out_path(&o, "summary.txt"), strerror(errno));
+    f = fopen(path_in(o.out, "summary.txt"), "w");
+    if (!f) die("cannot write %s: %s", path_in(o.out, "summary.txt"), strerror(errno));
     fprintf(f, "data %s\nT %d\nschedule %s\nparam %s\nloss %s\nvar %s\nsampler %s\nsteps %d\nbatch %d\n"
             "lr %g\nseed %lu\ntrain_seconds %.2f\nfinal_loss %.6f\nalpha_bar_T %.6g\nprior_L_T_nats %.6g\n"
             "energy_distance %.6f\nenergy_noise_floor %.6f\nshares %s\neps_mse %.6f\n"
@@ -732,7 +688,7 @@ static Results run_story(Options o) {
         char line[128];
         snprintf(line, sizeof line, "energy distance %.4f (floor %.4f)", ed, ed_floor);
         draw_text(&img, 8, img.h - 14, line, BLACK, 1);
-        png_write(out_path(&o, "samples.png"), &img);
+        png_write(path_in(o.out, "samples.png"), &img);
         image_free(&img);
     }
     /* training: the loss curve, and the loss per t of the trained model */
@@ -745,7 +701,7 @@ static Results run_story(Options o) {
         p.log_y = 1;
         p.nseries = 1;
         p.series[0] = (SvgSeries){ loss_weighting_name(o.ddpm.weighting), n_log, log_step, log_loss };
-        svg_lineplot(out_path(&o, "loss.svg"), &p);
+        svg_lineplot(path_in(o.out, "loss.svg"), &p);
 
         int M = 512 < mc.max_batch ? 512 : mc.max_batch;
         double *ts = xmalloc((size_t)o.T * sizeof(double), "t"), *lt = xmalloc((size_t)o.T * sizeof(double), "loss t");
@@ -771,7 +727,7 @@ static Results run_story(Options o) {
         p.xlabel = "t";
         p.series[0] = (SvgSeries){ "loss at t", o.T, ts, lt };
         p.log_y = o.ddpm.weighting == LOSS_SIMPLE;
-        svg_lineplot(out_path(&o, "loss_per_t.svg"), &p);
+        svg_lineplot(path_in(o.out, "loss_per_t.svg"), &p);
         free(ts); free(lt); free(x0); free(e); free(xt); free(out); free(target); free(tt);
     }
     /* the slope the particles follow: −ε̂ (learned, orange) and −ε* (exact, black) */
@@ -820,7 +776,7 @@ static Results run_story(Options o) {
         }
         draw_text(&img, 8, img.h - 14, "white: exact -eps* = sqrt(1-abar) grad log q_t;  orange: learned -eps_hat",
                   BLACK, 1);
-        png_write(out_path(&o, "field.png"), &img);
+        png_write(path_in(o.out, "field.png"), &img);
         image_free(&img);
     }
     /* terminal preview of the generated density */
@@ -880,8 +836,8 @@ static void plot_weights(const Options *o) {
             p.series[p.nseries++] = (SvgSeries){ names[i], o->T, ts, wi };
         }
     make_folder(o->out);
-    if (svg_lineplot(out_path(o, "weights.svg"), &p) == 0)
-        printf("wrote %s (%s schedule, T = %d)\n", out_path(o, "weights.svg"), schedule_name(s.kind), o->T);
+    if (svg_lineplot(path_in(o->out, "weights.svg"), &p) == 0)
+        printf("wrote %s (%s schedule, T = %d)\n", path_in(o->out, "weights.svg"), schedule_name(s.kind), o->T);
     free(ts);
     free(w);
     schedule_free(&s);
@@ -906,8 +862,8 @@ static void run_lab(const Options *base) {
                    loss_weighting_name(o.ddpm.weighting));
             res[k][w] = run_story(o);
         }
-    FILE *f = fopen(out_path(base, "lab.md"), "w");
-    if (!f) die("cannot write %s: %s", out_path(base, "lab.md"), strerror(errno));
+    FILE *f = fopen(path_in(base->out, "lab.md"), "w");
+    if (!f) die("cannot write %s: %s", path_in(base->out, "lab.md"), strerror(errno));
     fprintf(f, "| predict | loss | energy distance | noise floor | ratio | bound (bits/dim) | true NLL (bits/dim) "
                "| eps MSE | train time (s) |\n|---|---|---|---|---|---|---|---|---|\n");
     for (int k = 0; k < PRED_COUNT; k++)
@@ -922,7 +878,7 @@ static void run_lab(const Options *base) {
             toy_name(base->data), base->T, schedule_name(base->schedule), reverse_var_name(base->ddpm.var),
             base->steps, base->batch, base->lr, base->seed);
     fclose(f);
-    printf("\nlab table: %s\n", out_path(base, "lab.md"));
+    printf("\nlab table: %s\n", path_in(base->out, "lab.md"));
 }
 
 int main(int argc, char **argv) {
