@@ -137,7 +137,33 @@ void image_blit(Image *dst, const Image *src, int x, int y) {
 
 /* Bresenham's line: step along the major axis, and along the minor axis whenever the
  * accumulated error says the true line has moved half a pixel. Integer-only, all octants. */
+/* Liang-Barsky: shrinks the segment p0 → p1 to the box [lo, hi] in x and y; returns 0 if
+ * no part of it is inside. A segment already inside is returned unchanged. */
+static int clip_segment(double *x0, double *y0, double *x1, double *y1,
+                        double xlo, double xhi, double ylo, double yhi) {
+    double dx = *x1 - *x0, dy = *y1 - *y0, t0 = 0.0, t1 = 1.0;
+    double p[4] = { -dx, dx, -dy, dy };
+    double q[4] = { *x0 - xlo, xhi - *x0, *y0 - ylo, yhi - *y0 };
+    for (int i = 0; i < 4; i++) {
+        if (p[i] == 0.0) {
+            if (q[i] < 0.0) return 0;              /* parallel to this edge and outside it */
+            continue;
+        }
+        double r = q[i] / p[i];
+        if (p[i] < 0.0) { if (r > t1) return 0; if (r > t0) t0 = r; }
+        else            { if (r < t0) return 0; if (r < t1) t1 = r; }
+    }
+    double ax = *x0, ay = *y0;
+    if (t1 < 1.0) { *x1 = ax + t1 * dx; *y1 = ay + t1 * dy; }
+    if (t0 > 0.0) { *x0 = ax + t0 * dx; *y0 = ay + t0 * dy; }
+    return 1;
+}
+
 void draw_line(Image *img, int x0, int y0, int x1, int y1, const unsigned char rgb[3]) {
+    /* clip to one pixel beyond the image first, so that far-away endpoints cost nothing */
+    double a = x0, b = y0, c = x1, d = y1;
+    if (!clip_segment(&a, &b, &c, &d, -1.0, img->w, -1.0, img->h)) return;
+    x0 = (int)lround(a); y0 = (int)lround(b); x1 = (int)lround(c); y1 = (int)lround(d);
     int dx = abs(x1 - x0), sx = x0 < x1 ? 1 : -1;
     int dy = -abs(y1 - y0), sy = y0 < y1 ? 1 : -1;
     int err = dx + dy;

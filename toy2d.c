@@ -262,8 +262,11 @@ static void draw_panel(Image *img, int x, int y, const double *grid, const char 
 
 /* pixel of a point in the note's coordinates inside a panel at (x, y + TITLE_H) */
 static void to_pixel(const View *v, int x, int y, double px, double py, int *ix, int *iy) {
-    *ix = x + (int)((px - v->lo[0]) / (v->hi[0] - v->lo[0]) * PANEL);
-    *iy = y + TITLE_H + (int)((v->hi[1] - py) / (v->hi[1] - v->lo[1]) * PANEL);
+    double fx = (px - v->lo[0]) / (v->hi[0] - v->lo[0]) * PANEL;
+    double fy = (v->hi[1] - py) / (v->hi[1] - v->lo[1]) * PANEL;
+    /* a diverged model can put points anywhere: keep the conversion to int defined */
+    *ix = x + (int)fmax(-1e6, fmin(1e6, isnan(fx) ? -1e6 : fx));
+    *iy = y + TITLE_H + (int)fmax(-1e6, fmin(1e6, isnan(fy) ? -1e6 : fy));
 }
 
 /* The exact optimal denoiser of a mixture, as a Denoiser: ε* = E[ε | x_t] (data.c), and
@@ -320,6 +323,7 @@ typedef struct {
     GifWriter *gif;
     Image *strip;                /* a few frames side by side: STRIP_FRAMES panels */
     real *path;                  /* (T + 1, N_PATHS, 2) positions in note coordinates */
+    char *visited;               /* (T + 1) 1 where the sampler has reported that t */
     real *scratch;               /* (N, 2) */
     double *grid;                /* (GRID, GRID) */
 } Trace;
@@ -352,12 +356,17 @@ static void trace_step(void *ctx, int t, const real *x, const real *x0_hat, int 
         to_pixel(tr->view, 0, 0, tr->scratch[2 * n], tr->scratch[2 * n + 1], &ix, &iy);
         image_set_pixel(&frame, ix, iy, WHITE);
     }
-    for (int k = 0; k < N_PATHS && k < N; k++)   /* paths so far: from T down to t */
-        for (int u = tr->s->T; u > t; u--) {
-            int x0, y0, x1, y1;
-            to_pixel(tr->view, 0, 0, tr->path[(u * N_PATHS + k) * 2], tr->path[(u * N_PATHS + k) * 2 + 1], &x0, &y0);
-            to_pixel(tr->view, 0, 0, tr->path[((u - 1) * N_PATHS + k) * 2], tr->path[((u - 1) * N_PATHS + k) * 2 + 1], &x1, &y1);
-            draw_line(&frame, x0, y0, x1, y1, ORANGE);
+    tr->visited[t] = 1;
+    for (int k = 0; k < N_PATHS && k < N; k++)   /* paths so far: the visited times T..t */
+        for (int u = tr->s->T, prev = -1; u >= t; u--) {
+            if (!tr->visited[u]) continue;            /* DDIM visits only some t */
+            if (prev >= 0) {
+                int x0, y0, x1, y1;
+                to_pixel(tr->view, 0, 0, tr->path[(prev * N_PATHS + k) * 2], tr->path[(prev * N_PATHS + k) * 2 + 1], &x0, &y0);
+                to_pixel(tr->view, 0, 0, tr->path[(u * N_PATHS + k) * 2], tr->path[(u * N_PATHS + k) * 2 + 1], &x1, &y1);
+                draw_line(&frame, x0, y0, x1, y1, ORANGE);
+            }
+            prev = u;
         }
     for (int k = 0; k < N_PATHS && k < N; k++) {  /* where each traced particle is now */
         int ix, iy;
@@ -520,7 +529,8 @@ static Results run_story(Options o) {
     real *samples = xmalloc((size_t)N_all * 2 * sizeof(real), "samples");
     double *grid = xmalloc(GRID * GRID * sizeof(double), "grid");
     Trace tr = { &o, &s, &view, have_mix ? &note_mix : NULL, mean, std, NULL, NULL,
-                 xmalloc((size_t)(o.T + 1) * N_PATHS * 2 * sizeof(real), "paths"),
+                 xcalloc((size_t)(o.T + 1) * N_PATHS * 2, sizeof(real), "paths"),
+                 xcalloc((size_t)o.T + 1, 1, "visited"),
                  xmalloc((size_t)N * 2 * sizeof(real), "trace scratch"), grid };
     GifWriter gif;
     Image strip;
@@ -799,7 +809,7 @@ static Results run_story(Options o) {
     printf("pictures: %s/forward.png reverse.gif reverse.png samples.png field.png loss.svg loss_per_t.svg bound_terms.svg\n"
            "numbers:  %s/summary.txt, samples in %s/samples.csv\n", o.out, o.out, o.out);
 
-    free(fresh_a); free(samples); free(grid); free(tr.path); free(tr.scratch);
+    free(fresh_a); free(samples); free(grid); free(tr.path); free(tr.visited); free(tr.scratch);
     free(batch); free(log_step); free(log_loss); free(train);
     train_work_free(&work);
     mlp_free(&mlp);

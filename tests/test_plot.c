@@ -643,6 +643,20 @@ static void test_shapes(void) {
     CHECK(same_rgb(pixel(&img, 2, 3), black) && same_rgb(pixel(&img, 12, 7), black) &&
           count_not_white(&img, 0, 0, 20, 20) == 11, "line: both ends, one pixel per column");
     draw_line(&img, -50, -40, -10, -90, black);   // entirely outside: nothing, no crash
+    CHECK(count_not_white(&img, 0, 0, 20, 20) == 11, "a line outside the image draws nothing");
+    image_free(&img);
+    /* far endpoints are clipped first: this returns at once and draws exactly row 5 (a
+     * plain Bresenham walk would visit 2e9 points); the diagonal keeps its pixels */
+    image_init(&img, 20, 20);
+    draw_line(&img, -1000000000, 5, 1000000000, 5, black);
+    CHECK(count_not_white(&img, 0, 0, 20, 20) == 20 && count_not_white(&img, 0, 5, 20, 6) == 20,
+          "a very long horizontal line is clipped to its visible row");
+    image_free(&img);
+    image_init(&img, 20, 20);
+    draw_line(&img, -100000, -100000, 100000, 100000, black);
+    int diagonal = 1;
+    for (int k = 0; k < 20; k++) diagonal &= same_rgb(pixel(&img, k, k), black);
+    CHECK(diagonal && count_not_white(&img, 0, 0, 20, 20) == 20, "a clipped diagonal keeps its 20 pixels");
 
     image_free(&img);
     image_init(&img, 20, 20);
