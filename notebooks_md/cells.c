@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../cli.h"
 #include "../ddpm.h"
 #include "../plot.h"
 #include "../schedule.h"
@@ -66,6 +67,7 @@ static void cell_schedules(void) {
                s.alpha_bar[T_TOY]);
         schedule_free(&s);
     }
+    make_folder("out/nb");   /* a fresh clone has no out/ yet */
     if (svg_lineplot("out/nb/schedules.svg", &p)) exit(1);
     printf("wrote out/nb/schedules.svg\n");
 }
