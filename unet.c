@@ -1298,15 +1298,18 @@ void unet_print_summary(FILE *f, const Unet *u) {
     fprintf(f, "U-Net for %d×%d×%d images (real = %s)\n", cfg->C, cfg->H, cfg->W, REAL_NAME);
     fprintf(f, "  base %d, mult (", cfg->base);
     for (int l = 0; l < cfg->levels; l++) fprintf(f, "%s%d", l ? ", " : "", cfg->mult[l]);
-    fprintf(f, "), %d res blocks per level, groups %d, attention at", cfg->num_res_blocks,
-            cfg->groups);
-    for (int i = 0; i < cfg->n_attn; i++) fprintf(f, " %d", cfg->attn_res[i]);
-    fprintf(f, "%s\n", cfg->mid_attn ? " and in the middle" : "");
+    fprintf(f, "), %d residual block%s per level, groups %d, ", cfg->num_res_blocks,
+            cfg->num_res_blocks == 1 ? "" : "s", cfg->groups);
+    if (cfg->n_attn == 0 && !cfg->mid_attn) fprintf(f, "no attention");
+    else fprintf(f, "attention at");
+    for (int i = 0; i < cfg->n_attn; i++) fprintf(f, "%s %d", i ? "," : "", cfg->attn_res[i]);
+    if (cfg->mid_attn) fprintf(f, "%s", cfg->n_attn ? " and in the middle" : " the middle");
+    fprintf(f, "\n");
     fprintf(f, "  timestep embedding: sinusoidal(%d) → Linear(%d, %d) → SiLU → Linear(%d, %d)\n",
             cfg->base, cfg->base, u->T_emb, u->T_emb, u->T_emb);
     for (int l = 0; l < cfg->levels; l++) {
         const UnetLevel *lv = &u->level[l];
-        fprintf(f, "  level %d: %3d channels at %2d×%-2d%s\n", l, lv->C, lv->H, lv->W,
+        fprintf(f, "  level %d: %3d channels at %d×%d%s\n", l, lv->C, lv->H, lv->W,
                 lv->has_attn ? ", attention" : "");
     }
     size_t act = 0;
