@@ -12,7 +12,7 @@
 # CC and CFLAGS are overridable: `make CC=clang`, `make PORTABLE=1` (no -march=native),
 # `make OMP=1` (optional OpenMP pragmas). -ffp-contract=off (gcc implies it with -std=c11,
 # clang does not) keeps fused multiply-adds out,
-# so results are bit-reproducible; never -ffast-math.
+# so results are bit-reproducible; never any fast-math option.
 
 CC      ?= cc
 OPT     ?= -O3

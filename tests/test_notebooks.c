@@ -39,7 +39,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 
 #include "harness.h"
@@ -174,12 +173,15 @@ static int same_masked(const char *a, const char *b) {
 /* ========================================================================================
  * Running a command: sh -c 'COMMAND' 2>&1 from the repo root */
 
+#define EXIT_MARK "@@test_notebooks exit status "
+
 static int run_command_uncached(const char *cmd, Lines *out, double *seconds) {
     size_t len = strlen(cmd) + 64;
     char *full = malloc(len);
     if (!full) { fprintf(stderr, "error: out of memory\n"); exit(2); }
-    /* the command runs in a subshell so that its own redirections and pipes stay its own */
-    snprintf(full, len, "( %s ) 2>&1", cmd);
+    /* the command runs in a subshell so that its own redirections and pipes stay its own;
+     * its exit status comes back as a last line of text (no <sys/wait.h> needed) */
+    snprintf(full, len, "( %s ) 2>&1; echo \"%s$?\"", cmd, EXIT_MARK);
     struct timespec a, b;
     timespec_get(&a, TIME_UTC);
     fflush(stdout);
@@ -188,16 +190,20 @@ static int run_command_uncached(const char *cmd, Lines *out, double *seconds) {
     if (!p) return -1;
     size_t n;
     char *text = read_all(p, &n);
-    int status = pclose(p);
+    int closed = pclose(p);
     timespec_get(&b, TIME_UTC);
     *seconds = (double)(b.tv_sec - a.tv_sec) + 1e-9 * (double)(b.tv_nsec - a.tv_nsec);
     if (text) {
         lines_from_text(out, text, n);
         free(text);
     }
+    int status = -1;   /* the last line is EXIT_MARK followed by the status */
+    if (out->n > 0 && strncmp(out->line[out->n - 1], EXIT_MARK, strlen(EXIT_MARK)) == 0) {
+        status = atoi(out->line[out->n - 1] + strlen(EXIT_MARK));
+        free(out->line[--out->n]);
+    }
     drop_trailing_blank(out);
-    if (status == -1 || !WIFEXITED(status)) return -1;
-    return WEXITSTATUS(status);
+    return closed == -1 ? -1 : status;
 }
 
 /* the same command text runs once: later quotes reuse its output and exit status */
