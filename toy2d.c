@@ -11,9 +11,16 @@
  *   4. the forward process, pictured    ddpm.c   q_sample; data.c mixture_diffuse
  *   5. training                         ddpm.c   ddpm_train_step; tensor.c adam_step
  *   6. sampling (the note's algorithm)  ddpm.c   p_sample_loop / ddim_sample_loop
- *   7. numbers and the remaining pictures
+ *   7. numbers: energy distance, shares, data.c energy_distance; mixture_eps_star
+ *      the learned ε̂ against the exact ε*,
+ *      the bound beside the true NLL        ddpm.c   vlb_all_terms, vlb_estimate
+ *      and the remaining pictures           plot.c
+ * Extras after the story: --table (schedule_print), --weights (loss_weight_kl for every
+ * parametrization), --lab (the story for every parametrization × weighting), --oracle
+ * (the exact optimal ε* in place of the network).
  *
- * Notebooks: notebooks_md/05_dogcat_landscape.md walks through the output.
+ * Notebooks: notebooks_md/05_dogcat_landscape.md walks through the output, 07 the bound
+ * and the lab.
  * Coordinates: the network works on standardized data (the dog/cat coordinates are ~20
  * times the noise scale, DESIGN.md "Data scale"); every picture is in the note's
  * coordinates.
