@@ -11,6 +11,8 @@
  *                                         ema_update; checkpoint.c checkpoint_save
  *   6. sampling (the note's algorithm)    ddpm.c   p_sample_loop / ddim_sample_loop
  *   7. pictures                           plot.c   samples.png, denoise.png, denoise.gif, loss.svg
+ *   8. the bound in bits/dim (--bound N)  ddpm.c   vlb_all_terms, vlb_estimate, the
+ *                                         discretized decoder (DECODER_DISCRETE)
  *
  * The default run (`make images`) fits one core and a few minutes: built-in 16×16 digits
  * and a small U-Net (the "small" preset below). `--model full` is unet_default_config,
