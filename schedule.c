@@ -190,9 +190,13 @@ double reverse_variance(const Schedule *s, ReverseVar var, int t) {
     return var == VAR_BETA ? s->beta[t] : s->sigma_q2[t];
 }
 
+/* At t = 1 with β̃ this is β̃_2 (β_1 if T = 1), as Ho et al.'s clipped log variance. With
+ * σ_t² = β_t it stays β_1; Ho et al.'s code ("fixedlarge") puts β̃_2 there too, for a
+ * better decoder likelihood, so bound numbers with β can differ from theirs at L_0. */
 double reverse_variance_clipped(const Schedule *s, ReverseVar var, int t) {
     if (var == VAR_BETA) return s->beta[t];
-    return t > 1 ? s->sigma_q2[t] : exp(s->log_sigma_q2_clipped[1]);  /* β̃_2 at t = 1 */
+    if (t > 1) return s->sigma_q2[t];
+    return s->T > 1 ? s->sigma_q2[2] : s->beta[1];
 }
 
 /* KL(N(μ_q, β̃_t I) ‖ N(μ_θ, σ_t² I)) = 1/(2σ_t²) ‖μ_q − μ_θ‖² + D c_t  (004: the μ loss,

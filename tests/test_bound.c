@@ -15,7 +15,7 @@
 
 #define Z_BOUND 5.0            /* statistical checks: 5 standard errors */
 #define SUM_TOL 1e-9           /* 256 bin masses summed; each clamped at ≥ 1e-12 */
-#define TANH_CDF_MAX_ERR 2e-4  /* the tanh formula's known accuracy (max |error| ≈ 1.6e-4) */
+#define TANH_CDF_MAX_ERR 2e-4  /* the tanh formula's accuracy: max |error| 1.79e-4 at |z| ≈ 2.59 */
 #define PI 3.14159265358979323846
 
 static void test_decoder(void) {
@@ -164,8 +164,81 @@ static void test_gaussian_bound(void) {
     schedule_free(&s);
 }
 
+/* The discretized decoder inside vlb_terms (t = 1) against a hand sum over pixels with the
+ * clipped σ_1² = β̃_2, and the same for the tanh variant; the two must differ. */
+static void test_discrete_decoder_term(void) {
+    Schedule s;
+    schedule_build(&s, SCHED_LINEAR, 100);
+    CHECK(reverse_variance_clipped(&s, VAR_BETA_TILDE, 1) == s.sigma_q2[2],
+          "sigma_1^2 with beta_tilde is beta_tilde_2 exactly");
+    CHECK(reverse_variance_clipped(&s, VAR_BETA, 1) == s.beta[1], "sigma_1^2 with beta is beta_1");
+    enum { N = 3, D = 2 };
+    Oracle o = { &s, PRED_EPS, { 0.2, -0.4 }, { { 0.3, 0.1 }, { 0.1, 0.2 } } };
+    Denoiser net = oracle_denoiser(&o);
+    real x0[N * D] = { -1.0, 1.0, 0.2 * 127.5 / 127.5, 17 / 127.5 - 1, 1.0 - 2 / 127.5, -0.5 + 0.5 / 127.5 };
+    real eps[N * D], x_t[N * D], out[N * D], mu[N * D];
+    int t[N] = { 1, 1, 1 };
+    Rng r;
+    rng_seed(&r, 51);
+    rng_fill_normal(&r, eps, N * D);
+    for (int v = 0; v < VAR_COUNT; v++) {
+        DdpmConfig cfg = { PRED_EPS, LOSS_KL, (ReverseVar)v };
+        double exact[N], tanh_v[N];
+        vlb_terms(exact, &net, x0, eps, t, N, &cfg, &s, DECODER_DISCRETE);
+        vlb_terms(tanh_v, &net, x0, eps, t, N, &cfg, &s, DECODER_DISCRETE_TANH);
+        q_sample(x_t, x0, eps, &s, t, N, D);
+        oracle_forward(&o, out, x_t, t, N);
+        p_mean(mu, out, PRED_EPS, x_t, &s, t, N, D);
+        double sigma = sqrt(reverse_variance_clipped(&s, cfg.var, 1));
+        int ok = 1, differ = 0;
+        for (int n = 0; n < N; n++) {
+            double want = 0, want_tanh = 0;
+            for (int d = 0; d < D; d++) {
+                want -= discretized_gaussian_log_prob(x0[n * D + d], mu[n * D + d], sigma, 0);
+                want_tanh -= discretized_gaussian_log_prob(x0[n * D + d], mu[n * D + d], sigma, 1);
+            }
+            ok &= fabs(exact[n] - want) <= 1e-12 * fmax(1, fabs(want)) &&
+                  fabs(tanh_v[n] - want_tanh) <= 1e-12 * fmax(1, fabs(want_tanh));
+            differ |= exact[n] != tanh_v[n];
+        }
+        CHECK(ok && differ, "L_0 with the discretized decoder = hand sum (%s), exact and tanh differ",
+              reverse_var_name(cfg.var));
+    }
+    schedule_free(&s);
+}
+
+/* The one-t estimate with enough power to see a wrong factor: with T = 5 the terms are
+ * tame, so with N = 100000 its standard error is a small fraction of the bound, and a
+ * factor (T − 1)/T = 0.8 or a t drawn from 1..T−1 would be many standard errors off. */
+static void test_estimate_power(void) {
+    Schedule s;
+    schedule_build(&s, SCHED_COSINE, 5);
+    Oracle o = { &s, PRED_EPS, { 0.5, -0.3 }, { { 0.6, 0.25 }, { 0.25, 0.4 } } };
+    Denoiser net = oracle_denoiser(&o);
+    enum { N = 100000 };
+    real *x0 = xmalloc((size_t)N * 2 * sizeof(real), "x0");
+    double *total = xmalloc((size_t)N * sizeof(double), "totals"), terms[6];
+    Rng r;
+    rng_seed(&r, 52);
+    rng_fill_normal(&r, x0, (size_t)N * 2);
+    DdpmConfig cfg = { PRED_EPS, LOSS_KL, VAR_BETA };
+    double all = vlb_all_terms(terms, total, &net, x0, N, &cfg, &s, DECODER_GAUSSIAN, &r);
+    double sq = 0;
+    for (int n = 0; n < N; n++) sq += (total[n] - all) * (total[n] - all);
+    double se_all = sqrt(sq / (N - 1) / N);
+    double se_est, est = vlb_estimate(&se_est, &net, x0, N, &cfg, &s, DECODER_GAUSSIAN, &r);
+    double tol = Z_BOUND * sqrt(se_est * se_est + se_all * se_all);
+    CHECK(fabs(est - all) <= tol, "T = 5: one-t estimate %.4f vs all terms %.4f (5 SE %.4f)", est, all, tol);
+    CHECK(tol < 0.2 * fabs(all - terms[0]) / 5, "the check can see one term missing: 5 SE %.4f", tol);
+    free(x0);
+    free(total);
+    schedule_free(&s);
+}
+
 int main(void) {
     test_decoder();
+    test_discrete_decoder_term();
+    test_estimate_power();
     test_loss_is_bound_term();
     test_gaussian_bound();
     return test_summary("test_bound");

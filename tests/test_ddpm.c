@@ -330,7 +330,9 @@ static void test_sampling_gaussian(void) {
     Rng r;
 
     /* the two fixed variances bracket the truth (Ho et al. §3.2: β̃_t and β_t are the two
-     * extremes): the sampler's exact output covariance is smaller with β̃, larger with β */
+     * extremes): for this Σ (eigenvalues 0.63 and 0.17, below 1) the sampler's exact output
+     * covariance is smaller with β̃, larger with β. This is the check that pins the variance:
+     * the Monte Carlo moments below are too coarse (5 SE = 0.025) to see the 0.006 apart. */
     double tr_data = o.S[0][0] + o.S[1][1];
     double tr_tilde = ancestral_output_trace(&o, VAR_BETA_TILDE);
     double tr_beta = ancestral_output_trace(&o, VAR_BETA);
@@ -375,6 +377,87 @@ static void test_sampling_gaussian(void) {
     double worst = 0;
     for (int i = 0; i < M * 2; i++) worst = fmax(worst, fabs(xa[i] - xb[i]));
     CHECK(worst < 1e-8, "DDIM(eta=1, S=T) = ancestral(beta_tilde): max diff %g", worst);
+
+    /* no noise at t = 1 (004's algorithm): with σ_1² = β_1 > 0 two seeds must still agree */
+    DdpmConfig big = { PRED_EPS, LOSS_SIMPLE, VAR_BETA };
+    real xs[2][M * 2];
+    for (int k = 0; k < 2; k++) {
+        for (int i = 0; i < M * 2; i++) xs[k][i] = (real)(0.1 * i - 3.0);
+        rng_seed(&r, 1000 + k);
+        p_sample(&net, xs[k], NULL, &big, &s, 1, M, 0, &r);
+    }
+    CHECK(memcmp(xs[0], xs[1], sizeof xs[0]) == 0, "p_sample at t = 1 adds no noise");
+    for (int k = 0; k < 2; k++) {            /* ... while at t = 2 it does */
+        for (int i = 0; i < M * 2; i++) xs[k][i] = (real)(0.1 * i - 3.0);
+        rng_seed(&r, 1000 + k);
+        p_sample(&net, xs[k], NULL, &big, &s, 2, M, 0, &r);
+    }
+    CHECK(memcmp(xs[0], xs[1], sizeof xs[0]) != 0, "p_sample at t = 2 adds noise");
+    schedule_free(&s);
+}
+
+/* a SampleTrace that keeps x after the first step (t = T/2 for S = 2) */
+typedef struct { real *first; int got; } FirstStep;
+static void capture_first_step(void *ctx, int t, const real *x, const real *x0_hat, int N, int D) {
+    (void)x0_hat;
+    FirstStep *seen = ctx;
+    if (t == 50 && !seen->got) {
+        memcpy(seen->first, x, (size_t)N * D * sizeof(real));
+        seen->got = 1;
+    }
+}
+
+/* Clipping x̂₀ to [−1, 1] (Ho et al.'s code; --clip-x0): data far outside [−1, 1] so that
+ * the oracle's x̂₀ is clipped. At t = 1, μ_q(x₁, x̂₀) = x̂₀ (coef_x0 = 1, coef_xt = 0), so
+ * p_sample returns clip(x̂₀) itself; one DDIM step re-derives ε̂ from the clipped x̂₀. */
+static void test_clip_x0(void) {
+    Schedule s;
+    schedule_build(&s, SCHED_LINEAR, 100);
+    Oracle o = { &s, PRED_EPS, { 3.0, -3.0 }, { { 0.5, 0.0 }, { 0.0, 0.5 } } };
+    Denoiser net = oracle_denoiser(&o);
+    DdpmConfig cfg = { PRED_EPS, LOSS_SIMPLE, VAR_BETA_TILDE };
+    enum { M = 16 };
+    Rng r;
+    rng_seed(&r, 41);
+    real x[M * 2], x_in[M * 2], eps1[M * 2], x0_hat[M * 2];
+    int t1[M];
+    for (int i = 0; i < M * 2; i++) x_in[i] = (real)(o.m[i % 2] + 0.7 * rng_normal(&r));
+    for (int n = 0; n < M; n++) t1[n] = 1;
+    oracle_forward(&o, eps1, x_in, t1, M);          /* the unclipped x̂₀, independently */
+    predict_x0_from_eps(x0_hat, x_in, eps1, &s, t1, M, 2);
+    memcpy(x, x_in, sizeof x);
+    p_sample(&net, x, NULL, &cfg, &s, 1, M, 1, &r);
+    int ok = 1, outside = 0;
+    for (int i = 0; i < M * 2; i++) {
+        double want = x0_hat[i] < -1 ? -1 : (x0_hat[i] > 1 ? 1 : x0_hat[i]);
+        ok &= fabs(x[i] - want) < 1e-12;
+        outside += fabs(x0_hat[i]) > 1;
+    }
+    CHECK(outside > M && ok, "p_sample with clip_x0 at t = 1 returns clip(x0_hat) (%d of %d clipped)",
+          outside, M * 2);
+
+    /* DDIM, η = 0, S = 2: τ = 100 → 50 → 0. The first step, by hand:
+     *   x̂₀ = clip(x̂₀(x_T)), ε̂ = (x_T − √ᾱ_T x̂₀)/√(1 − ᾱ_T), x_50 = √ᾱ_50 x̂₀ + √(1 − ᾱ_50) ε̂ */
+    real first[M * 2];
+    FirstStep seen = { first, 0 };
+    rng_seed(&r, 42);
+    real xT[M * 2];
+    Rng copy = r;
+    rng_fill_normal(&copy, xT, M * 2);          /* the x_T the sampler will draw */
+    ddim_sample_loop(&net, x, &cfg, &s, M, 2, 0.0, 1, &r, capture_first_step, &seen);
+    int tT[M];
+    for (int n = 0; n < M; n++) tT[n] = s.T;
+    real out[M * 2], x0c[M * 2];
+    oracle_forward(&o, out, xT, tT, M);
+    predict_x0_from_eps(x0c, xT, out, &s, tT, M, 2);
+    double worst = 0;
+    for (int i = 0; i < M * 2; i++) {
+        double c = x0c[i] < -1 ? -1 : (x0c[i] > 1 ? 1 : x0c[i]);
+        double e = (xT[i] - s.sqrt_alpha_bar[s.T] * c) / s.sqrt_one_minus_alpha_bar[s.T];
+        double want = s.sqrt_alpha_bar[50] * c + s.sqrt_one_minus_alpha_bar[50] * e;
+        worst = fmax(worst, fabs(first[i] - want));
+    }
+    CHECK(seen.got && worst < 1e-10, "DDIM with clip_x0: first step by hand, max diff %g", worst);
     schedule_free(&s);
 }
 
@@ -432,6 +515,7 @@ int main(void) {
     test_kl_equals_loss();
     test_loss_gradients();
     test_sampling_gaussian();
+    test_clip_x0();
     test_determinism_and_prior();
     return test_summary("test_ddpm");
 }
