@@ -26,6 +26,19 @@ static const int ALL_T[] = { 1, 2, 3, 17, 250, 999, 1000 };
 
 /* ---------------------------------------------------------------------------------------
  * Markov chain against closed form */
+/* N samples x of x_t started at x₀ against q(x_t|x₀) = N(√ᾱ_t x₀, 1 − ᾱ_t): within Z_BOUND
+ * standard errors, √(v/N) for the mean and v √(2/(N−1)) for the variance */
+static void check_closed_form_moments(const char *what, const real *x, int N, const Schedule *s,
+                                      int t, double x0) {
+    double mean = 0, var = 0, v = 1 - s->alpha_bar[t];
+    for (int n = 0; n < N; n++) mean += x[n];
+    mean /= N;
+    for (int n = 0; n < N; n++) var += (x[n] - mean) * (x[n] - mean);
+    var /= N - 1;
+    CHECK_CLOSE(mean, s->sqrt_alpha_bar[t] * x0, Z_BOUND * sqrt(v / N), what);
+    CHECK_CLOSE(var, v, Z_BOUND * v * sqrt(2.0 / (N - 1)), what);
+}
+
 static void test_markov_vs_closed_form(void) {
     Schedule s;
     schedule_build(&s, SCHED_LINEAR, 100);
@@ -39,15 +52,7 @@ static void test_markov_vs_closed_form(void) {
         rng_fill_normal(&r, eps, N);
         q_step(x, x, eps, &s, t, N * D);
     }
-    double mean = 0, var = 0;
-    for (int n = 0; n < N; n++) mean += x[n];
-    mean /= N;
-    for (int n = 0; n < N; n++) var += (x[n] - mean) * (x[n] - mean);
-    var /= N - 1;
-    /* q(x_t|x₀) = N(√ᾱ_t x₀, 1 − ᾱ_t): SE of the mean √(v/N), of the variance v √(2/(N−1)) */
-    double v = 1 - s.alpha_bar[steps];
-    CHECK_CLOSE(mean, s.sqrt_alpha_bar[steps] * x0, Z_BOUND * sqrt(v / N), "Markov chain mean");
-    CHECK_CLOSE(var, v, Z_BOUND * v * sqrt(2.0 / (N - 1)), "Markov chain variance");
+    check_closed_form_moments("Markov chain", x, N, &s, steps, x0);
 
     /* and q_sample in one go has the same moments */
     int *t = xmalloc(N * sizeof(int), "t");
@@ -55,13 +60,7 @@ static void test_markov_vs_closed_form(void) {
     for (int n = 0; n < N; n++) { t[n] = steps; x0s[n] = x0; }
     rng_fill_normal(&r, eps, N);
     q_sample(x, x0s, eps, &s, t, N, 1);
-    mean = 0; var = 0;
-    for (int n = 0; n < N; n++) mean += x[n];
-    mean /= N;
-    for (int n = 0; n < N; n++) var += (x[n] - mean) * (x[n] - mean);
-    var /= N - 1;
-    CHECK_CLOSE(mean, s.sqrt_alpha_bar[steps] * x0, Z_BOUND * sqrt(v / N), "q_sample mean");
-    CHECK_CLOSE(var, v, Z_BOUND * v * sqrt(2.0 / (N - 1)), "q_sample variance");
+    check_closed_form_moments("q_sample", x, N, &s, steps, x0);
     free(x); free(eps); free(t); free(x0s);
     schedule_free(&s);
 }
