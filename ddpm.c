@@ -227,8 +227,8 @@ void train_work_free(TrainWork *w) {
 /* Ho et al.'s Algorithm 1 with any parametrization and weighting:
  *   t ~ U{1..T}, ε ~ N(0, I), x_t = √ᾱ_t x₀ + √(1 − ᾱ_t) ε,
  *   loss = ℓ(f_θ(x_t, t), target), gradient into the parameters. */
-double ddpm_train_step(Denoiser *net, const real *x0, int N, const DdpmConfig *cfg,
-                       const Schedule *s, Rng *rng, TrainWork *w) {
+double ddpm_train_step(Denoiser *net, const real *x0, const int *y, int N,
+                       const DdpmConfig *cfg, const Schedule *s, Rng *rng, TrainWork *w) {
     int D = net->D;
     if (N > w->max_batch || N > net->max_batch || D != w->D)
         die("ddpm_train_step: batch %d or D %d exceeds the buffers (%d, %d)", N, D,
@@ -236,7 +236,7 @@ double ddpm_train_step(Denoiser *net, const real *x0, int N, const DdpmConfig *c
     for (int n = 0; n < N; n++) w->t[n] = 1 + rng_int(rng, s->T);
     rng_fill_normal(rng, w->eps, (size_t)N * D);
     q_sample(w->x_t, x0, w->eps, s, w->t, N, D);
-    net->forward(net->self, w->out, w->x_t, w->t, N);
+    net->forward(net->self, w->out, w->x_t, w->t, y, N);
     prediction_target(w->target, cfg->param, x0, w->eps, w->x_t, s, w->t, N, D);
     double loss = ddpm_loss(w->dout, NULL, w->out, w->target, cfg, s, w->t, N, D);
     params_zero_grad(net->params);
@@ -273,20 +273,22 @@ static void step_work_free(StepWork *w) {
 }
 
 /* Runs the network on x_t in chunks of at most max_batch and fills out (N, D). */
-static void denoiser_forward_all(Denoiser *net, real *out, const real *x, int *t, int N) {
+static void denoiser_forward_all(Denoiser *net, real *out, const real *x, int *t,
+                                 const int *y, int N) {
     for (int start = 0; start < N; start += net->max_batch) {
         int n = N - start < net->max_batch ? N - start : net->max_batch;
         size_t off = (size_t)start * net->D;
-        net->forward(net->self, out + off, x + off, t + start, n);
+        net->forward(net->self, out + off, x + off, t + start, y ? y + start : NULL, n);
     }
 }
 
-static void p_sample_work(Denoiser *net, real *x, const DdpmConfig *cfg, const Schedule *s,
-                          int t, int N, int clip_x0, Rng *rng, StepWork *w) {
+static void p_sample_work(Denoiser *net, real *x, const int *y, const DdpmConfig *cfg,
+                          const Schedule *s, int t, int N, int clip_x0, Rng *rng,
+                          StepWork *w) {
     int D = net->D;
     size_t n = (size_t)N * D;
     for (int i = 0; i < N; i++) w->t[i] = t;
-    denoiser_forward_all(net, w->out, x, w->t, N);
+    denoiser_forward_all(net, w->out, x, w->t, y, N);
     prediction_to_x0_eps(w->x0_hat, NULL, w->out, cfg->param, x, s, w->t, N, D);
     if (clip_x0) {
         clip_unit(w->x0_hat, n);
@@ -302,32 +304,33 @@ static void p_sample_work(Denoiser *net, real *x, const DdpmConfig *cfg, const S
     }
 }
 
-void p_sample(Denoiser *net, real *x, real *x0_hat, const DdpmConfig *cfg,
+void p_sample(Denoiser *net, real *x, real *x0_hat, const int *y, const DdpmConfig *cfg,
               const Schedule *s, int t, int N, int clip_x0, Rng *rng) {
     StepWork w;
     step_work_init(&w, N, net->D);
-    p_sample_work(net, x, cfg, s, t, N, clip_x0, rng, &w);
+    p_sample_work(net, x, y, cfg, s, t, N, clip_x0, rng, &w);
     if (x0_hat) memcpy(x0_hat, w.x0_hat, (size_t)N * net->D * sizeof(real));
     step_work_free(&w);
 }
 
-void p_sample_loop(Denoiser *net, real *x, const DdpmConfig *cfg, const Schedule *s,
-                   int N, int clip_x0, Rng *rng, SampleTrace trace, void *trace_ctx) {
+void p_sample_loop(Denoiser *net, real *x, const int *y, const DdpmConfig *cfg,
+                   const Schedule *s, int N, int clip_x0, Rng *rng,
+                   SampleTrace trace, void *trace_ctx) {
     int D = net->D;
     StepWork w;
     step_work_init(&w, N, D);
     rng_fill_normal(rng, x, (size_t)N * D);                      /* x_T ~ N(0, I) */
     if (trace) trace(trace_ctx, s->T, x, NULL, N, D);
     for (int t = s->T; t >= 1; t--) {
-        p_sample_work(net, x, cfg, s, t, N, clip_x0, rng, &w);   /* x now holds x_{t−1} */
+        p_sample_work(net, x, y, cfg, s, t, N, clip_x0, rng, &w);   /* x is now x_{t−1} */
         if (trace) trace(trace_ctx, t - 1, x, w.x0_hat, N, D);
     }
     step_work_free(&w);
 }
 
 /* DDIM (Song, Meng & Ermon 2021, eq. 12) on the subsequence τ_i = round(i T / S), i = 1..S. */
-void ddim_sample_loop(Denoiser *net, real *x, const DdpmConfig *cfg, const Schedule *s,
-                      int N, int S, double eta, int clip_x0, Rng *rng,
+void ddim_sample_loop(Denoiser *net, real *x, const int *y, const DdpmConfig *cfg,
+                      const Schedule *s, int N, int S, double eta, int clip_x0, Rng *rng,
                       SampleTrace trace, void *trace_ctx) {
     int D = net->D;
     size_t n = (size_t)N * D;
@@ -341,7 +344,7 @@ void ddim_sample_loop(Denoiser *net, real *x, const DdpmConfig *cfg, const Sched
         int tau = (int)(((long)i * s->T + S / 2) / S);           /* round(i T / S) */
         int tau_prev = i > 1 ? (int)(((long)(i - 1) * s->T + S / 2) / S) : 0;
         for (int k = 0; k < N; k++) w.t[k] = tau;
-        denoiser_forward_all(net, w.out, x, w.t, N);
+        denoiser_forward_all(net, w.out, x, w.t, y, N);
         prediction_to_x0_eps(w.x0_hat, eps_hat, w.out, cfg->param, x, s, w.t, N, D);
         if (clip_x0) {
             clip_unit(w.x0_hat, n);
@@ -424,7 +427,7 @@ void vlb_terms(double *out, Denoiser *net, const real *x0, const real *eps, cons
     int *tt = xmalloc((size_t)N * sizeof(int), "bound t");
     memcpy(tt, t, (size_t)N * sizeof(int));
     q_sample(x_t, x0, eps, s, t, N, D);
-    denoiser_forward_all(net, pred, x_t, tt, N);
+    denoiser_forward_all(net, pred, x_t, tt, NULL, N);   /* the unconditional bound */
     p_mean(mu_th, pred, cfg->param, x_t, s, t, N, D);          /* μ_θ(x_t, t) */
     q_posterior(mu_q, NULL, x_t, x0, s, t, N, D);              /* μ_q(x_t, x₀) */
     for (int n = 0; n < N; n++) {

@@ -20,8 +20,10 @@ typedef struct Denoiser {
     int D;               /* numbers per example: 2 for toy 2D, C*H*W for images */
     int max_batch;       /* largest N that forward accepts (buffers are sized for it) */
     ParamSet *params;    /* NULL for a model without parameters */
-    /* out (N, D) = f_θ(x (N, D), t (N)); keeps what backward needs. */
-    void (*forward)(void *self, real *out, const real *x, const int *t, int N);
+    /* out (N, D) = f_θ(x (N, D), t (N), y (N)); keeps what backward needs. y holds class
+     * labels 0..K−1 or the null label ∅ = K of a model with K classes; y == NULL means no
+     * label: an unconditional model (K = 0), or ∅ for every example of a conditional one. */
+    void (*forward)(void *self, real *out, const real *x, const int *t, const int *y, int N);
     /* given dout = dL/dout (N, D) of the last forward: adds dL/dθ into params->g and,
      * if dx is not NULL, writes dL/dx (N, D). May be NULL (oracles). */
     void (*backward)(void *self, real *dx, const real *dout, int N);
@@ -100,41 +102,46 @@ typedef struct {
 double ddpm_loss(real *dout, double *per_example, const real *out, const real *target,
                  const DdpmConfig *cfg, const Schedule *s, const int *t, int N, int D);
 
-/* One training step's forward and backward on a batch x₀ (N, D): draws t ~ U{1..T} and
+/* One training step's forward and backward on a batch x₀ (N, D) with labels y (N, or NULL
+ * for an unconditional model; see Denoiser.forward): draws t ~ U{1..T} and
  * ε ~ N(0, I), forms x_t by q_sample, runs the network, the loss and its gradient, and
  * backward into the parameter gradients (which it zeroes first). Returns the loss.
  * The caller then calls adam_step and ema_update. `work` holds 4 N D reals and N ints. */
 typedef struct { real *eps, *x_t, *out, *target, *dout; int *t; int max_batch, D; } TrainWork;
 void train_work_init(TrainWork *w, int max_batch, int D);
 void train_work_free(TrainWork *w);
-double ddpm_train_step(Denoiser *net, const real *x0, int N, const DdpmConfig *cfg,
-                       const Schedule *s, Rng *rng, TrainWork *work);
+double ddpm_train_step(Denoiser *net, const real *x0, const int *y, int N,
+                       const DdpmConfig *cfg, const Schedule *s, Rng *rng, TrainWork *work);
 
 /* ----------------------------------------------------------------------------------------
  * Sampling. */
 
-/* One step of the note's algorithm (004, 알고리즘): with z ~ N(0, I), z = 0 at t = 1,
+/* Every sampler takes the labels y (N) of the examples it generates, passed to the network
+ * as they are (NULL for an unconditional model).
+ *
+ * One step of the note's algorithm (004, 알고리즘): with z ~ N(0, I), z = 0 at t = 1,
  *   x_{t−1} = μ_θ(x_t, t) + σ_t z,  σ_t² = β̃_t or β_t.
  * x is updated in place; x0_hat (N, D), if not NULL, receives the predicted x̂₀.
  * clip_x0: if non-zero, x̂₀ is clipped to [−1, 1] before forming μ_θ (Ho et al.'s code
  * does this for images; the note's algorithm does not). */
-void p_sample(Denoiser *net, real *x, real *x0_hat, const DdpmConfig *cfg,
+void p_sample(Denoiser *net, real *x, real *x0_hat, const int *y, const DdpmConfig *cfg,
               const Schedule *s, int t, int N, int clip_x0, Rng *rng);
 
 /* Full ancestral sampling: x_T ~ N(0, I), then p_sample for t = T..1. If `trace` is not
  * NULL it is called after every step with the current x (t = T..0, x_t after the step is
  * x_{t−1}), so programs can record animations. */
 typedef void (*SampleTrace)(void *ctx, int t, const real *x, const real *x0_hat, int N, int D);
-void p_sample_loop(Denoiser *net, real *x, const DdpmConfig *cfg, const Schedule *s,
-                   int N, int clip_x0, Rng *rng, SampleTrace trace, void *trace_ctx);
+void p_sample_loop(Denoiser *net, real *x, const int *y, const DdpmConfig *cfg,
+                   const Schedule *s, int N, int clip_x0, Rng *rng,
+                   SampleTrace trace, void *trace_ctx);
 
 /* DDIM (Song et al., 2021) on S evenly spaced steps τ_S = T > ... > τ_1 ≥ 1:
  *   x̂₀ from the network, ε̂ = (x_τ − √ᾱ_τ x̂₀)/√(1 − ᾱ_τ),
  *   σ = η √((1 − ᾱ_prev)/(1 − ᾱ_τ)) √(1 − ᾱ_τ/ᾱ_prev),
  *   x_prev = √ᾱ_prev x̂₀ + √(1 − ᾱ_prev − σ²) ε̂ + σ z,  with ᾱ_prev = 1 after τ_1.
  * η = 1 with S = T is ancestral sampling with σ_t² = β̃_t; η = 0 is deterministic. */
-void ddim_sample_loop(Denoiser *net, real *x, const DdpmConfig *cfg, const Schedule *s,
-                      int N, int S, double eta, int clip_x0, Rng *rng,
+void ddim_sample_loop(Denoiser *net, real *x, const int *y, const DdpmConfig *cfg,
+                      const Schedule *s, int N, int S, double eta, int clip_x0, Rng *rng,
                       SampleTrace trace, void *trace_ctx);
 
 /* ----------------------------------------------------------------------------------------

@@ -836,11 +836,11 @@ int main(int argc, char **argv) {
         if (n_train)
             for (int b = 0; b < o.batch; b++)
                 memcpy(batch + (size_t)b * D, train + (size_t)(b % n_train) * D, D * sizeof(real));
-        ddpm_train_step(&net, batch, o.batch, &o.ddpm, &s, &rng, &work);
+        ddpm_train_step(&net, batch, NULL, o.batch, &o.ddpm, &s, &rng, &work);
         double t0 = now_seconds();
         clock_t c0 = clock();   /* CPU time: the one-core number even on a busy machine */
         for (int i = 0; i < o.bench; i++) {
-            ddpm_train_step(&net, batch, o.batch, &o.ddpm, &s, &rng, &work);
+            ddpm_train_step(&net, batch, NULL, o.batch, &o.ddpm, &s, &rng, &work);
             adam_step(&ps, &adam);
             ema_update(&ps, o.ema);
         }
@@ -878,7 +878,7 @@ int main(int argc, char **argv) {
             digits_sample(batch, NULL, o.batch, H, W, &rng);
         }
         /* t ~ U{1..T}, ε ~ N(0, I), loss(f_θ(√ᾱ_t x₀ + √(1−ᾱ_t) ε, t)), backward */
-        double loss = ddpm_train_step(&net, batch, o.batch, &o.ddpm, &s, &rng, &work);
+        double loss = ddpm_train_step(&net, batch, NULL, o.batch, &o.ddpm, &s, &rng, &work);
         adam.lr = lr_at(&o, step);
         adam_step(&ps, &adam);
         ema_update(&ps, ema_at(&o, step));
@@ -943,10 +943,10 @@ int main(int argc, char **argv) {
     fflush(stdout);
     double t_sample = now_seconds();
     if (o.ddim_steps)
-        ddim_sample_loop(&net, samples, &o.ddpm, &s, N, o.ddim_steps, o.eta, o.clip_x0, &srng,
+        ddim_sample_loop(&net, samples, NULL, &o.ddpm, &s, N, o.ddim_steps, o.eta, o.clip_x0, &srng,
                          trace_step, &tr);
     else
-        p_sample_loop(&net, samples, &o.ddpm, &s, N, o.clip_x0, &srng, trace_step, &tr);
+        p_sample_loop(&net, samples, NULL, &o.ddpm, &s, N, o.clip_x0, &srng, trace_step, &tr);
     t_sample = now_seconds() - t_sample;
     if (tr.gif) gif_close(&gif);
     int steps_taken = o.ddim_steps ? o.ddim_steps : o.T;

@@ -58,10 +58,11 @@ void mlp_free(Mlp *m) {
     memset(m, 0, sizeof *m);
 }
 
-void mlp_forward(Mlp *m, real *out, const real *x, const int *t, int N) {
+void mlp_forward(Mlp *m, real *out, const real *x, const int *t, const int *y, int N) {
     const MlpConfig *c = &m->cfg;
     int D = c->D, E = c->emb_dim, in0 = D + E, H = c->hidden;
     if (N > c->max_batch) die("mlp_forward: batch %d > max_batch %d", N, c->max_batch);
+    (void)y;   /* labels: read once the MLP has a class embedding */
     /* in = [x, emb(t)] */
     for (int n = 0; n < N; n++) m->t_real[n] = (real)t[n];
     real *emb = m->grad_a;  /* scratch: (N, E), copied into the input right away */
@@ -108,8 +109,9 @@ void mlp_backward(Mlp *m, real *dx, const real *dout, int N) {
             memcpy(dx + (size_t)n * D, dh + (size_t)n * in0, (size_t)D * sizeof(real));
 }
 
-static void mlp_forward_fn(void *self, real *out, const real *x, const int *t, int N) {
-    mlp_forward((Mlp *)self, out, x, t, N);
+static void mlp_forward_fn(void *self, real *out, const real *x, const int *t, const int *y,
+                           int N) {
+    mlp_forward((Mlp *)self, out, x, t, y, N);
 }
 static void mlp_backward_fn(void *self, real *dx, const real *dout, int N) {
     mlp_backward((Mlp *)self, dx, dout, N);

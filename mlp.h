@@ -44,7 +44,7 @@ typedef struct {
  * and every activation for cfg->max_batch, and initializes the weights from rng. */
 void mlp_init(Mlp *m, const MlpConfig *cfg, ParamSet *ps, Rng *rng);
 void mlp_free(Mlp *m);
-void mlp_forward(Mlp *m, real *out, const real *x, const int *t, int N);
+void mlp_forward(Mlp *m, real *out, const real *x, const int *t, const int *y, int N);
 void mlp_backward(Mlp *m, real *dx, const real *dout, int N);
 Denoiser mlp_denoiser(Mlp *m);
 

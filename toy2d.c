@@ -281,8 +281,10 @@ static void to_pixel(const View *v, int x, int y, double px, double py, int *ix,
  * would sample with the same schedule and sampler. Works in standardized coordinates. */
 typedef struct { Mixture2D mix; const Schedule *s; Parametrization param; } Oracle;
 
-static void oracle_forward(void *self, real *out, const real *x, const int *t, int N) {
+static void oracle_forward(void *self, real *out, const real *x, const int *t, const int *y,
+                           int N) {
     Oracle *o = self;
+    (void)y;   /* the unconditional ε*: no labels */
     for (int n = 0; n < N; n++) {
         double xt[2] = { x[2 * n], x[2 * n + 1] }, e[2];
         mixture_eps_star(&o->mix, o->s->alpha_bar[t[n]], xt, e);
@@ -496,7 +498,7 @@ static Results run_story(Options o) {
             batch[2 * b + 1] = train[2 * i + 1];
         }
         /* t ~ U{1..T}, ε ~ N(0, I), loss(f_θ(√ᾱ_t x₀ + √(1−ᾱ_t) ε, t)), backward */
-        double loss = ddpm_train_step(&net, batch, o.batch, &o.ddpm, &s, &rng, &work);
+        double loss = ddpm_train_step(&net, batch, NULL, o.batch, &o.ddpm, &s, &rng, &work);
         /* the learning rate decays as ½(1 + cos(π step/steps)): large steps first, fine ones last */
         adam.lr = o.lr * 0.5 * (1.0 + cos(3.14159265358979323846 * (step - 1) / o.steps));
         adam_step(&ps, &adam);
@@ -546,9 +548,9 @@ static Results run_story(Options o) {
     if (gif_open(&gif, path_in(o.out, "reverse.gif"), PANEL, PANEL + TITLE_H, 12, 0) == 0) tr.gif = &gif;
     double t_sample = now_seconds();
     if (o.ddim_steps)
-        ddim_sample_loop(&net, samples, &o.ddpm, &s, N, o.ddim_steps, o.eta, 0, &rng, trace_step, &tr);
+        ddim_sample_loop(&net, samples, NULL, &o.ddpm, &s, N, o.ddim_steps, o.eta, 0, &rng, trace_step, &tr);
     else
-        p_sample_loop(&net, samples, &o.ddpm, &s, N, 0, &rng, trace_step, &tr);
+        p_sample_loop(&net, samples, NULL, &o.ddpm, &s, N, 0, &rng, trace_step, &tr);
     t_sample = now_seconds() - t_sample;
     if (tr.gif) gif_close(&gif);
     draw_text(&strip, 8, strip.h - 14, "reverse process: particles from N(0, I) climb onto the hills "
@@ -558,9 +560,9 @@ static Results run_story(Options o) {
     /* more independent sets of N for steadier numbers (no pictures) */
     real *more = samples + (size_t)N * 2;
     if (o.ddim_steps)
-        ddim_sample_loop(&net, more, &o.ddpm, &s, N_all - N, o.ddim_steps, o.eta, 0, &rng, NULL, NULL);
+        ddim_sample_loop(&net, more, NULL, &o.ddpm, &s, N_all - N, o.ddim_steps, o.eta, 0, &rng, NULL, NULL);
     else
-        p_sample_loop(&net, more, &o.ddpm, &s, N_all - N, 0, &rng, NULL, NULL);
+        p_sample_loop(&net, more, NULL, &o.ddpm, &s, N_all - N, 0, &rng, NULL, NULL);
     unstandardize(samples, N_all, 2, mean, std);
 
     /* ---- 7. numbers ---------------------------------------------------------------- */
@@ -603,7 +605,7 @@ static Results run_story(Options o) {
         for (int n = 0; n < M; n++) tt[n] = 1 + rng_int(&rng, o.T);
         rng_fill_normal(&rng, e, (size_t)M * 2);
         q_sample(xt, x0, e, &s, tt, M, 2);
-        net.forward(net.self, out, xt, tt, M);
+        net.forward(net.self, out, xt, tt, NULL, M);
         prediction_to_x0_eps(x0h, eh, out, o.ddpm.param, xt, &s, tt, M, 2);
         double se = 0;
         for (int n = 0; n < M; n++) {
@@ -735,7 +737,7 @@ static Results run_story(Options o) {
             }
             rng_fill_normal(&rng, e, (size_t)M * 2);
             q_sample(xt, x0, e, &s, tt, M, 2);
-            net.forward(net.self, out, xt, tt, M);
+            net.forward(net.self, out, xt, tt, NULL, M);
             prediction_target(target, o.ddpm.param, x0, e, xt, &s, tt, M, 2);
             ts[t - 1] = t;
             lt[t - 1] = ddpm_loss(NULL, NULL, out, target, &o.ddpm, &s, tt, M, 2);
@@ -771,7 +773,7 @@ static Results run_story(Options o) {
                 xin[2 * a + 1] = (real)((y - mean[1]) / std[1]);
                 tt[a] = t;
             }
-            net.forward(net.self, out, xin, tt, ARROWS * ARROWS);
+            net.forward(net.self, out, xin, tt, NULL, ARROWS * ARROWS);
             prediction_to_x0_eps(x0h, eh, out, o.ddpm.param, xin, &s, tt, ARROWS * ARROWS, 2);
             double cell = (double)PANEL / ARROWS;   /* |ε| = 2 or more draws one cell */
             for (int a = 0; a < ARROWS * ARROWS; a++) {

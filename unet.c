@@ -1044,10 +1044,11 @@ static void check_batch(const Unet *u, int N, const char *where) {
             "the batch)", where, N, u->cfg.max_batch);
 }
 
-void unet_forward(Unet *u, real *out, const real *x, const int *t, int N) {
+void unet_forward(Unet *u, real *out, const real *x, const int *t, const int *y, int N) {
     const UnetConfig *cfg = &u->cfg;
     int L = cfg->levels, R = cfg->num_res_blocks, G = cfg->groups, base = cfg->base;
     int T_emb = u->T_emb;
+    (void)y;   /* labels: read once the U-Net has a class embedding */
     size_t ne = (size_t)N * T_emb;
     real *scratch = u->scratch;
     check_batch(u, N, "unet_forward");
@@ -1229,8 +1230,9 @@ void unet_backward(Unet *u, real *dx, const real *dout, int N) {
 /* ========================================================================================
  * The Denoiser glue (ddpm.h), sizes and a summary. */
 
-static void unet_forward_fn(void *self, real *out, const real *x, const int *t, int N) {
-    unet_forward((Unet *)self, out, x, t, N);
+static void unet_forward_fn(void *self, real *out, const real *x, const int *t, const int *y,
+                            int N) {
+    unet_forward((Unet *)self, out, x, t, y, N);
 }
 
 static void unet_backward_fn(void *self, real *dx, const real *dout, int N) {

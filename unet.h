@@ -230,7 +230,7 @@ int unet_init(Unet *u, const UnetConfig *cfg, ParamSet *ps, Rng *rng);
 void unet_free(Unet *u);
 
 /* out (N, C, H, W) = f_θ(x (N, C, H, W), t (N), t = 1..T); keeps what backward needs. */
-void unet_forward(Unet *u, real *out, const real *x, const int *t, int N);
+void unet_forward(Unet *u, real *out, const real *x, const int *t, const int *y, int N);
 /* Given dout = dL/dout of the last forward: adds dL/dθ into the ParamSet's gradients
  * and, if dx is not NULL, writes dL/dx (N, C, H, W). */
 void unet_backward(Unet *u, real *dx, const real *dout, int N);

@@ -15,7 +15,7 @@ int main(void) {
     AdamConfig a = adam_default(1e-3);
     int steps = 1000;
     struct timespec t0, t1; timespec_get(&t0, TIME_UTC);
-    for (int i = 0; i < steps; i++) { ddpm_train_step(&net, x0, 256, &cfg, &s, &r, &w); adam_step(&ps, &a); ema_update(&ps, 0.995); }
+    for (int i = 0; i < steps; i++) { ddpm_train_step(&net, x0, NULL, 256, &cfg, &s, &r, &w); adam_step(&ps, &a); ema_update(&ps, 0.995); }
     timespec_get(&t1, TIME_UTC);
     double el = (t1.tv_sec - t0.tv_sec) + 1e-9 * (t1.tv_nsec - t0.tv_nsec);
     printf("%d steps in %.2f s: %.0f steps/s\n", steps, el, steps / el);

@@ -29,11 +29,11 @@ int main(int argc, char **argv) {
     rng_fill_normal(&rng, x, n); rng_fill_normal(&rng, dout, n);
     int *t = xmalloc(N * sizeof(int), "t");
     for (int i = 0; i < N; i++) t[i] = 1 + rng_int(&rng, 1000);
-    unet_forward(&u, out, x, t, N); unet_backward(&u, NULL, dout, N);   /* warm up */
+    unet_forward(&u, out, x, t, NULL, N); unet_backward(&u, NULL, dout, N);   /* warm up */
     double best_f = 1e9, best_fb = 1e9;
     for (int r = 0; r < reps; r++) {
         double t0 = now();
-        unet_forward(&u, out, x, t, N);
+        unet_forward(&u, out, x, t, NULL, N);
         double t1 = now();
         unet_backward(&u, NULL, dout, N);
         double t2 = now();

@@ -4,7 +4,8 @@
 #include "../ddpm.h"
 #include "../data.h"
 typedef struct { Mixture2D m; const Schedule *s; } Or;
-static void fwd(void *self, real *out, const real *x, const int *t, int N) {
+static void fwd(void *self, real *out, const real *x, const int *t, const int *y, int N) {
+    (void)y;
     Or *o = self;
     for (int n = 0; n < N; n++) { double xi[2] = { x[2*n], x[2*n+1] }, e[2];
         mixture_eps_star(&o->m, o->s->alpha_bar[t[n]], xi, e); out[2*n] = e[0]; out[2*n+1] = e[1]; }
@@ -21,7 +22,7 @@ int main(int argc, char **argv) {
     DdpmConfig cfg = { PRED_EPS, LOSS_SIMPLE, (ReverseVar)var };
     real *x = malloc(sizeof(real) * N * 2), *a = malloc(sizeof(real) * N * 2), *b = malloc(sizeof(real) * N * 2);
     double tot = 0, totf = 0; for (int rep = 0; rep < 10; rep++) {
-        p_sample_loop(&d, x, &cfg, &s, N, 0, &r, NULL, NULL);
+        p_sample_loop(&d, x, NULL, &cfg, &s, N, 0, &r, NULL, NULL);
         unstandardize(x, N, 2, mean, std);
         double ed = 0, fl = 0;
         for (int k = 0; k < 8; k++) { toy_sample(a, NULL, N, TOY_DOGCAT, &r); toy_sample(b, NULL, N, TOY_DOGCAT, &r);

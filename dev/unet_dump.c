@@ -67,7 +67,7 @@ int main(int argc, char **argv) {
     int t[N];
     for (int i = 0; i < N; i++) t[i] = 1 + rng_int(&rng, 1000);
     params_zero_grad(&ps);
-    unet_forward(&u, out, x, t, N);
+    unet_forward(&u, out, x, t, NULL, N);
     unet_backward(&u, dx, dout, N);
     FILE *f = fopen(argv[1], "wb");
     if (!f) die("cannot write %s", argv[1]);

@@ -15,8 +15,10 @@
 
 typedef struct { const Schedule *s; Parametrization p; double m[2], S[2][2]; } Oracle;
 
-static inline void oracle_forward(void *self, real *out, const real *x, const int *t, int N) {
+static inline void oracle_forward(void *self, real *out, const real *x, const int *t,
+                                  const int *y, int N) {
     Oracle *o = self;
+    (void)y;   /* one Gaussian, no labels */
     for (int n = 0; n < N; n++) {
         double ab = o->s->alpha_bar[t[n]], sa = sqrt(ab), sb = sqrt(1 - ab);
         double a = ab * o->S[0][0] + (1 - ab), b = ab * o->S[0][1];

@@ -59,7 +59,7 @@ static void test_loss_is_bound_term(void) {
     rng_fill_normal(&r, x0, N * D);
     rng_fill_normal(&r, eps, N * D);
     q_sample(x_t, x0, eps, &s, t, N, D);
-    mlp_forward(&mlp, out, x_t, t, N);
+    mlp_forward(&mlp, out, x_t, t, NULL, N);
     for (int p = 0; p < PRED_COUNT; p++)
         for (int v = 0; v < VAR_COUNT; v++) {
             DdpmConfig cfg = { (Parametrization)p, LOSS_KL, (ReverseVar)v };
@@ -187,7 +187,7 @@ static void test_discrete_decoder_term(void) {
         vlb_terms(exact, &net, x0, eps, t, N, &cfg, &s, DECODER_DISCRETE);
         vlb_terms(tanh_v, &net, x0, eps, t, N, &cfg, &s, DECODER_DISCRETE_TANH);
         q_sample(x_t, x0, eps, &s, t, N, D);
-        oracle_forward(&o, out, x_t, t, N);
+        oracle_forward(&o, out, x_t, t, NULL, N);
         p_mean(mu, out, PRED_EPS, x_t, &s, t, N, D);
         double sigma = sqrt(reverse_variance_clipped(&s, cfg.var, 1));
         int ok = 1, differ = 0;

@@ -632,7 +632,7 @@ static void run_free(Run *r) {
 static void run_train(Run *r, const real *x0, int steps, const DdpmConfig *dc,
                       const Schedule *s, const AdamConfig *ac, double decay) {
     for (int k = 0; k < steps; k++) {
-        ddpm_train_step(&r->net, x0, RESUME_BATCH, dc, s, &r->rng, &r->work);
+        ddpm_train_step(&r->net, x0, NULL, RESUME_BATCH, dc, s, &r->rng, &r->work);
         adam_step(&r->ps, ac);
         ema_update(&r->ps, decay);
     }

@@ -204,7 +204,7 @@ static double loss_only(void *p) {
 
 static double loss_through_mlp(void *p) {
     LossCtx *c = p;
-    mlp_forward(c->mlp, c->out, c->x_t, c->t, c->N);
+    mlp_forward(c->mlp, c->out, c->x_t, c->t, NULL, c->N);
     return ddpm_loss(NULL, NULL, c->out, c->target, &c->cfg, c->s, c->t, c->N, c->D);
 }
 
@@ -242,7 +242,7 @@ static void test_loss_gradients(void) {
                 params_init(&ps);
                 mlp_init(&mlp, &mc, &ps, &r);
                 c.mlp = &mlp;
-                mlp_forward(&mlp, out, x_t, t, N);
+                mlp_forward(&mlp, out, x_t, t, NULL, N);
                 ddpm_loss(dout, NULL, out, target, &cfg, &s, t, N, D);
                 params_zero_grad(&ps);
                 memset(dx, 0, sizeof dx);
@@ -345,7 +345,7 @@ static void test_sampling_gaussian(void) {
         for (int var = 0; var < VAR_COUNT; var++) {
             DdpmConfig cfg = { o.p, LOSS_SIMPLE, (ReverseVar)var };
             rng_seed(&r, 100 + p);
-            p_sample_loop(&net, x, &cfg, &s, N, 0, &r, NULL, NULL);
+            p_sample_loop(&net, x, NULL, &cfg, &s, N, 0, &r, NULL, NULL);
             char what[64];
             snprintf(what, sizeof what, "ancestral %s %s", parametrization_name(o.p), reverse_var_name(cfg.var));
             CHECK(moments_match(what, x, N, &o), "%s reproduces the data moments", what);
@@ -359,7 +359,7 @@ static void test_sampling_gaussian(void) {
     int steps[2] = { 100, 1000 };
     for (int k = 0; k < 2; k++) {
         rng_seed(&r, 200 + k);
-        ddim_sample_loop(&net, x, &cfg, &s, N, steps[k], etas[k], 0, &r, NULL, NULL);
+        ddim_sample_loop(&net, x, NULL, &cfg, &s, N, steps[k], etas[k], 0, &r, NULL, NULL);
         char what[64];
         snprintf(what, sizeof what, "DDIM eta=%g S=%d", etas[k], steps[k]);
         CHECK(moments_match(what, x, N, &o), "%s reproduces the data moments", what);
@@ -370,9 +370,9 @@ static void test_sampling_gaussian(void) {
     enum { M = 64 };
     real xa[M * 2], xb[M * 2];
     rng_seed(&r, 7);
-    p_sample_loop(&net, xa, &cfg, &s, M, 0, &r, NULL, NULL);
+    p_sample_loop(&net, xa, NULL, &cfg, &s, M, 0, &r, NULL, NULL);
     rng_seed(&r, 7);
-    ddim_sample_loop(&net, xb, &cfg, &s, M, s.T, 1.0, 0, &r, NULL, NULL);
+    ddim_sample_loop(&net, xb, NULL, &cfg, &s, M, s.T, 1.0, 0, &r, NULL, NULL);
     double worst = 0;
     for (int i = 0; i < M * 2; i++) worst = fmax(worst, fabs(xa[i] - xb[i]));
     CHECK(worst < 1e-8, "DDIM(eta=1, S=T) = ancestral(beta_tilde): max diff %g", worst);
@@ -383,13 +383,13 @@ static void test_sampling_gaussian(void) {
     for (int k = 0; k < 2; k++) {
         for (int i = 0; i < M * 2; i++) xs[k][i] = (real)(0.1 * i - 3.0);
         rng_seed(&r, 1000 + k);
-        p_sample(&net, xs[k], NULL, &big, &s, 1, M, 0, &r);
+        p_sample(&net, xs[k], NULL, NULL, &big, &s, 1, M, 0, &r);
     }
     CHECK(memcmp(xs[0], xs[1], sizeof xs[0]) == 0, "p_sample at t = 1 adds no noise");
     for (int k = 0; k < 2; k++) {            /* ... while at t = 2 it does */
         for (int i = 0; i < M * 2; i++) xs[k][i] = (real)(0.1 * i - 3.0);
         rng_seed(&r, 1000 + k);
-        p_sample(&net, xs[k], NULL, &big, &s, 2, M, 0, &r);
+        p_sample(&net, xs[k], NULL, NULL, &big, &s, 2, M, 0, &r);
     }
     CHECK(memcmp(xs[0], xs[1], sizeof xs[0]) != 0, "p_sample at t = 2 adds noise");
     schedule_free(&s);
@@ -422,10 +422,10 @@ static void test_clip_x0(void) {
     int t1[M];
     for (int i = 0; i < M * 2; i++) x_in[i] = (real)(o.m[i % 2] + 0.7 * rng_normal(&r));
     for (int n = 0; n < M; n++) t1[n] = 1;
-    oracle_forward(&o, eps1, x_in, t1, M);          /* the unclipped x̂₀, independently */
+    oracle_forward(&o, eps1, x_in, t1, NULL, M);          /* the unclipped x̂₀, independently */
     predict_x0_from_eps(x0_hat, x_in, eps1, &s, t1, M, 2);
     memcpy(x, x_in, sizeof x);
-    p_sample(&net, x, NULL, &cfg, &s, 1, M, 1, &r);
+    p_sample(&net, x, NULL, NULL, &cfg, &s, 1, M, 1, &r);
     int ok = 1, outside = 0;
     for (int i = 0; i < M * 2; i++) {
         double want = x0_hat[i] < -1 ? -1 : (x0_hat[i] > 1 ? 1 : x0_hat[i]);
@@ -443,11 +443,11 @@ static void test_clip_x0(void) {
     real xT[M * 2];
     Rng copy = r;
     rng_fill_normal(&copy, xT, M * 2);          /* the x_T the sampler will draw */
-    ddim_sample_loop(&net, x, &cfg, &s, M, 2, 0.0, 1, &r, capture_first_step, &seen);
+    ddim_sample_loop(&net, x, NULL, &cfg, &s, M, 2, 0.0, 1, &r, capture_first_step, &seen);
     int tT[M];
     for (int n = 0; n < M; n++) tT[n] = s.T;
     real out[M * 2], x0c[M * 2];
-    oracle_forward(&o, out, xT, tT, M);
+    oracle_forward(&o, out, xT, tT, NULL, M);
     predict_x0_from_eps(x0c, xT, out, &s, tT, M, 2);
     double worst = 0;
     for (int i = 0; i < M * 2; i++) {
@@ -474,9 +474,9 @@ static void test_determinism_and_prior(void) {
     DdpmConfig cfg = { PRED_EPS, LOSS_SIMPLE, VAR_BETA_TILDE };
     real a[64 * 2], b[64 * 2];
     rng_seed(&r, 9);
-    p_sample_loop(&net, a, &cfg, &s, 64, 0, &r, NULL, NULL);
+    p_sample_loop(&net, a, NULL, &cfg, &s, 64, 0, &r, NULL, NULL);
     rng_seed(&r, 9);
-    p_sample_loop(&net, b, &cfg, &s, 64, 0, &r, NULL, NULL);
+    p_sample_loop(&net, b, NULL, &cfg, &s, 64, 0, &r, NULL, NULL);
     CHECK(memcmp(a, b, sizeof a) == 0, "same seed, bit-identical samples");
 
     /* a few training steps on a fixed batch lower its loss (the step's sign is right) */
@@ -487,14 +487,14 @@ static void test_determinism_and_prior(void) {
     AdamConfig adam = adam_default(1e-3);
     Rng rs; rng_seed(&rs, 1);
     Rng probe = rs;
-    double before = ddpm_train_step(&net, x0, 64, &cfg, &s, &probe, &w);
+    double before = ddpm_train_step(&net, x0, NULL, 64, &cfg, &s, &probe, &w);
     for (int i = 0; i < 50; i++) {
         Rng same = rs;     /* the same t and ε every step: a fixed objective */
-        ddpm_train_step(&net, x0, 64, &cfg, &s, &same, &w);
+        ddpm_train_step(&net, x0, NULL, 64, &cfg, &s, &same, &w);
         adam_step(&ps, &adam);
     }
     probe = rs;
-    double after = ddpm_train_step(&net, x0, 64, &cfg, &s, &probe, &w);
+    double after = ddpm_train_step(&net, x0, NULL, 64, &cfg, &s, &probe, &w);
     CHECK(after < 0.5 * before, "50 Adam steps on a fixed batch halve its loss: %g -> %g", before, after);
     train_work_free(&w);
 

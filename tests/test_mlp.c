@@ -14,7 +14,7 @@ typedef struct { Mlp *m; real *x, *out, *dout; int *t; int N; } Ctx;
 
 static double fake_loss(void *p) {    /* L = Σ out · dout */
     Ctx *c = p;
-    mlp_forward(c->m, c->out, c->x, c->t, c->N);
+    mlp_forward(c->m, c->out, c->x, c->t, NULL, c->N);
     double L = 0;
     for (int i = 0; i < c->N * c->m->cfg.D; i++) L += c->out[i] * c->dout[i];
     return L;
@@ -66,7 +66,7 @@ int main(void) {
     /* the output depends on t through the embedding */
     real out2[N * D];
     int t2[N] = { 2, 25, 50 };
-    mlp_forward(&m, out2, x, t2, N);
+    mlp_forward(&m, out2, x, t2, NULL, N);
     CHECK(out2[0] != out[0] && out2[2] == out[2], "output changes with t only where t changed");
 
     mlp_free(&m);

@@ -31,7 +31,7 @@ static Quality evaluate(Denoiser *net, const DdpmConfig *cfg, const Schedule *s,
     double ed = 0, floor = 0;
     int dogs = 0;
     for (int r = 0; r < SETS; r++) {
-        p_sample_loop(net, x, cfg, s, N, 0, rng, NULL, NULL);
+        p_sample_loop(net, x, NULL, cfg, s, N, 0, rng, NULL, NULL);
         unstandardize(x, N, 2, mean, std);
         for (int n = 0; n < N; n++) {
             double p[2] = { x[2 * n], x[2 * n + 1] };
@@ -84,7 +84,7 @@ int main(void) {
             batch[2 * b] = train[2 * i];
             batch[2 * b + 1] = train[2 * i + 1];
         }
-        ddpm_train_step(&net, batch, BATCH, &cfg, &s, &rng, &w);
+        ddpm_train_step(&net, batch, NULL, BATCH, &cfg, &s, &rng, &w);
         adam.lr = 4e-3 * 0.5 * (1.0 + cos(3.14159265358979323846 * (step - 1) / STEPS));
         adam_step(&ps, &adam);
         ema_update(&ps, 0.995);

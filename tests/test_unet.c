@@ -325,7 +325,7 @@ typedef struct { Unet *u; real *x, *out, *dout; const int *t; int N; size_t n; }
 
 static double net_loss(void *ctx) {
     NetCase *c = ctx;
-    unet_forward(c->u, c->out, c->x, c->t, c->N);
+    unet_forward(c->u, c->out, c->x, c->t, NULL, c->N);
     return dot(c->out, c->dout, c->n);
 }
 
@@ -386,7 +386,7 @@ static void test_unet_gradients(Rng *rng) {
     CHECK(d.D == cfg.C * cfg.H * cfg.W && d.max_batch == cfg.max_batch && d.params == &ps,
           "denoiser sizes");
     real *out2 = xcalloc(c.n, sizeof(real), "out2");
-    d.forward(d.self, out2, c.x, t, N);
+    d.forward(d.self, out2, c.x, t, NULL, N);
     net_loss(&c);
     CHECK(memcmp(out2, c.out, c.n * sizeof(real)) == 0, "denoiser forward = unet_forward");
 
@@ -421,7 +421,7 @@ static void test_unet_reproducible(void) {
         real *x = random_reals(&rng, n, 1.0);
         int t[2] = { 1, 1000 };
         outs[run] = xcalloc(n, sizeof(real), "out");
-        unet_forward(&u, outs[run], x, t, 2);
+        unet_forward(&u, outs[run], x, t, NULL, 2);
         unet_free(&u);
         params_free(&ps);
         free(x);
@@ -449,11 +449,11 @@ static void test_default_config(Rng *rng) {
     size_t n = (size_t)N * 28 * 28;
     real *x = random_reals(rng, n, 1.0);
     real *out = xcalloc(n, sizeof(real), "out");
-    unet_forward(&u, out, x, t, N);
+    unet_forward(&u, out, x, t, NULL, N);
     double sumsq = dot(out, out, n);
     CHECK(sumsq == 0.0, "untrained default net predicts exactly 0 (zero conv_out)");
     randomize_params(&ps, rng);
-    unet_forward(&u, out, x, t, N);
+    unet_forward(&u, out, x, t, NULL, N);
     sumsq = dot(out, out, n);
     CHECK(isfinite(sumsq) && sumsq > 0, "default net forward N = 2 is finite (Σ out² = %g)",
           sumsq);
