@@ -183,10 +183,15 @@ static void writer_init(Writer *w, FILE *f) {
     crc32_table(w->table);
 }
 
+/* Empties the buffer whether or not the write succeeds: after a failure the rest of the
+ * file is dropped (put_bytes would otherwise find no room, forever). */
 static void writer_flush(Writer *w) {
-    if (!w->f || w->failed || w->used == 0) return;
+    if (!w->f || w->used == 0) return;
     errno = 0;
-    if (fwrite(w->buf, 1, w->used, w->f) != w->used) { w->failed = 1; w->err_no = errno; }
+    if (!w->failed && fwrite(w->buf, 1, w->used, w->f) != w->used) {
+        w->failed = 1;
+        w->err_no = errno;
+    }
     w->used = 0;
 }
 

@@ -8,11 +8,12 @@
  *     magic and an unsupported version are rejected; nothing is changed by a failed load
  *   - a model of another shape, other names or another tensor count is rejected by name
  *   - a failed save (no directory, unwritable temporary, full disk, rename onto a
- *     directory) leaves an existing checkpoint byte for byte intact
+ *     directory) leaves an existing checkpoint byte for byte intact; a real-size save onto
+ *     a full disk fails in bounded time (a child process with an alarm)
  *   - RESUME: 20 steps, save, free everything, rebuild from the header, load, 20 more
  *     steps gives bit for bit the weights, EMA, Adam moments, step and Rng of 40 steps
  * Built with real = double. Files go to /tmp (names carry the process id) and are removed.
- * The POSIX calls (getpid, mkdir, symlink, rmdir) are only in this test, for the failure
+ * The POSIX calls (getpid, mkdir, symlink, rmdir, fork) are only in this test, for the failure
  * cases of saving; checkpoint.c itself is plain C11.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -20,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -610,6 +612,47 @@ static void test_failed_save(void) {
     remove(sv.path);
 }
 
+/* A real-size checkpoint (about 640 KB, far more than any writer buffer) onto a full disk
+ * returns −1 with a message in bounded time (finding 1 of issue 15: the writer used to spin
+ * forever once its buffer was full after a failed write). The save runs in a child that
+ * alarm() kills if it hangs; the parent sees how it ended. */
+#define BIG_TENSOR 20000           /* reals per array: 4 arrays x 20000 x 8 bytes = 640 KB */
+#define HANG_SECONDS 10            /* a save of 640 KB takes milliseconds */
+static void test_full_disk_big(void) {
+    if (!file_exists("/dev/full")) { CHECK(1, "no /dev/full: skipped"); return; }
+    char path[256];
+    path_of(path, sizeof path, "big.ckpt");
+    fflush(NULL);
+    pid_t child = fork();
+    if (child == 0) {
+        alarm(HANG_SECONDS);
+        static const TensorSpec big[] = { { "big.w", 2, { 100, BIG_TENSOR / 100, 0, 0 } } };
+        ParamSet ps;
+        Rng r;
+        CkptHeader h;
+        rng_seed(&r, 1);
+        build_ps(&ps, big, 1);
+        fill_ps(&ps, &r, 1);
+        ckpt_header_init(&h);
+        char tmp[300], err[1024];
+        snprintf(tmp, sizeof tmp, "%s.tmp", path);
+        if (symlink("/dev/full", tmp) != 0) _exit(3);
+        int rc = checkpoint_save_err(path, &h, &ps, &r, err, sizeof err);
+        remove(tmp);
+        _exit(rc == -1 && strstr(err, "failed") ? 0 : 2);
+    }
+    int status = 0;
+    CHECK(child > 0 && waitpid(child, &status, 0) == child, "fork and wait");
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+          "a 640 KB save onto a full disk returns an error in bounded time (%s %d)",
+          WIFSIGNALED(status) ? "killed by signal" : "exit", WIFSIGNALED(status) ?
+          WTERMSIG(status) : WEXITSTATUS(status));
+    char tmp[300];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    remove(tmp);
+    CHECK(!file_exists(path), "nothing at the destination after the failed save");
+}
+
 /* ---------------------------------------------------------------------------------------
  * Resume: a run interrupted by save, free, rebuild and load continues bit for bit. */
 
@@ -758,6 +801,7 @@ int main(void) {
     test_corruption();
     test_model_mismatch();
     test_failed_save();
+    test_full_disk_big();
     test_resume();
     return test_summary("test_checkpoint");
 }
