@@ -1,7 +1,7 @@
 /* checkpoint.c: save and load a model and its training state (see checkpoint.h for the
  * byte-by-byte format and what each function promises).
  *
- * Reading order: CRC-32, messages, the header of settings, the writer (put_* helpers,
+ * Reading order: messages, the header of settings, the writer (put_* helpers,
  * little-endian by hand, never fwrite of a struct), save, the reader (get_* helpers),
  * the checks on a whole file, load.
  * Loading reads the whole file into memory, checks its frame (magic, version, size,
@@ -10,6 +10,8 @@
  * Sizes: n = numbers in a tensor, P = tensors, S = settings, R = bytes per stored real.
  */
 #include "checkpoint.h"
+
+#include "crc32.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -25,25 +27,6 @@ static const unsigned char MAGIC[8] = { 'D', 'D', 'P', 'M', 'C', 'K', 'P', 'T' }
 #define CRC_BYTES 4
 static const char HINT_MODEL[] =
     "build the model with the settings it was saved with (they are in the file's header)";
-
-/* ========================================================================================
- * CRC-32 (zlib, PNG): reflected polynomial 0xEDB88320, init and final xor 0xFFFFFFFF.
- * The table is built by whoever needs it (no globals); crc32_update works on the running
- * state, which starts at 0xFFFFFFFF and is xored with 0xFFFFFFFF at the end. */
-
-static void crc32_table(uint32_t table[256]) {
-    for (uint32_t k = 0; k < 256; k++) {
-        uint32_t c = k;
-        for (int bit = 0; bit < 8; bit++) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-        table[k] = c;
-    }
-}
-
-static uint32_t crc32_update(const uint32_t table[256], uint32_t crc,
-                             const unsigned char *p, size_t n) {
-    for (size_t i = 0; i < n; i++) crc = table[(crc ^ p[i]) & 0xFFu] ^ (crc >> 8);
-    return crc;
-}
 
 /* ========================================================================================
  * Messages: one line naming the file, the problem and a hint, on stderr or into a buffer. */
@@ -170,8 +153,7 @@ void ckpt_print(FILE *f, const CkptHeader *h) {
 typedef struct {
     FILE *f;                 /* NULL: count bytes only */
     uint64_t count;          /* bytes put so far */
-    uint32_t crc;            /* running CRC-32 state of the bytes put */
-    uint32_t table[256];
+    uint32_t crc;            /* CRC-32 of the bytes put (crc32.h) */
     unsigned char buf[8192];
     size_t used;             /* bytes waiting in buf */
     int failed;              /* an fwrite failed: errno saved in err_no */
@@ -179,8 +161,7 @@ typedef struct {
 } Writer;
 
 static void writer_init(Writer *w, FILE *f) {
-    w->f = f; w->count = 0; w->crc = 0xFFFFFFFFu; w->used = 0; w->failed = 0; w->err_no = 0;
-    crc32_table(w->table);
+    w->f = f; w->count = 0; w->crc = 0; w->used = 0; w->failed = 0; w->err_no = 0;
 }
 
 /* Empties the buffer whether or not the write succeeds: after a failure the rest of the
@@ -199,7 +180,7 @@ static void put_bytes(Writer *w, const void *p, size_t n) {
     w->count += n;
     if (!w->f) return;
     const unsigned char *b = p;
-    w->crc = crc32_update(w->table, w->crc, b, n);
+    w->crc = crc32_update(w->crc, b, n);
     while (n > 0) {
         size_t room = sizeof w->buf - w->used, k = n < room ? n : room;
         memcpy(w->buf + w->used, b, k);
@@ -336,7 +317,7 @@ int checkpoint_save_err(const char *path, const CkptHeader *h, const ParamSet *p
     }
     writer_init(w, f);                                     /* pass 2: write */
     put_checkpoint(w, file_size, h, ps, rng);
-    put_u32(w, w->crc ^ 0xFFFFFFFFu);                      /* the CRC of all bytes before */
+    put_u32(w, w->crc);                                    /* the CRC of all bytes before */
     writer_flush(w);
     errno = 0;
     int flush_failed = fflush(f) != 0 || ferror(f);
@@ -503,9 +484,7 @@ static int check_frame(const Report *rep, const unsigned char *buf, size_t size)
         return fail(rep, "%llu bytes after the end of the checkpoint (%llu bytes): corrupted "
                     "or two files joined; use an intact copy",
                     (unsigned long long)(size - declared), (unsigned long long)declared);
-    uint32_t table[256];
-    crc32_table(table);
-    uint32_t crc = crc32_update(table, 0xFFFFFFFFu, buf, size - CRC_BYTES) ^ 0xFFFFFFFFu;
+    uint32_t crc = crc32_update(0, buf, size - CRC_BYTES);
     Reader tail = { buf, size, size - CRC_BYTES, 0 };
     uint32_t stored = get_u32(&tail);
     if (crc != stored)

@@ -3,31 +3,16 @@
  * Notes: 004_f73000859f39fe06.txt (every formula: the diffusion process, the
  * reparametrization trick, p_θ, the loss, the x₀ and ε variants, the algorithm),
  * 001_32b43b095d77dc81.txt and 003_6ec2639ff2e34877.txt (forward and reverse processes).
- * The network is reached only through `Denoiser`, so the same code drives the 2D MLP and
- * the image U-Net. Every function works on a batch of N examples of D numbers each,
+ * The network is reached only through `Denoiser` (denoiser.h), so the same code drives
+ * the 2D MLP and the image U-Net. Every function works on a batch of N examples of D numbers each,
  * stored (N, D) row-major; t is given per example (t = 1..T).
  */
 #ifndef DDPM_H
 #define DDPM_H
 
+#include "denoiser.h"
 #include "schedule.h"
 #include "tensor.h"
-
-/* ----------------------------------------------------------------------------------------
- * The denoiser interface: a network f_θ(x_t, t) that returns D numbers per example. */
-typedef struct Denoiser {
-    void *self;          /* the model (Mlp, Unet, or a closed-form oracle in the tests) */
-    int D;               /* numbers per example: 2 for toy 2D, C*H*W for images */
-    int max_batch;       /* largest N that forward accepts (buffers are sized for it) */
-    ParamSet *params;    /* NULL for a model without parameters */
-    /* out (N, D) = f_θ(x (N, D), t (N), y (N)); keeps what backward needs. y holds class
-     * labels 0..K−1 or the null label ∅ = K of a model with K classes; y == NULL means no
-     * label: an unconditional model (K = 0), or ∅ for every example of a conditional one. */
-    void (*forward)(void *self, real *out, const real *x, const int *t, const int *y, int N);
-    /* given dout = dL/dout (N, D) of the last forward: adds dL/dθ into params->g and,
-     * if dx is not NULL, writes dL/dx (N, D). May be NULL (oracles). */
-    void (*backward)(void *self, real *dx, const real *dout, int N);
-} Denoiser;
 
 /* ----------------------------------------------------------------------------------------
  * Forward process. */

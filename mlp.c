@@ -118,6 +118,6 @@ static void mlp_backward_fn(void *self, real *dx, const real *dout, int N) {
 }
 
 Denoiser mlp_denoiser(Mlp *m) {
-    Denoiser d = { m, m->cfg.D, m->cfg.max_batch, m->params, mlp_forward_fn, mlp_backward_fn };
-    return d;
+    return (Denoiser){ .self = m, .D = m->cfg.D, .max_batch = m->cfg.max_batch, .params = m->params,
+                       .forward = mlp_forward_fn, .backward = mlp_backward_fn };
 }

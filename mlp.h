@@ -9,7 +9,7 @@
 #ifndef MLP_H
 #define MLP_H
 
-#include "ddpm.h"
+#include "denoiser.h"
 #include "tensor.h"
 
 #define MLP_MAX_HIDDEN_LAYERS 8

@@ -16,7 +16,7 @@
  *   3. the 5x7 font and text
  *   4. colormaps, heatmaps, scatter
  *   5. grids of small images
- *   6. checksums: CRC-32 and Adler-32
+ *   6. checksum: Adler-32 (CRC-32 is crc32.c's)
  *   7. PNG
  *   8. animated GIF: palette, quantization, LZW
  *   9. SVG line plots
@@ -24,6 +24,8 @@
  */
 #define _POSIX_C_SOURCE 200809L /* fileno() and isatty() under -std=c11 */
 #include "plot.h"
+
+#include "crc32.h"
 
 #include <errno.h>
 #include <math.h>
@@ -432,28 +434,8 @@ void image_from_rgb_grid(Image *out, const real *pix, int n, int H, int W, int n
 }
 
 /* ========================================================================================
- * 6. Checksums
+ * 6. Checksum
  * ======================================================================================== */
-
-/* CRC-32 as in PNG and zlib: the remainder of the message (bit-reversed) divided by the
- * polynomial 0xEDB88320, with the register started at and finally xored with all ones.
- * The bitwise step is c = (c & 1) ? (c >> 1) ^ 0xEDB88320 : c >> 1; four such steps on a
- * 4-bit value i give nibble_crc[i], so each byte takes two table look-ups. */
-uint32_t crc32_update(uint32_t crc, const void *buf, size_t n) {
-    static const uint32_t nibble_crc[16] = {
-        0x00000000, 0x1DB71064, 0x3B6E20C8, 0x26D930AC, 0x76DC4190, 0x6B6B51F4,
-        0x4DB26158, 0x5005713C, 0xEDB88320, 0xF00F9344, 0xD6D6A3E8, 0xCB61B38C,
-        0x9B64C2B0, 0x86D3D2D4, 0xA00AE278, 0xBDBDF21C,
-    };
-    const unsigned char *p = buf;
-    crc = ~crc;
-    for (size_t i = 0; i < n; i++) {
-        crc ^= p[i];
-        crc = (crc >> 4) ^ nibble_crc[crc & 15];   // low nibble
-        crc = (crc >> 4) ^ nibble_crc[crc & 15];   // high nibble
-    }
-    return ~crc;
-}
 
 /* Adler-32 (RFC 1950): s1 = 1 + Σ bytes, s2 = Σ of the running s1, both mod 65521 (the
  * largest prime below 2^16); the checksum is s2 · 65536 + s1. */

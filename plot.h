@@ -88,10 +88,9 @@ void image_from_rgb_grid(Image *out, const real *pix, int n, int H, int W, int n
                          int scale, int pad);
 
 /* ----------------------------------------------------------------------------------------
- * Checksums used by PNG, exposed for the tests. Start from 0 (CRC) or 1 (Adler) and feed
- * the bytes in any number of pieces: crc32_update(crc32_update(0, a, n), b, m) equals the
- * CRC of a followed by b. */
-uint32_t crc32_update(uint32_t crc, const void *buf, size_t n);     /* ISO-HDLC / zlib */
+ * The zlib stream's checksum, exposed for the tests (PNG's CRC-32 is crc32.h's). Start
+ * from 1 and feed the bytes in any number of pieces: adler32_update(adler32_update(1, a, n),
+ * b, m) equals the Adler-32 of a followed by b. */
 uint32_t adler32_update(uint32_t adler, const void *buf, size_t n); /* RFC 1950 */
 
 /* ----------------------------------------------------------------------------------------

@@ -531,7 +531,7 @@ static Results run_story(Options o) {
     Oracle oracle = { note_mix, &s, o.ddpm.param };
     if (o.oracle) {
         mixture_affine(&note_mix, mean, std, &oracle.mix);
-        net = (Denoiser){ &oracle, 2, 1 << 20, NULL, oracle_forward, NULL };
+        net = (Denoiser){ .self = &oracle, .D = 2, .max_batch = 1 << 20, .forward = oracle_forward };
         printf("oracle: sampling with the exact optimal eps* instead of the network\n");
     }
     int N = o.n_samples, N_all = N * ED_REPEATS;   /* the first N are pictured */

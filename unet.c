@@ -1240,14 +1240,9 @@ static void unet_backward_fn(void *self, real *dx, const real *dout, int N) {
 }
 
 Denoiser unet_denoiser(Unet *u) {
-    Denoiser d;
-    d.self = u;
-    d.D = u->cfg.C * u->cfg.H * u->cfg.W;
-    d.max_batch = u->cfg.max_batch;
-    d.params = u->params;
-    d.forward = unet_forward_fn;
-    d.backward = unet_backward_fn;
-    return d;
+    return (Denoiser){ .self = u, .D = u->cfg.C * u->cfg.H * u->cfg.W,
+                       .max_batch = u->cfg.max_batch, .params = u->params,
+                       .forward = unet_forward_fn, .backward = unet_backward_fn };
 }
 
 long unet_param_count(const Unet *u) { return (long)u->params->total; }

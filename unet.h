@@ -17,7 +17,7 @@
 
 #include <stdio.h>
 
-#include "ddpm.h"
+#include "denoiser.h"
 #include "tensor.h"
 
 /* ========================================================================================

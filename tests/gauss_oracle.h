@@ -32,8 +32,7 @@ static inline void oracle_forward(void *self, real *out, const real *x, const in
 }
 
 static inline Denoiser oracle_denoiser(Oracle *o) {
-    Denoiser d = { o, 2, 1 << 20, NULL, oracle_forward, NULL };
-    return d;
+    return (Denoiser){ .self = o, .D = 2, .max_batch = 1 << 20, .forward = oracle_forward };
 }
 
 /* Cov[x₀ | x_t] = Σ − ᾱ_t Σ Σ_t⁻¹ Σ, the same for every x_t; returns its trace */

@@ -13,6 +13,7 @@
  */
 #define _POSIX_C_SOURCE 200809L /* mkdtemp() and rmdir() under -std=c11 */
 #include "../plot.h"
+#include "crc_bitwise.h"
 #include "harness.h"
 
 #include <stdint.h>
@@ -65,17 +66,8 @@ static const unsigned char *pixel(const Image *img, int x, int y) {
 }
 
 /* ========================================================================================
- * Checksums, computed here the slow, obvious way
+ * Checksums, computed here the slow, obvious way (CRC-32: crc_bitwise.h)
  * ======================================================================================== */
-
-static uint32_t crc_bitwise(const unsigned char *p, size_t n) {
-    uint32_t c = 0xFFFFFFFFu;
-    for (size_t i = 0; i < n; i++) {
-        c ^= p[i];
-        for (int k = 0; k < 8; k++) c = (c & 1) ? (c >> 1) ^ 0xEDB88320u : c >> 1;
-    }
-    return c ^ 0xFFFFFFFFu;
-}
 
 static uint32_t adler_slow(const unsigned char *p, size_t n) {   // sums first, mod last
     uint64_t s1 = 1, s2 = 0;
@@ -84,20 +76,14 @@ static uint32_t adler_slow(const unsigned char *p, size_t n) {   // sums first, 
 }
 
 static void test_checksums(void) {
-    const char *digits = "123456789";
-    CHECK(crc32_update(0, digits, 9) == 0xCBF43926u, "CRC-32 check value: %08X",
-          (unsigned)crc32_update(0, digits, 9));
     CHECK(adler32_update(1, "Wikipedia", 9) == 0x11E60398u, "Adler-32 of Wikipedia: %08X",
           (unsigned)adler32_update(1, "Wikipedia", 9));
-    CHECK(crc32_update(crc32_update(0, digits, 4), digits + 4, 5) == 0xCBF43926u,
-          "CRC-32 fed in two pieces");
-    CHECK(crc32_update(0, "", 0) == 0 && adler32_update(1, "", 0) == 1, "empty input");
+    CHECK(adler32_update(1, "", 0) == 1, "empty input");
 
     enum { N = 100000 };   // enough bytes for Adler's sums to wrap 65521 many times
     unsigned char *buf = malloc(N);
     uint32_t s = 12345;
     for (int i = 0; i < N; i++) buf[i] = (unsigned char)noise(&s);
-    CHECK(crc32_update(0, buf, N) == crc_bitwise(buf, N), "CRC-32 table vs bitwise");
     CHECK(adler32_update(adler32_update(1, buf, 777), buf + 777, N - 777) == adler_slow(buf, N),
           "Adler-32 vs slow sums");
     memset(buf, 255, N);   // the largest sums
