@@ -12,6 +12,7 @@
 #include "checkpoint.h"
 
 #include "crc32.h"
+#include "io.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -47,6 +48,16 @@ static int fail(const Report *rep, const char *fmt, ...) {
         if (rep->err_len) snprintf(rep->err, rep->err_len, "%s: %s", rep->path, msg);
     } else {
         fprintf(stderr, "error: %s: %s\n", rep->path, msg);
+    }
+    return -1;
+}
+
+/* A message that names the file itself (io.h's). */
+static int fail_io(const Report *rep, const char *msg) {
+    if (rep->err) {
+        if (rep->err_len) snprintf(rep->err, rep->err_len, "%s", msg);
+    } else {
+        fprintf(stderr, "error: %s\n", msg);
     }
     return -1;
 }
@@ -147,46 +158,25 @@ void ckpt_print(FILE *f, const CkptHeader *h) {
 }
 
 /* ========================================================================================
- * Writer: little-endian bytes through a small buffer, with the running CRC-32.
- * With f == NULL it only counts, so that the file size can be written at offset 12. */
+ * Writer: little-endian bytes with the running CRC-32, into an IoFile (io.h: buffered,
+ * every error kept). With f == NULL it only counts, so that the file size can be written
+ * at offset 12. */
 
 typedef struct {
-    FILE *f;                 /* NULL: count bytes only */
+    IoFile *f;               /* NULL: count bytes only */
     uint64_t count;          /* bytes put so far */
     uint32_t crc;            /* CRC-32 of the bytes put (crc32.h) */
-    unsigned char buf[8192];
-    size_t used;             /* bytes waiting in buf */
-    int failed;              /* an fwrite failed: errno saved in err_no */
-    int err_no;
 } Writer;
 
-static void writer_init(Writer *w, FILE *f) {
-    w->f = f; w->count = 0; w->crc = 0; w->used = 0; w->failed = 0; w->err_no = 0;
-}
-
-/* Empties the buffer whether or not the write succeeds: after a failure the rest of the
- * file is dropped (put_bytes would otherwise find no room, forever). */
-static void writer_flush(Writer *w) {
-    if (!w->f || w->used == 0) return;
-    errno = 0;
-    if (!w->failed && fwrite(w->buf, 1, w->used, w->f) != w->used) {
-        w->failed = 1;
-        w->err_no = errno;
-    }
-    w->used = 0;
+static void writer_init(Writer *w, IoFile *f) {
+    w->f = f; w->count = 0; w->crc = 0;
 }
 
 static void put_bytes(Writer *w, const void *p, size_t n) {
     w->count += n;
     if (!w->f) return;
-    const unsigned char *b = p;
-    w->crc = crc32_update(w->crc, b, n);
-    while (n > 0) {
-        size_t room = sizeof w->buf - w->used, k = n < room ? n : room;
-        memcpy(w->buf + w->used, b, k);
-        w->used += k; b += k; n -= k;
-        if (w->used == sizeof w->buf) writer_flush(w);
-    }
+    w->crc = crc32_update(w->crc, p, n);
+    io_write(w->f, p, n);
 }
 
 static void put_u8(Writer *w, unsigned v) {
@@ -296,52 +286,26 @@ int checkpoint_save_err(const char *path, const CkptHeader *h, const ParamSet *p
                         const Rng *rng, char *err, size_t err_len) {
     Report rep = { path, err, err_len };
     if (check_savable(&rep, h, ps, rng) != 0) return -1;
+    char why[1024];
+    if (io_check_dest(path, MAGIC, sizeof MAGIC, "a DDPM checkpoint", why, sizeof why) != 0)
+        return fail_io(&rep, why);
 
     Writer *w = xmalloc(sizeof *w, "checkpoint writer");
     writer_init(w, NULL);                                  /* pass 1: measure */
     put_checkpoint(w, 0, h, ps, rng);
     uint64_t file_size = w->count + CRC_BYTES;
 
-    size_t plen = strlen(path);
-    char *tmp = xmalloc(plen + 5, "checkpoint temporary name");
-    memcpy(tmp, path, plen);
-    memcpy(tmp + plen, ".tmp", 5);
-
     int status = 0;
-    errno = 0;
-    FILE *f = fopen(tmp, "wb");
+    IoFile *f = io_create(path, why, sizeof why);
     if (!f) {
-        status = fail(&rep, "cannot create %s: %s (does the directory exist and is it writable?)",
-                      tmp, errno ? strerror(errno) : "fopen failed");
-        goto done;
+        status = fail_io(&rep, why);
+    } else {
+        writer_init(w, f);                                 /* pass 2: write */
+        put_checkpoint(w, file_size, h, ps, rng);
+        put_u32(w, w->crc);                                /* the CRC of all bytes before */
+        if (io_commit(f, why, sizeof why) != 0) status = fail_io(&rep, why);
+        else report_ok(&rep);
     }
-    writer_init(w, f);                                     /* pass 2: write */
-    put_checkpoint(w, file_size, h, ps, rng);
-    put_u32(w, w->crc);                                    /* the CRC of all bytes before */
-    writer_flush(w);
-    errno = 0;
-    int flush_failed = fflush(f) != 0 || ferror(f);
-    int err_no = w->failed ? w->err_no : errno;
-    errno = 0;
-    int close_failed = fclose(f) != 0;
-    if (!err_no) err_no = errno;
-    if (w->failed || flush_failed || close_failed || w->count != file_size) {
-        remove(tmp);
-        status = fail(&rep, "writing %s failed: %s (disk full?); any earlier %s is unchanged",
-                      tmp, err_no ? strerror(err_no) : "short write", path);
-        goto done;
-    }
-    errno = 0;
-    if (rename(tmp, path) != 0) {
-        int e = errno;
-        remove(tmp);
-        status = fail(&rep, "cannot rename %s to it: %s; any earlier file is unchanged", tmp,
-                      e ? strerror(e) : "rename failed");
-        goto done;
-    }
-    report_ok(&rep);
-done:
-    free(tmp);
     free(w);
     return status;
 }

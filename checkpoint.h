@@ -80,11 +80,15 @@
  *                                         has (..)" and a hint
  * Nothing is written into the ParamSet or the Rng unless every check passed.
  *
- * Saving is atomic: the file is written to path + ".tmp", flushed and closed with every
- * error checked, then renamed over `path` (rename() replaces atomically on POSIX). On any
- * failure the temporary file is removed and an existing file at `path` is untouched.
- * (No fsync: it is not in C11; a power cut right after a save may lose that save, never
- * the previous one on journaling file systems.)
+ * Saving is atomic and goes through io.h: nothing is written unless what is at `path` is
+ * absent or a regular file that starts with the magic (a symbolic link, a folder, a
+ * device, or any other file is left alone, with a message saying so); the file is written
+ * under a unique temporary name beside `path` (path.tmp.<pid>), every write checked,
+ * fsync()ed, closed, renamed over `path` (atomic on POSIX), and the folder fsync()ed.
+ * What is guaranteed: at every moment, even if the process is killed or the power fails,
+ * `path` holds either the previous complete checkpoint or the new complete one. On any
+ * failure the temporary is removed and the previous file is untouched; a process killed
+ * mid-save leaves its temporary behind, and the next save to the same path removes it.
  */
 #ifndef CHECKPOINT_H
 #define CHECKPOINT_H
@@ -139,7 +143,8 @@ void ckpt_print(FILE *f, const CkptHeader *h);
 /* ----------------------------------------------------------------------------------------
  * Save and load. */
 
-/* Writes h, ps (w, ema, m, v, step) and rng to `path` atomically (see above). */
+/* Writes h, ps (w, ema, m, v, step) and rng to `path` atomically (see above). Refuses,
+ * before writing anything, a `path` that holds something other than a checkpoint. */
 int checkpoint_save(const char *path, const CkptHeader *h, const ParamSet *ps, const Rng *rng);
 
 /* Reads and validates the whole file (magic, version, size, checksum) and fills h with its

@@ -26,6 +26,7 @@
 #include "plot.h"
 
 #include "crc32.h"
+#include "io.h"
 
 #include <errno.h>
 #include <math.h>
@@ -55,33 +56,22 @@ static int write_failed(const char *path, const char *why) {
     return -1;
 }
 
-/* Atomic files: write to path + ".tmp", then rename() it over path, which POSIX makes
- * atomic. A reader (or a crash) sees either the old file or the complete new one. */
-static FILE *open_tmp(const char *path, char **tmp) {
-    size_t n = strlen(path);
-    *tmp = plot_alloc(n + 5, "a file name");
-    memcpy(*tmp, path, n);
-    memcpy(*tmp + n, ".tmp", 5);
-    FILE *f = fopen(*tmp, "wb");
-    if (!f) {
-        write_failed(path, strerror(errno));
-        free(*tmp);
-        *tmp = NULL;
-    }
+/* Atomic files through io.h: a unique temporary beside path, renamed over it when
+ * complete, so a reader (or a crash) sees either the old file or the complete new one. */
+static IoFile *open_tmp(const char *path) {
+    char why[1024];
+    IoFile *f = io_create(path, why, sizeof why);
+    if (!f) fprintf(stderr, "plot: %s\n", why);
     return f;
 }
 
-/* Closes f; if nothing failed so far and the data reached the disk, renames tmp to path.
- * Otherwise removes tmp, leaving any previous file at path untouched. Frees tmp. */
-static int close_tmp(FILE *f, char *tmp, const char *path, int failed) {
-    const char *why = NULL;
-    if (!failed && ferror(f)) why = strerror(errno);
-    if (fclose(f) != 0 && !failed && !why) why = strerror(errno);
-    if (!failed && !why && rename(tmp, path) != 0) why = strerror(errno);
-    if (why) write_failed(path, why);
-    if (failed || why) remove(tmp);
-    free(tmp);
-    return (failed || why) ? -1 : 0;
+/* Commits f if nothing failed so far (every byte written, synced, renamed); otherwise
+ * removes its temporary, leaving any previous file at path untouched. */
+static int close_tmp(IoFile *f, int failed) {
+    if (failed) { io_abort(f); return -1; }
+    char why[1024];
+    if (io_commit(f, why, sizeof why) != 0) { fprintf(stderr, "plot: %s\n", why); return -1; }
+    return 0;
 }
 
 /* ========================================================================================
@@ -471,14 +461,14 @@ static void put_be32(unsigned char *p, uint32_t v) {
     p[2] = (unsigned char)(v >> 8);  p[3] = (unsigned char)v;
 }
 
-static void png_chunk(FILE *f, const char type[4], const unsigned char *data, size_t n) {
+static void png_chunk(IoFile *f, const char type[4], const unsigned char *data, size_t n) {
     unsigned char head[8], tail[4];
     put_be32(head, (uint32_t)n);
     memcpy(head + 4, type, 4);
     put_be32(tail, crc32_update(crc32_update(0, type, 4), data, n));
-    fwrite(head, 1, 8, f);
-    if (n) fwrite(data, 1, n, f);
-    fwrite(tail, 1, 4, f);
+    io_write(f, head, 8);
+    if (n) io_write(f, data, n);
+    io_write(f, tail, 4);
 }
 
 /* px is (h, w, channels) with channels 3 (RGB) or 1 (gray). */
@@ -520,17 +510,16 @@ static int png_write_pixels(const char *path, const unsigned char *px, int w, in
     ihdr[10] = ihdr[11] = ihdr[12] = 0;   // deflate, adaptive filtering, no interlace
 
     static const unsigned char signature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
-    char *tmp;
-    FILE *f = open_tmp(path, &tmp);
+    IoFile *f = open_tmp(path);
     if (f) {
-        fwrite(signature, 1, 8, f);
+        io_write(f, signature, 8);
         png_chunk(f, "IHDR", ihdr, 13);
         png_chunk(f, "IDAT", z, nz);
         png_chunk(f, "IEND", NULL, 0);
     }
     free(z);
     free(raw);
-    return f ? close_tmp(f, tmp, path, 0) : -1;
+    return f ? close_tmp(f, 0) : -1;
 }
 
 int png_write(const char *path, const Image *img) {
@@ -582,9 +571,9 @@ int gif_nearest(const unsigned char rgb[3]) {
     return best;
 }
 
-static void put_le16(FILE *f, int v) {
-    fputc(v & 255, f);
-    fputc((v >> 8) & 255, f);
+static void put_le16(IoFile *f, int v) {
+    io_putc(f, v & 255);
+    io_putc(f, (v >> 8) & 255);
 }
 
 int gif_open(GifWriter *g, const char *path, int w, int h, int delay_cs, int loop) {
@@ -593,7 +582,7 @@ int gif_open(GifWriter *g, const char *path, int w, int h, int delay_cs, int loo
         return write_failed(path, "frame size must be 1..16384 on each side");
     if (delay_cs < 0 || delay_cs > 65535 || loop < 0 || loop > 65535)
         return write_failed(path, "delay and loop count must be 0..65535");
-    g->f = open_tmp(path, &g->tmp);
+    g->f = open_tmp(path);
     if (!g->f) return -1;
     g->path = plot_alloc(strlen(path) + 1, "a file name");
     strcpy(g->path, path);
@@ -602,32 +591,32 @@ int gif_open(GifWriter *g, const char *path, int w, int h, int delay_cs, int loo
 
     unsigned char pal[256][3];
     gif_palette(pal);
-    fputs("GIF89a", g->f);
+    io_puts(g->f, "GIF89a");
     put_le16(g->f, w);
     put_le16(g->f, h);
-    fputc(0xF7, g->f);                // global table, 8-bit resolution, 2^(7+1) entries
-    fputc(0, g->f);                   // background colour index
-    fputc(0, g->f);                   // pixel aspect ratio: unspecified (square)
-    fwrite(pal, 1, sizeof pal, g->f);
+    io_putc(g->f, 0xF7);                // global table, 8-bit resolution, 2^(7+1) entries
+    io_putc(g->f, 0);                   // background colour index
+    io_putc(g->f, 0);                   // pixel aspect ratio: unspecified (square)
+    io_write(g->f, pal, sizeof pal);
     // NETSCAPE2.0: extension 0x21, label 0xFF (application), 11 bytes of identifier, then
     // one sub-block of 3 bytes: 1 (loop sub-block id) and the loop count, 0 = forever.
-    fputc(0x21, g->f); fputc(0xFF, g->f); fputc(11, g->f);
-    fputs("NETSCAPE2.0", g->f);
-    fputc(3, g->f); fputc(1, g->f); put_le16(g->f, loop); fputc(0, g->f);
+    io_putc(g->f, 0x21); io_putc(g->f, 0xFF); io_putc(g->f, 11);
+    io_puts(g->f, "NETSCAPE2.0");
+    io_putc(g->f, 3); io_putc(g->f, 1); put_le16(g->f, loop); io_putc(g->f, 0);
     return 0;
 }
 
 /* LZW bit packing: codes go in least-significant-bit first, bytes into sub-blocks. */
 typedef struct {
-    FILE *f;
+    IoFile *f;
     uint32_t acc; int nbits;            // bits not yet written, low bits first
     unsigned char block[255]; int len;  // the sub-block being filled
 } BitWriter;
 
 static void bits_flush_block(BitWriter *b) {
     if (b->len == 0) return;
-    fputc(b->len, b->f);
-    fwrite(b->block, 1, (size_t)b->len, b->f);
+    io_putc(b->f, b->len);
+    io_write(b->f, b->block, (size_t)b->len);
     b->len = 0;
 }
 
@@ -651,14 +640,14 @@ static void bits_put(BitWriter *b, int code, int width) {
  * twice as large as the 4096 codes so that probes stay short. */
 enum { LZW_CLEAR = 256, LZW_END = 257, LZW_FIRST = 258, LZW_CODES = 4096, LZW_HASH = 8192 };
 
-static void lzw_encode(FILE *f, const unsigned char *idx, size_t n) {
+static void lzw_encode(IoFile *f, const unsigned char *idx, size_t n) {
     int32_t key[LZW_HASH];     // prefix · 256 + index, or -1 for an empty slot
     uint16_t code[LZW_HASH];   // the code of that string
     BitWriter b = {f, 0, 0, {0}, 0};
     int width = 9, next = LZW_FIRST;
     memset(key, 0xFF, sizeof key);
 
-    fputc(8, f);                               // minimum code size: 8-bit indices
+    io_putc(f, 8);                               // minimum code size: 8-bit indices
     bits_put(&b, LZW_CLEAR, width);
     int prefix = idx[0];                       // code of the longest string matched so far
     for (size_t i = 1; i < n; i++) {
@@ -686,7 +675,7 @@ static void lzw_encode(FILE *f, const unsigned char *idx, size_t n) {
     bits_put(&b, LZW_END, width);
     if (b.nbits > 0) bits_put(&b, 0, 8 - b.nbits);   // pad the last byte
     bits_flush_block(&b);
-    fputc(0, f);                                     // zero-length block: end of data
+    io_putc(f, 0);                                     // zero-length block: end of data
 }
 
 int gif_add_frame(GifWriter *g, const Image *frame) {
@@ -701,20 +690,24 @@ int gif_add_frame(GifWriter *g, const Image *frame) {
     size_t n = (size_t)g->w * g->h;
     for (size_t i = 0; i < n; i++) g->index[i] = (unsigned char)gif_nearest(frame->rgb + 3 * i);
 
-    FILE *f = g->f;
+    IoFile *f = g->f;
     // graphic control extension: 4 bytes of flags (disposal 1: leave the frame in place),
     // delay in 1/100 s, transparent index (unused), then the block terminator
-    fputc(0x21, f); fputc(0xF9, f); fputc(4, f);
-    fputc(1 << 2, f); put_le16(f, g->delay); fputc(0, f); fputc(0, f);
+    io_putc(f, 0x21); io_putc(f, 0xF9); io_putc(f, 4);
+    io_putc(f, 1 << 2); put_le16(f, g->delay); io_putc(f, 0); io_putc(f, 0);
     // image descriptor: left, top, width, height, flags 0 (global table, not interlaced)
-    fputc(0x2C, f);
+    io_putc(f, 0x2C);
     put_le16(f, 0); put_le16(f, 0); put_le16(f, g->w); put_le16(f, g->h);
-    fputc(0, f);
+    io_putc(f, 0);
     lzw_encode(f, g->index, n);
     g->frames++;
-    if (ferror(f)) {
+    if (io_failed(f)) {    /* give up now: io_commit says why and removes the temporary */
         g->failed = 1;
-        return write_failed(g->path, strerror(errno));
+        char why[1024];
+        io_commit(f, why, sizeof why);
+        g->f = NULL;
+        fprintf(stderr, "plot: %s\n", why);
+        return -1;
     }
     return 0;
 }
@@ -726,8 +719,8 @@ int gif_close(GifWriter *g) {
             write_failed(g->path, "no frames added");
             g->failed = 1;
         }
-        fputc(0x3B, g->f);                     // trailer
-        rc = close_tmp(g->f, g->tmp, g->path, g->failed);
+        io_putc(g->f, 0x3B);                     // trailer
+        rc = close_tmp(g->f, g->failed);
     }
     free(g->path);
     free(g->index);
@@ -749,14 +742,14 @@ static const char *const svg_colors[SVG_MAX_SERIES] = {
 
 /* Text content for XML: & < > and " become entities; control characters, which XML 1.0
  * forbids, become '?'. (Bytes >= 0x80 pass through, so the text should be UTF-8.) */
-static void svg_text(FILE *f, const char *s) {
+static void svg_text(IoFile *f, const char *s) {
     for (; s && *s; s++) {
         switch (*s) {
-        case '&': fputs("&amp;", f); break;
-        case '<': fputs("&lt;", f); break;
-        case '>': fputs("&gt;", f); break;
-        case '"': fputs("&quot;", f); break;
-        default: fputc((unsigned char)*s < 32 && *s != '\t' && *s != '\n' ? '?' : *s, f);
+        case '&': io_puts(f, "&amp;"); break;
+        case '<': io_puts(f, "&lt;"); break;
+        case '>': io_puts(f, "&gt;"); break;
+        case '"': io_puts(f, "&quot;"); break;
+        default: io_putc(f, (unsigned char)*s < 32 && *s != '\t' && *s != '\n' ? '?' : *s);
         }
     }
 }
@@ -818,36 +811,35 @@ int svg_lineplot(const char *path, const SvgPlot *plot) {
     Axis ay = plot->log_y ? axis_log(ymin, ymax) : axis_linear(ymin, ymax);
     const double pw = SVG_W - SVG_LEFT - SVG_RIGHT, ph = SVG_H - SVG_TOP - SVG_BOTTOM;
 
-    char *tmp;
-    FILE *f = open_tmp(path, &tmp);
+    IoFile *f = open_tmp(path);
     if (!f) return -1;
-    fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+    io_printf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
                "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
                "viewBox=\"0 0 %d %d\" font-family=\"sans-serif\" font-size=\"12\">\n"
                "<rect width=\"%d\" height=\"%d\" fill=\"white\"/>\n",
             SVG_W, SVG_H, SVG_W, SVG_H, SVG_W, SVG_H);
-    fprintf(f, "<text x=\"%.0f\" y=\"24\" text-anchor=\"middle\" font-size=\"16\">",
+    io_printf(f, "<text x=\"%.0f\" y=\"24\" text-anchor=\"middle\" font-size=\"16\">",
             SVG_LEFT + pw / 2);
     svg_text(f, plot->title);
-    fputs("</text>\n", f);
+    io_puts(f, "</text>\n");
 
     // ticks: a light grid line and a number at each
     char label[32];
     for (int k = 0; ax.lo + k * ax.step <= ax.hi + 1e-9 * ax.step; k++) {
         double t = ax.lo + k * ax.step, px = SVG_LEFT + (t - ax.lo) / (ax.hi - ax.lo) * pw;
         tick_label(label, sizeof label, &ax, fabs(t) < 1e-12 * ax.step ? 0 : t);
-        fprintf(f, "<line x1=\"%.2f\" y1=\"%d\" x2=\"%.2f\" y2=\"%.2f\" stroke=\"#ddd\"/>\n"
+        io_printf(f, "<line x1=\"%.2f\" y1=\"%d\" x2=\"%.2f\" y2=\"%.2f\" stroke=\"#ddd\"/>\n"
                    "<text x=\"%.2f\" y=\"%.2f\" text-anchor=\"middle\">%s</text>\n",
                 px, SVG_TOP, px, SVG_TOP + ph, px, SVG_TOP + ph + 16, label);
     }
     for (int k = 0; ay.lo + k * ay.step <= ay.hi + 1e-9 * ay.step; k++) {
         double t = ay.lo + k * ay.step, py = SVG_TOP + ph - (t - ay.lo) / (ay.hi - ay.lo) * ph;
         tick_label(label, sizeof label, &ay, fabs(t) < 1e-12 * ay.step ? 0 : t);
-        fprintf(f, "<line x1=\"%d\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\" stroke=\"#ddd\"/>\n"
+        io_printf(f, "<line x1=\"%d\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\" stroke=\"#ddd\"/>\n"
                    "<text x=\"%d\" y=\"%.2f\" text-anchor=\"end\">%s</text>\n",
                 SVG_LEFT, py, SVG_LEFT + pw, py, SVG_LEFT - 6, py + 4, label);
     }
-    fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"%.0f\" height=\"%.0f\" fill=\"none\" "
+    io_printf(f, "<rect x=\"%d\" y=\"%d\" width=\"%.0f\" height=\"%.0f\" fill=\"none\" "
                "stroke=\"black\"/>\n", SVG_LEFT, SVG_TOP, pw, ph);
 
     // one path per series; a skipped point lifts the pen ("M" starts a new piece)
@@ -857,40 +849,40 @@ int svg_lineplot(const char *path, const SvgPlot *plot) {
         for (int i = 0; i < se->n; i++) {
             if (!point_ok(plot, se->x[i], se->y[i])) { pen_down = 0; continue; }
             if (!started) {
-                fprintf(f, "<path fill=\"none\" stroke=\"%s\" stroke-width=\"1.5\" d=\"",
+                io_printf(f, "<path fill=\"none\" stroke=\"%s\" stroke-width=\"1.5\" d=\"",
                         svg_colors[s]);
                 started = 1;
             }
-            fprintf(f, "%c%.2f %.2f ", pen_down ? 'L' : 'M',
+            io_printf(f, "%c%.2f %.2f ", pen_down ? 'L' : 'M',
                     SVG_LEFT + axis_frac(&ax, se->x[i]) * pw,
                     SVG_TOP + ph - axis_frac(&ay, se->y[i]) * ph);
             pen_down = 1;
         }
-        if (started) fputs("\"/>\n", f);
+        if (started) io_puts(f, "\"/>\n");
     }
 
     // legend, top right inside the axes: a short line and the name of each series
     int lx = SVG_W - SVG_RIGHT - 150, ly = SVG_TOP + 10;
-    fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"140\" height=\"%d\" fill=\"white\" "
+    io_printf(f, "<rect x=\"%d\" y=\"%d\" width=\"140\" height=\"%d\" fill=\"white\" "
                "fill-opacity=\"0.8\" stroke=\"#999\"/>\n", lx, ly, 8 + 16 * plot->nseries);
     for (int s = 0; s < plot->nseries; s++) {
         int y = ly + 14 + 16 * s;
-        fprintf(f, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"%s\" "
+        io_printf(f, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"%s\" "
                    "stroke-width=\"2\"/>\n<text x=\"%d\" y=\"%d\">",
                 lx + 8, y - 4, lx + 30, y - 4, svg_colors[s], lx + 36, y);
         svg_text(f, plot->series[s].name);
-        fputs("</text>\n", f);
+        io_puts(f, "</text>\n");
     }
 
     // axis labels; the y label is turned to read upwards
-    fprintf(f, "<text x=\"%.0f\" y=\"%d\" text-anchor=\"middle\">", SVG_LEFT + pw / 2,
+    io_printf(f, "<text x=\"%.0f\" y=\"%d\" text-anchor=\"middle\">", SVG_LEFT + pw / 2,
             SVG_H - 12);
     svg_text(f, plot->xlabel);
-    fprintf(f, "</text>\n<text transform=\"translate(16 %.0f) rotate(-90)\" "
+    io_printf(f, "</text>\n<text transform=\"translate(16 %.0f) rotate(-90)\" "
                "text-anchor=\"middle\">", SVG_TOP + ph / 2);
     svg_text(f, plot->ylabel);
-    fputs("</text>\n</svg>\n", f);
-    return close_tmp(f, tmp, path, 0);
+    io_puts(f, "</text>\n</svg>\n");
+    return close_tmp(f, 0);
 }
 
 /* ========================================================================================

@@ -10,9 +10,10 @@
  *
  * Conventions: x grows right, y grows down, (0, 0) is the top-left pixel. Colours are
  * `const unsigned char rgb[3]` in 0..255. Drawing clips silently at the image border.
- * Writers go through `path.tmp` and rename() it over `path` when complete, so a crash
- * never leaves half a file under the real name; they return 0, or -1 after one line on
- * stderr naming the path and the reason. Running out of memory is fatal (exit 1).
+ * Writers go through io.h: a unique temporary beside `path`, every write checked, synced
+ * and renamed over `path` when complete, so a crash or a full disk never leaves half a
+ * file under the real name; they return 0, or -1 after one line on stderr naming the
+ * path and the reason. Running out of memory is fatal (exit 1).
  *
  * Sizes: w, h = picture width and height in pixels; gw, gh = grid width and height;
  * n = number of small images, H, W = their height and width.
@@ -22,6 +23,7 @@
 
 #include <stdint.h>
 #include <stdio.h>
+#include "io.h"
 #include "tensor.h" /* only for `real` */
 
 /* ----------------------------------------------------------------------------------------
@@ -109,15 +111,15 @@ int png_write_gray(const char *path, const unsigned char *gray, int w, int h); /
  *   GifWriter g;
  *   if (gif_open(&g, "out/chain.gif", w, h, 10, 0) == 0) {   // 10 cs = 0.1 s, loop forever
  *       for (...) gif_add_frame(&g, &frame);
- *       gif_close(&g);                                        // renames the .tmp into place
+ *       gif_close(&g);                                        // renames the temporary into place
  *   } */
 typedef struct {
-    FILE *f;              /* the .tmp file being written */
-    char *path, *tmp;     /* final name, and path + ".tmp" */
+    IoFile *f;            /* the temporary being written (io.h) */
+    char *path;           /* final name, e.g. "out/chain.gif" */
     int w, h;             /* frame size in pixels */
     int delay;            /* between frames, in hundredths of a second */
     int frames;           /* added so far */
-    int failed;           /* an error was reported; gif_close() removes the .tmp */
+    int failed;           /* an error was reported; gif_close() removes the temporary */
     unsigned char *index; /* (h, w) palette index of each pixel of the current frame */
 } GifWriter;
 

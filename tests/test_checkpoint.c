@@ -7,9 +7,10 @@
  *     at any of several points is rejected as "truncated at byte N", extra bytes, wrong
  *     magic and an unsupported version are rejected; nothing is changed by a failed load
  *   - a model of another shape, other names or another tensor count is rejected by name
- *   - a failed save (no directory, unwritable temporary, full disk, rename onto a
- *     directory) leaves an existing checkpoint byte for byte intact; a real-size save onto
- *     a full disk fails in bounded time (a child process with an alarm)
+ *   - a failed save (no directory, full disk) leaves an existing checkpoint byte for byte
+ *     intact; a taken temporary name is stepped around; a folder, a text file, a symbolic
+ *     link or a device at the path is refused and left as it was; a real-size save onto a
+ *     full disk fails in bounded time (a child process with an alarm)
  *   - RESUME: 20 steps, save, free everything, rebuild from the header, load, 20 more
  *     steps gives bit for bit the weights, EMA, Adam moments, step and Rng of 40 steps
  * Built with real = double. Files go to /tmp (names carry the process id) and are removed.
@@ -27,6 +28,7 @@
 #include "crc_bitwise.h"
 #include "harness.h"
 #include "../checkpoint.h"
+#include "../io.h"
 #include "../ddpm.h"
 #include "../mlp.h"
 #include "../schedule.h"
@@ -215,7 +217,7 @@ static void test_round_trip(void) {
     Saved sv;
     make_saved(&sv, "roundtrip.ckpt");
     char tmp[300];
-    snprintf(tmp, sizeof tmp, "%s.tmp", sv.path);
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", sv.path, (long)getpid());
     CHECK(!file_exists(tmp), "no temporary file left after a save");
 
     ParamSet ps;
@@ -552,61 +554,78 @@ static void test_failed_save(void) {
     size_t size, size_after;
     unsigned char *before = read_all(sv.path, &size);
     char tmp[300], err[1024];
-    snprintf(tmp, sizeof tmp, "%s.tmp", sv.path);
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", sv.path, (long)getpid());
     sv.ps.w[0] += 1;   /* a different state, that must not reach the file */
 
     /* into a directory that does not exist */
     char nodir[256];
     path_of(nodir, sizeof nodir, "no_such_dir/x.ckpt");
     CHECK(checkpoint_save_err(nodir, &sv.h, &sv.ps, &sv.rng, err, sizeof err) == -1 &&
-          strstr(err, "cannot create") && strstr(err, "does the directory exist"),
+          strstr(err, "cannot write") && strstr(err, "No such file"),
           "save into a missing directory: %s", err);
 
-    /* the temporary name is taken by a directory: fopen fails */
-    CHECK(mkdir(tmp, 0700) == 0, "mkdir %s", tmp);
-    CHECK(checkpoint_save_err(sv.path, &sv.h, &sv.ps, &sv.rng, err, sizeof err) == -1,
-          "save with an unwritable temporary: %s", err);
-    rmdir(tmp);
-
-    /* the disk is full: the temporary is a link to /dev/full, so fflush/fclose fail */
-    if (file_exists("/dev/full") && symlink("/dev/full", tmp) == 0) {
-        CHECK(checkpoint_save_err(sv.path, &sv.h, &sv.ps, &sv.rng, err, sizeof err) == -1 &&
-              strstr(err, "writing") && strstr(err, "failed"), "save onto a full disk: %s", err);
-        struct stat st;
-        CHECK(lstat(tmp, &st) != 0, "the failed temporary file was removed");
-        remove(tmp);
-    }
+    /* the disk is full from the first byte: the save fails, the temporary is removed */
+    io_fault_arm(IO_FAULT_FULL, 0);
+    CHECK(checkpoint_save_err(sv.path, &sv.h, &sv.ps, &sv.rng, err, sizeof err) == -1 &&
+          strstr(err, "No space left") && strstr(err, "is unchanged"),
+          "save onto a full disk: %s", err);
+    io_fault_disarm();
+    CHECK(!file_exists(tmp), "the failed temporary file was removed");
 
     unsigned char *after = read_all(sv.path, &size_after);
     CHECK(after && size_after == size && memcmp(before, after, size) == 0,
           "the existing checkpoint is byte for byte intact after failed saves");
     free(after);
 
-    /* rename onto a directory fails after a complete write: the temporary is removed */
-    char dirpath[256];
+    /* the temporary name is taken (say by another run): the save picks another one */
+    CHECK(mkdir(tmp, 0700) == 0, "mkdir %s", tmp);
+    CHECK(checkpoint_save_err(sv.path, &sv.h, &sv.ps, &sv.rng, err, sizeof err) == 0,
+          "save while its first temporary name is taken: %s", err);
+    rmdir(tmp);
+    char second[320];
+    snprintf(second, sizeof second, "%s.1", tmp);
+    CHECK(!file_exists(second), "the second temporary name is gone after the save");
+
+    /* what is at the path is not a checkpoint: refused, left alone */
+    char dirpath[256], text[256], link[256];
     path_of(dirpath, sizeof dirpath, "a_directory");
-    char dirtmp[300];
-    snprintf(dirtmp, sizeof dirtmp, "%s.tmp", dirpath);
     CHECK(mkdir(dirpath, 0700) == 0, "mkdir %s", dirpath);
     CHECK(checkpoint_save_err(dirpath, &sv.h, &sv.ps, &sv.rng, err, sizeof err) == -1 &&
-          strstr(err, "cannot rename"), "save onto a directory: %s", err);
-    CHECK(!file_exists(dirtmp), "temporary removed after a failed rename");
+          strstr(err, "is a folder"), "save onto a directory: %s", err);
     rmdir(dirpath);
-    remove(dirtmp);
+    path_of(text, sizeof text, "notes.txt");
+    write_all(text, (const unsigned char *)"my notes\n", 9);
+    CHECK(checkpoint_save_err(text, &sv.h, &sv.ps, &sv.rng, err, sizeof err) == -1 &&
+          strstr(err, "is not a DDPM checkpoint"), "save onto a text file: %s", err);
+    size_t tsize;
+    unsigned char *tback = read_all(text, &tsize);
+    CHECK(tback && tsize == 9 && memcmp(tback, "my notes\n", 9) == 0, "the text file is intact");
+    free(tback);
+    path_of(link, sizeof link, "link.ckpt");
+    CHECK(symlink(sv.path, link) == 0, "symlink");
+    CHECK(checkpoint_save_err(link, &sv.h, &sv.ps, &sv.rng, err, sizeof err) == -1 &&
+          strstr(err, "symbolic link"), "save through a symbolic link: %s", err);
+    struct stat st;
+    CHECK(lstat(link, &st) == 0 && S_ISLNK(st.st_mode), "the link is still a link");
+    if (file_exists("/dev/null"))
+        CHECK(checkpoint_save_err("/dev/null", &sv.h, &sv.ps, &sv.rng, err, sizeof err) == -1 &&
+              strstr(err, "not a regular file"), "save onto a device: %s", err);
+    CHECK(lstat("/dev/null", &st) == 0 && S_ISCHR(st.st_mode), "/dev/null is still a device");
+    remove(link);
+    remove(text);
 
     free(before);
     params_free(&sv.ps);
     remove(sv.path);
 }
 
-/* A real-size checkpoint (about 640 KB, far more than any writer buffer) onto a full disk
- * returns −1 with a message in bounded time (finding 1 of issue 15: the writer used to spin
- * forever once its buffer was full after a failed write). The save runs in a child that
- * alarm() kills if it hangs; the parent sees how it ended. */
+/* A real-size checkpoint (about 640 KB, far more than any writer buffer) onto a disk that
+ * fills at byte 100000 returns −1 with a message in bounded time (finding 1 of issue 15:
+ * the writer used to spin forever once its buffer was full after a failed write; then
+ * shown with /dev/full). The save runs in a child that alarm() kills if it hangs. */
 #define BIG_TENSOR 20000           /* reals per array: 4 arrays x 20000 x 8 bytes = 640 KB */
 #define HANG_SECONDS 10            /* a save of 640 KB takes milliseconds */
 static void test_full_disk_big(void) {
-    if (!file_exists("/dev/full")) { CHECK(1, "no /dev/full: skipped"); return; }
     char path[256];
     path_of(path, sizeof path, "big.ckpt");
     fflush(NULL);
@@ -621,12 +640,10 @@ static void test_full_disk_big(void) {
         build_ps(&ps, big, 1);
         fill_ps(&ps, &r, 1);
         ckpt_header_init(&h);
-        char tmp[300], err[1024];
-        snprintf(tmp, sizeof tmp, "%s.tmp", path);
-        if (symlink("/dev/full", tmp) != 0) _exit(3);
+        char err[1024];
+        io_fault_arm(IO_FAULT_FULL, 100000);
         int rc = checkpoint_save_err(path, &h, &ps, &r, err, sizeof err);
-        remove(tmp);
-        _exit(rc == -1 && strstr(err, "failed") ? 0 : 2);
+        _exit(rc == -1 && strstr(err, "No space left") ? 0 : 2);
     }
     int status = 0;
     CHECK(child > 0 && waitpid(child, &status, 0) == child, "fork and wait");
@@ -635,8 +652,8 @@ static void test_full_disk_big(void) {
           WIFSIGNALED(status) ? "killed by signal" : "exit", WIFSIGNALED(status) ?
           WTERMSIG(status) : WEXITSTATUS(status));
     char tmp[300];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    remove(tmp);
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)child);
+    CHECK(!file_exists(tmp), "no temporary left after the failed save");
     CHECK(!file_exists(path), "nothing at the destination after the failed save");
 }
 

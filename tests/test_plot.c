@@ -187,7 +187,7 @@ static void check_png_roundtrip(const char *name, const Image *img, int min_bloc
     char path[256], tmp[300];
     tmp_path(path, sizeof path, name);
     CHECK(png_write(path, img) == 0, "png_write %s", path);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
     CHECK(!file_exists(tmp), "%s: no .tmp left behind", tmp);
     Png png;
     if (png_read(path, &png) == 0) {
