@@ -335,6 +335,36 @@ void mixture_eps_star(const Mixture2D *m0, double alpha_bar, const double x_t[2]
     eps[1] = -s1 * score[1];
 }
 
+/* J[i][j] = ∂ε*_i / ∂x_t[j] = −√(1−ᾱ) ∇² log q_t(x_t), the Hessian of a mixture's
+ * log-density being
+ *   ∇² log q = Σ_k r_k (s_k s_kᵀ − Σ_t,k⁻¹) − s sᵀ,   s_k = −Σ_t,k⁻¹ (x_t − √ᾱ μ_k),
+ *   s = Σ_k r_k s_k = ∇ log q  (differentiate s = Σ_k r_k s_k, with ∇r_k = r_k (s_k − s)). */
+void mixture_eps_star_jacobian(const Mixture2D *m0, double alpha_bar, const double x_t[2],
+                               double eps[2], double J[2][2]) {
+    Mixture2D qt;
+    mixture_diffuse(m0, alpha_bar, &qt);
+    double lw[MIX_MAX], sk[MIX_MAX][2], r[MIX_MAX], s[2] = { 0.0, 0.0 };
+    Gauss2Cache g[MIX_MAX];   /* g[k].inv = Σ_t,k⁻¹ */
+    double logq = log_sum_exp(lw, qt.K, component_logs(&qt, x_t, lw, g));
+    for (int k = 0; k < qt.K; k++) {
+        double d0 = x_t[0] - qt.mu[k][0], d1 = x_t[1] - qt.mu[k][1];
+        r[k] = exp(lw[k] - logq);
+        sk[k][0] = -(g[k].inv[0][0] * d0 + g[k].inv[0][1] * d1);
+        sk[k][1] = -(g[k].inv[1][0] * d0 + g[k].inv[1][1] * d1);
+        s[0] += r[k] * sk[k][0];
+        s[1] += r[k] * sk[k][1];
+    }
+    double s1 = sqrt(1.0 - alpha_bar);
+    for (int i = 0; i < 2; i++) {
+        eps[i] = -s1 * s[i];
+        for (int j = 0; j < 2; j++) {
+            double hess = -s[i] * s[j];
+            for (int k = 0; k < qt.K; k++) hess += r[k] * (sk[k][i] * sk[k][j] - g[k].inv[i][j]);
+            J[i][j] = -s1 * hess;
+        }
+    }
+}
+
 /* E[x₀ | x_t] = Σ_k r_k(x_t) E[x₀ | x_t, k], r_k the responsibilities under q_t, and for
  * one Gaussian component (x₀, x_t) are jointly Gaussian with Cov(x₀, x_t) = √ᾱ Σ_k, so
  *   E[x₀ | x_t, k] = μ_k + √ᾱ Σ_k Σ_t,k⁻¹ (x_t − √ᾱ μ_k),   Σ_t,k = ᾱ Σ_k + (1 − ᾱ) I. */

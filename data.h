@@ -94,6 +94,11 @@ void mixture_diffuse(const Mixture2D *in, double alpha_bar, Mixture2D *out);
 void mixture_eps_star(const Mixture2D *m0, double alpha_bar, const double x_t[2],
                       double eps[2]);
 
+/* The same ε* and its Jacobian J[i][j] = ∂ε*_i / ∂x_t[j] = −√(1−ᾱ) ∇² log q_t(x_t), in closed
+ * form (symmetric): what the probability-flow ODE's exact divergence needs (ddpm.h). */
+void mixture_eps_star_jacobian(const Mixture2D *m0, double alpha_bar, const double x_t[2],
+                               double eps[2], double J[2][2]);
+
 /* The exact optimal x₀-prediction E[x₀ | x_t] (0 ≤ ᾱ ≤ 1), equal to
  * (x_t − √(1−ᾱ) E[ε | x_t]) / √ᾱ, but computed per component by Gaussian conditioning,
  *   E[x₀ | x_t, k] = μ_k + √ᾱ Σ_k (ᾱ Σ_k + (1−ᾱ) I)⁻¹ (x_t − √ᾱ μ_k),

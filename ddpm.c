@@ -498,3 +498,314 @@ double vlb_estimate(double *std_error, Denoiser *net, const real *x0, int N,
     free(eps); free(t); free(ell);
     return mean;
 }
+
+/* ========================================================================================
+ * 7. The probability-flow ODE and the exact likelihood (Song et al. 2021; see ddpm.h for
+ *    which ODE, its coordinates σ and x̄ = x/√ᾱ, and why DDIM with η = 0 is its Euler
+ *    method) */
+
+static const char *ODE_SOLVER_NAMES[ODE_COUNT] = { "euler", "heun" };
+const char *ode_solver_name(OdeSolver m) { return ODE_SOLVER_NAMES[m]; }
+int ode_solver_parse(const char *name, OdeSolver *out) {
+    for (int k = 0; k < ODE_COUNT; k++)
+        if (strcmp(name, ODE_SOLVER_NAMES[k]) == 0) { *out = (OdeSolver)k; return 0; }
+    return -1;
+}
+
+/* σ_t = √((1 − ᾱ_t)/ᾱ_t) = √(1 − ᾱ_t) / √ᾱ_t */
+double ode_sigma(const Schedule *s, int t) {
+    return s->sqrt_one_minus_alpha_bar[t] / s->sqrt_alpha_bar[t];
+}
+
+/* ε̂ = a x_t + b out, read off each parametrization's conversion (section 3):
+ *   ε:  ε̂ = out                                             a = 0,  b = 1
+ *   x₀: ε̂ = (x_t − √ᾱ x̂₀)/√(1 − ᾱ)                        a = 1/√(1 − ᾱ),  b = −√ᾱ/√(1 − ᾱ)
+ *   v:  x̂₀ = √ᾱ x_t − √(1 − ᾱ) v̂  ⇒  ε̂ = √(1 − ᾱ) x_t + √ᾱ v̂
+ *   μ:  x̂₀ = (μ̂ − coef_xt x_t)/coef_x0, then as x₀ */
+void eps_affine(double *a, double *b, Parametrization p, const Schedule *s, int t) {
+    double sa = s->sqrt_alpha_bar[t], sb = s->sqrt_one_minus_alpha_bar[t];
+    switch (p) {
+    case PRED_EPS: *a = 0.0; *b = 1.0; return;
+    case PRED_X0:  *a = 1.0 / sb; *b = -sa / sb; return;
+    case PRED_V:   *a = sb; *b = sa; return;
+    case PRED_MU: {
+        double cx0 = s->coef_x0[t], cxt = s->coef_xt[t];
+        *a = (1.0 + sa * cxt / cx0) / sb;
+        *b = -sa / (cx0 * sb);
+        return;
+    }
+    default: die("eps_affine: unknown parametrization %d", (int)p);
+    }
+}
+
+/* buffers for one chunk of n ≤ max_batch examples, allocated once per call */
+typedef struct {
+    real *x_t, *out, *eps_a, *eps_b, *dout, *dx;            /* (n, D) */
+    real *x0_hat, *x0_pred;  /* (n, D) x̂₀ at the step's start and at Heun's predictor */
+    double *xbar_pred;                                      /* (n, D) Heun's predictor */
+    double *div_a, *div_b, *var_a, *var_b;                  /* (n) */
+    int *t;                                                 /* (n) */
+} OdeWork;
+
+static void ode_work_init(OdeWork *w, int n, int D) {
+    size_t nd = (size_t)n * D;
+    w->x_t = xmalloc(nd * sizeof(real), "ODE x_t");
+    w->out = xmalloc(nd * sizeof(real), "ODE output");
+    w->eps_a = xmalloc(nd * sizeof(real), "ODE drift");
+    w->eps_b = xmalloc(nd * sizeof(real), "ODE drift");
+    w->x0_hat = xmalloc(nd * sizeof(real), "ODE x0_hat");
+    w->x0_pred = xmalloc(nd * sizeof(real), "ODE x0_hat");
+    w->dout = xmalloc(nd * sizeof(real), "ODE probe");
+    w->dx = xmalloc(nd * sizeof(real), "ODE vector-Jacobian product");
+    w->xbar_pred = xmalloc(nd * sizeof(double), "ODE predictor");
+    w->div_a = xmalloc((size_t)n * sizeof(double), "ODE divergence");
+    w->div_b = xmalloc((size_t)n * sizeof(double), "ODE divergence");
+    w->var_a = xmalloc((size_t)n * sizeof(double), "ODE divergence variance");
+    w->var_b = xmalloc((size_t)n * sizeof(double), "ODE divergence variance");
+    w->t = xmalloc((size_t)n * sizeof(int), "ODE t");
+}
+
+static void ode_work_free(OdeWork *w) {
+    free(w->x_t); free(w->out); free(w->eps_a); free(w->eps_b); free(w->x0_hat); free(w->x0_pred);
+    free(w->dout); free(w->dx); free(w->xbar_pred);
+    free(w->div_a); free(w->div_b); free(w->var_a); free(w->var_b); free(w->t);
+}
+
+/* The drift g(x̄, σ_t) = ε̂(x_t = √ᾱ_t x̄, t) into eps (n, D), x̂₀ into x0_hat. With div
+ * (n) not NULL, also div_x̄ g = √ᾱ_t tr ∂ε̂/∂x_t = √ᾱ_t (a D + b tr ∂out/∂x_t) (eps_affine),
+ * and into var (n) the variance of a Hutchinson estimate (0 for the exact trace).
+ * At t = 0 the drift is exactly 0 (ddpm.h): no network call. */
+static void ode_drift(real *eps, real *x0_hat, double *div, double *var, OdeWork *w, Denoiser *net,
+                      const DdpmConfig *cfg, const Schedule *s, const double *xbar, int t,
+                      int n, const OdeConfig *oc, Rng *rng) {
+    int D = net->D;
+    size_t nd = (size_t)n * D;
+    if (t == 0) {
+        memset(eps, 0, nd * sizeof(real));
+        for (size_t i = 0; i < nd; i++) x0_hat[i] = (real)xbar[i];
+        if (div) for (int k = 0; k < n; k++) div[k] = var[k] = 0.0;
+        return;
+    }
+    double sa = s->sqrt_alpha_bar[t];
+    for (size_t i = 0; i < nd; i++) w->x_t[i] = (real)(sa * xbar[i]);
+    for (int k = 0; k < n; k++) w->t[k] = t;
+    net->forward(net->self, w->out, w->x_t, w->t, n);
+    prediction_to_x0_eps(x0_hat, eps, w->out, cfg->param, w->x_t, s, w->t, n, D);
+    if (!div) return;
+    if (!net->backward) die("the ODE likelihood needs the network's backward (its dL/dx)");
+    double a, b;
+    eps_affine(&a, &b, cfg->param, s, t);
+    if (oc->exact_trace) {
+        /* tr J = Σ_d (e_dᵀ J)_d: one vector-Jacobian product per coordinate d */
+        for (int k = 0; k < n; k++) div[k] = var[k] = 0.0;
+        for (int d = 0; d < D; d++) {
+            memset(w->dout, 0, nd * sizeof(real));
+            for (int k = 0; k < n; k++) w->dout[(size_t)k * D + d] = 1;
+            net->backward(net->self, w->dx, w->dout, n);
+            for (int k = 0; k < n; k++) div[k] += w->dx[(size_t)k * D + d];
+        }
+        for (int k = 0; k < n; k++) div[k] = sa * (a * D + b * div[k]);
+        return;
+    }
+    /* Hutchinson: zᵀ J z with z_i = ±1 is unbiased for tr J; the mean of M probes, and
+     * the variance of that mean, s²/M, from their spread */
+    int M = oc->probes;
+    if (M < 2) die("Hutchinson's estimate needs at least 2 probes for its standard error");
+    for (int k = 0; k < n; k++) div[k] = var[k] = 0.0;   /* running sum and sum of squares */
+    for (int m = 0; m < M; m++) {
+        for (size_t i = 0; i < nd; i++) w->dout[i] = (rng_u64(rng) >> 63) ? 1 : -1;
+        net->backward(net->self, w->dx, w->dout, n);
+        for (int k = 0; k < n; k++) {
+            const real *z = w->dout + (size_t)k * D, *zJ = w->dx + (size_t)k * D;
+            double est = 0.0;
+            for (int d = 0; d < D; d++) est += (double)zJ[d] * z[d];
+            div[k] += est;
+            var[k] += est * est;
+        }
+    }
+    for (int k = 0; k < n; k++) {
+        double mean = div[k] / M, s2 = fmax(var[k] - M * mean * mean, 0.0) / (M - 1);
+        div[k] = sa * (a * D + b * mean);
+        var[k] = sa * sa * b * b * s2 / M;
+    }
+}
+
+/* The weights (w_a, w_b) of the step's quadrature ∫_{σ_a}^{σ_b} div dσ ≈ w_a div_a + w_b div_b.
+ * In σ the integrand of a Gaussian's flow is Σ_i σ/(λ_i + σ²), which falls like D/σ: the
+ * trapezoid in σ is badly wrong over the long steps at large σ (cosine's last step runs from
+ * σ ≈ 30 to 1000). In u = −log ᾱ = log(1 + σ²), the VP-SDE's own clock ∫ β, the integrand
+ * div dσ/du, dσ/du = (1 + σ²)/(2σ), is Σ_i (1 + σ²)/(2 (λ_i + σ²)): smooth and bounded on
+ * the whole range (D/2 for standardized data). A step with an end at σ = 0, where that
+ * integrand's limit would need the network at t = 0, stays in σ: there div ≈ σ tr Σ_data⁻¹
+ * is linear and vanishes at 0. Euler takes the left point, Heun the trapezoid. */
+static void ode_div_weights(double *w_a, double *w_b, const Schedule *s, int t_a, int t_b,
+                            OdeSolver solver) {
+    double sig_a = ode_sigma(s, t_a), sig_b = ode_sigma(s, t_b);
+    double wa, wb;
+    if (t_a == 0 || t_b == 0) {
+        wa = wb = sig_b - sig_a;
+    } else {
+        double du = log(s->alpha_bar[t_a]) - log(s->alpha_bar[t_b]);   /* u_b − u_a */
+        wa = du * (1.0 + sig_a * sig_a) / (2.0 * sig_a);
+        wb = du * (1.0 + sig_b * sig_b) / (2.0 * sig_b);
+    }
+    if (solver == ODE_EULER) { *w_a = wa; *w_b = 0.0; }
+    else { *w_a = 0.5 * wa; *w_b = 0.5 * wb; }
+}
+
+/* One solver step of x̄ (n, D) from grid point t_a to t_b (either direction), h = σ_b − σ_a.
+ * With ell (n) not NULL, adds ∫ div_x̄ g dσ over the step (ode_div_weights) into ell and
+ * its estimate's variance into ell_var. w->x0_hat is left holding x̂₀ at (x̄, t_a). */
+static void ode_step(double *xbar, double *ell, double *ell_var, OdeWork *w, Denoiser *net,
+                     const DdpmConfig *cfg, const Schedule *s, int t_a, int t_b, int n,
+                     const OdeConfig *oc, Rng *rng) {
+    size_t nd = (size_t)n * net->D;
+    double h = ode_sigma(s, t_b) - ode_sigma(s, t_a), wa, wb;
+    ode_div_weights(&wa, &wb, s, t_a, t_b, oc->solver);
+    ode_drift(w->eps_a, w->x0_hat, ell ? w->div_a : NULL, w->var_a, w, net, cfg, s, xbar, t_a, n, oc, rng);
+    if (oc->solver == ODE_EULER) {
+        for (size_t i = 0; i < nd; i++) xbar[i] += h * w->eps_a[i];        /* x̄ += h g */
+        if (ell)
+            for (int k = 0; k < n; k++) {
+                ell[k] += wa * w->div_a[k];
+                ell_var[k] += wa * wa * w->var_a[k];
+            }
+        return;
+    }
+    /* Heun: predictor x̄' = x̄ + h g(x̄, σ_a), corrector x̄ += h/2 (g(x̄, σ_a) + g(x̄', σ_b)) */
+    for (size_t i = 0; i < nd; i++) w->xbar_pred[i] = xbar[i] + h * w->eps_a[i];
+    ode_drift(w->eps_b, w->x0_pred, ell ? w->div_b : NULL, w->var_b, w, net, cfg, s,
+              w->xbar_pred, t_b, n, oc, rng);
+    for (size_t i = 0; i < nd; i++) xbar[i] += 0.5 * h * ((double)w->eps_a[i] + w->eps_b[i]);
+    if (ell)
+        for (int k = 0; k < n; k++) {
+            ell[k] += wa * w->div_a[k] + wb * w->div_b[k];
+            ell_var[k] += wa * wa * w->var_a[k] + wb * wb * w->var_b[k];
+        }
+}
+
+/* τ_i = round(i T / S), the grid shared with DDIM */
+static int ode_tau(int i, int S, int T) { return (int)(((long)i * T + S / 2) / S); }
+
+static void ode_check(const Denoiser *net, const Schedule *s, const OdeConfig *oc) {
+    if (oc->S < 1 || oc->S > s->T) die("ODE steps %d must be in 1..T = %d", oc->S, s->T);
+    if (oc->solver < 0 || oc->solver >= ODE_COUNT) die("unknown ODE solver %d", (int)oc->solver);
+    if (net->D < 1) die("ODE: the network has D = %d", net->D);
+}
+
+/* x̄ = x/√ᾱ_t and back, for a chunk */
+static void to_xbar(double *xbar, const real *x, double sqrt_abar, size_t nd) {
+    for (size_t i = 0; i < nd; i++) xbar[i] = x[i] / sqrt_abar;
+}
+static void from_xbar(real *x, const double *xbar, double sqrt_abar, size_t nd) {
+    for (size_t i = 0; i < nd; i++) x[i] = (real)(xbar[i] * sqrt_abar);
+}
+
+void ode_decode(Denoiser *net, real *x, const DdpmConfig *cfg, const Schedule *s, int N,
+                const OdeConfig *oc, SampleTrace trace, void *trace_ctx) {
+    ode_check(net, s, oc);
+    int D = net->D, B = N < net->max_batch ? N : net->max_batch;
+    OdeWork w;
+    ode_work_init(&w, B, D);
+    double *xbar = xmalloc((size_t)B * D * sizeof(double), "ODE x-bar");
+    /* with a trace the whole batch must move together, so trace needs N ≤ max_batch */
+    if (trace && N > net->max_batch) die("ode_decode: a trace needs N <= max_batch");
+    if (trace) trace(trace_ctx, s->T, x, NULL, N, D);
+    for (int start = 0; start < N; start += B) {
+        int n = N - start < B ? N - start : B;
+        size_t nd = (size_t)n * D;
+        real *xc = x + (size_t)start * D;
+        to_xbar(xbar, xc, s->sqrt_alpha_bar[s->T], nd);
+        for (int i = oc->S; i >= 1; i--) {
+            int t_a = ode_tau(i, oc->S, s->T), t_b = ode_tau(i - 1, oc->S, s->T);
+            ode_step(xbar, NULL, NULL, &w, net, cfg, s, t_a, t_b, n, oc, NULL);
+            if (trace) {
+                from_xbar(xc, xbar, s->sqrt_alpha_bar[t_b], nd);
+                trace(trace_ctx, t_b, xc, w.x0_hat, N, D);
+            }
+        }
+        from_xbar(xc, xbar, 1.0, nd);                            /* σ_0 = 0: x̄ = x₀ */
+    }
+    free(xbar);
+    ode_work_free(&w);
+}
+
+/* the encoding of one chunk, with the likelihood integral if ell is not NULL */
+static void ode_encode_chunk(real *x, double *ell, double *ell_var, double *xbar, OdeWork *w,
+                             Denoiser *net, const DdpmConfig *cfg, const Schedule *s, int n,
+                             const OdeConfig *oc, Rng *rng) {
+    size_t nd = (size_t)n * net->D;
+    to_xbar(xbar, x, 1.0, nd);                                    /* x̄ = x₀ at σ = 0 */
+    for (int i = 1; i <= oc->S; i++) {
+        int t_a = ode_tau(i - 1, oc->S, s->T), t_b = ode_tau(i, oc->S, s->T);
+        ode_step(xbar, ell, ell_var, w, net, cfg, s, t_a, t_b, n, oc, rng);
+    }
+    from_xbar(x, xbar, s->sqrt_alpha_bar[s->T], nd);              /* x_T = √ᾱ_T x̄_T */
+}
+
+void ode_encode(Denoiser *net, real *x, const DdpmConfig *cfg, const Schedule *s, int N,
+                const OdeConfig *oc) {
+    ode_check(net, s, oc);
+    int D = net->D, B = N < net->max_batch ? N : net->max_batch;
+    OdeWork w;
+    ode_work_init(&w, B, D);
+    double *xbar = xmalloc((size_t)B * D * sizeof(double), "ODE x-bar");
+    for (int start = 0; start < N; start += B) {
+        int n = N - start < B ? N - start : B;
+        ode_encode_chunk(x + (size_t)start * D, NULL, NULL, xbar, &w, net, cfg, s, n, oc, NULL);
+    }
+    free(xbar);
+    ode_work_free(&w);
+}
+
+void ode_sample_loop(Denoiser *net, real *x, const DdpmConfig *cfg, const Schedule *s,
+                     int N, const OdeConfig *oc, Rng *rng, SampleTrace trace, void *trace_ctx) {
+    rng_fill_normal(rng, x, (size_t)N * net->D);                  /* x_T ~ N(0, I) */
+    ode_decode(net, x, cfg, s, N, oc, trace, trace_ctx);
+}
+
+void ode_log_likelihood(double *logp, double *std_err, real *x_T, Denoiser *net,
+                        const real *x0, int N, const DdpmConfig *cfg, const Schedule *s,
+                        const OdeConfig *oc, Rng *rng) {
+    ode_check(net, s, oc);
+    if (!oc->exact_trace && !rng) die("ode_log_likelihood: Hutchinson's estimate needs an rng");
+    int D = net->D, B = N < net->max_batch ? N : net->max_batch;
+    OdeWork w;
+    ode_work_init(&w, B, D);
+    double *xbar = xmalloc((size_t)B * D * sizeof(double), "ODE x-bar");
+    real *xc = xmalloc((size_t)B * D * sizeof(real), "ODE x");
+    double *var = xmalloc((size_t)B * sizeof(double), "ODE variance");
+    const double log_2pi = log(2.0 * 3.14159265358979323846);
+    for (int start = 0; start < N; start += B) {
+        int n = N - start < B ? N - start : B;
+        memcpy(xc, x0 + (size_t)start * D, (size_t)n * D * sizeof(real));
+        double *ell = logp + start;
+        for (int k = 0; k < n; k++) ell[k] = var[k] = 0.0;
+        ode_encode_chunk(xc, ell, var, xbar, &w, net, cfg, s, n, oc, rng);
+        for (int k = 0; k < n; k++) {
+            /* log N(x_T; 0, I) + (D/2) log ᾱ_T + ∫ div, x_T = √ᾱ_T x̄_T in double */
+            double sq = 0.0, sa = s->sqrt_alpha_bar[s->T];
+            for (int d = 0; d < D; d++) sq += pow(sa * xbar[(size_t)k * D + d], 2);
+            ell[k] += -0.5 * sq - 0.5 * D * log_2pi + 0.5 * D * log(s->alpha_bar[s->T]);
+            if (std_err) std_err[start + k] = sqrt(var[k]);
+        }
+        if (x_T) memcpy(x_T + (size_t)start * D, xc, (size_t)n * D * sizeof(real));
+    }
+    if (net->params) params_zero_grad(net->params);
+    free(xbar); free(xc); free(var);
+    ode_work_free(&w);
+}
+
+void ode_divergence(double *div, double *var, Denoiser *net, const double *xbar, int t,
+                    int N, const DdpmConfig *cfg, const Schedule *s, const OdeConfig *oc,
+                    Rng *rng) {
+    if (N > net->max_batch) die("ode_divergence: N %d > max_batch %d", N, net->max_batch);
+    OdeWork w;
+    ode_work_init(&w, N, net->D);
+    double *v = xmalloc((size_t)N * sizeof(double), "ODE variance");
+    ode_drift(w.eps_a, w.x0_hat, div, v, &w, net, cfg, s, xbar, t, N, oc, rng);
+    if (var) memcpy(var, v, (size_t)N * sizeof(double));
+    if (net->params) params_zero_grad(net->params);
+    free(v);
+    ode_work_free(&w);
+}

@@ -179,4 +179,90 @@ double prior_kl(const real *x0, const Schedule *s, int D);
 /* KL between two isotropic Gaussians N(m1, v1 I) and N(m2, v2 I) in D dims, in nats. */
 double gaussian_kl(const real *m1, double v1, const real *m2, double v2, int D);
 
+/* ----------------------------------------------------------------------------------------
+ * The probability-flow ODE (Song et al. 2021, "Score-based generative modeling through
+ * stochastic differential equations", §4.3 and App. D) for this discrete schedule.
+ *
+ * Which ODE. q(x_t|x₀) = N(√ᾱ_t x₀, (1 − ᾱ_t) I) at t = 0..T are the marginals of any
+ * variance-preserving SDE dx = −½ β(u) x du + √β(u) dW whose ∫₀ᵗ β(u) du = −log ᾱ_t at
+ * the grid points (e.g. β(u) = −log α_t on (t − 1, t]). Its probability-flow ODE
+ *   dx/du = −½ β(u) (x + ∇ log q_u(x)) = −½ β(u) (x − ε*(x, u) / √(1 − ᾱ(u)))
+ * moves q_u into q_u' deterministically. How β(u) is interpolated between grid points
+ * changes only the speed along the path, not the path: in the coordinates
+ *   σ = √((1 − ᾱ)/ᾱ),  x̄ = x / √ᾱ = x √(1 + σ²)   (so that x̄ = x₀ + σ ε under q)
+ * the same ODE reads
+ *   dx̄/dσ = g(x̄, σ) = ε*(x̄ / √(1 + σ²), σ),          ε* = E[ε | x_t]
+ * with no β in it (the variance-exploding form of the same flow). So the ODE is fixed by
+ * ᾱ alone, and we integrate it in σ on the grid σ_t = √((1 − ᾱ_t)/ᾱ_t), where ε_θ(x_t, t)
+ * is known: the network is only ever evaluated at integer t. σ_0 = 0 is the data, and
+ * there g(·, 0) = 0 exactly (ε* = −√(1 − ᾱ) ∇ log q → 0 as ᾱ → 1 for data with a finite
+ * score), so the network is never asked about t = 0.
+ *
+ * DDIM with η = 0 is the Euler method on this ODE. Divide its update by √ᾱ_prev:
+ *   x_prev/√ᾱ_prev = x̂₀ + σ_prev ε̂ = (x_τ/√ᾱ_τ − σ_τ ε̂) + σ_prev ε̂,
+ * i.e. x̄_prev = x̄_τ + (σ_prev − σ_τ) g(x̄_τ, σ_τ): one Euler step from σ_τ to σ_prev
+ * (DDIM paper §4.3, eq. 14). Euler's global error is O(h), Heun's (the trapezoid with an
+ * Euler predictor) O(h²), h the largest step in σ; tests/test_ode.c measures both orders.
+ *
+ * The steps are DDIM's: τ_i = round(i T / S), i = 0..S (τ_0 = 0, τ_S = T). */
+typedef enum {
+    ODE_EULER,  /* x̄ += h g(x̄, σ): exactly DDIM with η = 0 */
+    ODE_HEUN,   /* x̄' = x̄ + h g(x̄, σ), x̄ += h/2 (g(x̄, σ) + g(x̄', σ + h)): 2nd order */
+    ODE_COUNT
+} OdeSolver;
+const char *ode_solver_name(OdeSolver m);
+int ode_solver_parse(const char *name, OdeSolver *out);
+
+typedef struct {
+    int S;               /* steps on the grid τ_i = round(i T / S), 1..T, e.g. 50 */
+    OdeSolver solver;    /* ODE_HEUN for sampling and likelihood; ODE_EULER = DDIM */
+    int exact_trace;     /* 1: tr ∂ε/∂x exactly, D backward passes per evaluation (2D);
+                            0: Hutchinson's estimate with `probes` Rademacher vectors */
+    int probes;          /* Hutchinson probes per evaluation, ≥ 2 for a standard error */
+} OdeConfig;
+
+/* σ_t = √((1 − ᾱ_t)/ᾱ_t), the ODE's time at grid point t (σ_0 = 0). */
+double ode_sigma(const Schedule *s, int t);
+
+/* Decoding (noise → data): x (N, D) holds x_T on entry and x₀ on return, by S steps of
+ * the solver from σ_T down to 0. trace, if not NULL, sees x_τ (in x coordinates) and x̂₀
+ * after every step, as the other samplers. Deterministic: no random numbers. */
+void ode_decode(Denoiser *net, real *x, const DdpmConfig *cfg, const Schedule *s, int N,
+                const OdeConfig *oc, SampleTrace trace, void *trace_ctx);
+/* Encoding (data → noise): x (N, D) holds x₀ on entry and x_T on return, the same steps
+ * from σ = 0 up to σ_T. Decoding the result gives x₀ back up to the solver's error. */
+void ode_encode(Denoiser *net, real *x, const DdpmConfig *cfg, const Schedule *s, int N,
+                const OdeConfig *oc);
+/* The ODE sampler: x_T ~ N(0, I) from rng, then ode_decode. */
+void ode_sample_loop(Denoiser *net, real *x, const DdpmConfig *cfg, const Schedule *s,
+                     int N, const OdeConfig *oc, Rng *rng, SampleTrace trace, void *trace_ctx);
+
+/* The model's exact log-likelihood by the instantaneous change of variables (Chen et al.
+ * 2018; Song et al. 2021, App. D.2), along the encoding path x̄(σ) of each x₀:
+ *   log p(x₀) = log N(x_T; 0, I) + (D/2) log ᾱ_T + ∫₀^{σ_T} div_x̄ g(x̄(σ), σ) dσ,
+ *   div_x̄ g = √ᾱ(σ) tr ∂ε̂/∂x_t,
+ * the middle term being the volume change of x_T = √ᾱ_T x̄_T. The integral is taken by the
+ * same solver as the path (the trapezoid for Heun), so it has the same order of error.
+ * tr ∂ε̂/∂x_t comes from the network's backward (vector-Jacobian products): exactly with
+ * oc->exact_trace (dout = e_d for d = 1..D), or by Hutchinson: E[zᵀ J z] = tr J for z with
+ * independent ±1 entries, with oc->probes fresh z per evaluation; the path does not
+ * depend on z, so the terms are independent and their variances add up to std_err².
+ * logp (N) in nats; std_err (N), if not NULL, the estimate's standard error (0 for the
+ * exact trace); x_T (N, D), if not NULL, the encoded points. Costs 2 S − 1 forward passes
+ * (Heun) and D or `probes` backward passes each; the parameter gradients are left zeroed.
+ * rng is used only by Hutchinson. */
+void ode_log_likelihood(double *logp, double *std_err, real *x_T, Denoiser *net,
+                        const real *x0, int N, const DdpmConfig *cfg, const Schedule *s,
+                        const OdeConfig *oc, Rng *rng);
+
+/* div_x̄ g(x̄, σ_t) (N) at x̄ (N, D) for grid point t ≥ 1, as the likelihood computes it
+ * (exact or Hutchinson by oc), with the estimate's variance in var (N) if not NULL. */
+void ode_divergence(double *div, double *var, Denoiser *net, const double *xbar, int t,
+                    int N, const DdpmConfig *cfg, const Schedule *s, const OdeConfig *oc,
+                    Rng *rng);
+
+/* ε̂ = a x_t + b out for the output `out` of parametrization p at step t (every
+ * parametrization is affine in x_t and the output): the Jacobian route of the divergence. */
+void eps_affine(double *a, double *b, Parametrization p, const Schedule *s, int t);
+
 #endif

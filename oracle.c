@@ -1,0 +1,57 @@
+/* oracle.c: the exact optimal denoiser of a 2D mixture (see oracle.h).
+ *
+ * forward: ε* and J_ε = ∂ε* / ∂x_t from data.c; every parametrization's output is affine in
+ *          ε̂ and x_t (ddpm.c eps_affine: ε̂ = a x_t + b out), so out = (ε* − a x_t)/b and
+ *          ∂out/∂x_t = (J_ε − a I)/b.
+ * backward: dx = (∂out/∂x_t)ᵀ dout.
+ */
+#include "oracle.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void mixture_oracle_init(MixtureOracle *o, const Mixture2D *mix, const Schedule *s,
+                         Parametrization param, int max_batch) {
+    if (max_batch < 1) die("mixture_oracle_init: max_batch %d < 1", max_batch);
+    o->mix = *mix;
+    o->s = s;
+    o->param = param;
+    o->max_batch = max_batch;
+    o->jac = xmalloc((size_t)max_batch * 4 * sizeof(double), "oracle Jacobians");
+}
+
+void mixture_oracle_free(MixtureOracle *o) {
+    free(o->jac);
+    memset(o, 0, sizeof *o);
+}
+
+static void oracle_forward(void *self, real *out, const real *x, const int *t, int N) {
+    MixtureOracle *o = self;
+    if (N > o->max_batch) die("oracle forward: batch %d > max_batch %d", N, o->max_batch);
+    for (int n = 0; n < N; n++) {
+        double xt[2] = { x[2 * n], x[2 * n + 1] }, e[2], J[2][2], a, b;
+        mixture_eps_star_jacobian(&o->mix, o->s->alpha_bar[t[n]], xt, e, J);
+        eps_affine(&a, &b, o->param, o->s, t[n]);
+        double *jac = o->jac + 4 * n;                  /* seek to ∂out_n/∂x_n, (2, 2) */
+        for (int i = 0; i < 2; i++) {
+            out[2 * n + i] = (real)((e[i] - a * xt[i]) / b);
+            for (int j = 0; j < 2; j++) jac[2 * i + j] = (J[i][j] - (i == j ? a : 0.0)) / b;
+        }
+    }
+}
+
+/* forward: out_n = f(x_n), so dL/dx_n[j] = Σ_i dout_n[i] ∂out_n[i]/∂x_n[j] */
+static void oracle_backward(void *self, real *dx, const real *dout, int N) {
+    MixtureOracle *o = self;
+    if (!dx) return;
+    for (int n = 0; n < N; n++) {
+        const double *jac = o->jac + 4 * n;
+        for (int j = 0; j < 2; j++)
+            dx[2 * n + j] = (real)(dout[2 * n] * jac[j] + dout[2 * n + 1] * jac[2 + j]);
+    }
+}
+
+Denoiser mixture_oracle_denoiser(MixtureOracle *o) {
+    return (Denoiser){ .self = o, .D = 2, .max_batch = o->max_batch, .params = NULL,
+                       .forward = oracle_forward, .backward = oracle_backward };
+}
