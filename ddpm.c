@@ -575,9 +575,10 @@ static void ode_work_free(OdeWork *w) {
  * (n) not NULL, also div_x̄ g = √ᾱ_t tr ∂ε̂/∂x_t = √ᾱ_t (a D + b tr ∂out/∂x_t) (eps_affine),
  * and into var (n) the variance of a Hutchinson estimate (0 for the exact trace).
  * At t = 0 the drift is exactly 0 (ddpm.h): no network call. */
-static void ode_drift(real *eps, real *x0_hat, double *div, double *var, OdeWork *w, Denoiser *net,
-                      const DdpmConfig *cfg, const Schedule *s, const double *xbar, int t,
-                      int n, const OdeConfig *oc, Rng *rng) {
+static void ode_drift(real *eps, real *x0_hat, double *div, double *var, OdeWork *w,
+                      Denoiser *net, const DdpmConfig *cfg, const Schedule *s,
+                      const double *xbar, const int *y, int t, int n, const OdeConfig *oc,
+                      Rng *rng) {
     int D = net->D;
     size_t nd = (size_t)n * D;
     if (t == 0) {
@@ -589,7 +590,7 @@ static void ode_drift(real *eps, real *x0_hat, double *div, double *var, OdeWork
     double sa = s->sqrt_alpha_bar[t];
     for (size_t i = 0; i < nd; i++) w->x_t[i] = (real)(sa * xbar[i]);
     for (int k = 0; k < n; k++) w->t[k] = t;
-    net->forward(net->self, w->out, w->x_t, w->t, n);
+    net->forward(net->self, w->out, w->x_t, w->t, y, n);
     prediction_to_x0_eps(x0_hat, eps, w->out, cfg->param, w->x_t, s, w->t, n, D);
     if (!div) return;
     if (!net->backward) die("the ODE likelihood needs the network's backward (its dL/dx)");
@@ -657,12 +658,13 @@ static void ode_div_weights(double *w_a, double *w_b, const Schedule *s, int t_a
  * With ell (n) not NULL, adds ∫ div_x̄ g dσ over the step (ode_div_weights) into ell and
  * its estimate's variance into ell_var. w->x0_hat is left holding x̂₀ at (x̄, t_a). */
 static void ode_step(double *xbar, double *ell, double *ell_var, OdeWork *w, Denoiser *net,
-                     const DdpmConfig *cfg, const Schedule *s, int t_a, int t_b, int n,
-                     const OdeConfig *oc, Rng *rng) {
+                     const DdpmConfig *cfg, const Schedule *s, const int *y, int t_a, int t_b,
+                     int n, const OdeConfig *oc, Rng *rng) {
     size_t nd = (size_t)n * net->D;
     double h = ode_sigma(s, t_b) - ode_sigma(s, t_a), wa, wb;
     ode_div_weights(&wa, &wb, s, t_a, t_b, oc->solver);
-    ode_drift(w->eps_a, w->x0_hat, ell ? w->div_a : NULL, w->var_a, w, net, cfg, s, xbar, t_a, n, oc, rng);
+    ode_drift(w->eps_a, w->x0_hat, ell ? w->div_a : NULL, w->var_a, w, net, cfg, s, xbar, y,
+              t_a, n, oc, rng);
     if (oc->solver == ODE_EULER) {
         for (size_t i = 0; i < nd; i++) xbar[i] += h * w->eps_a[i];        /* x̄ += h g */
         if (ell)
@@ -675,7 +677,7 @@ static void ode_step(double *xbar, double *ell, double *ell_var, OdeWork *w, Den
     /* Heun: predictor x̄' = x̄ + h g(x̄, σ_a), corrector x̄ += h/2 (g(x̄, σ_a) + g(x̄', σ_b)) */
     for (size_t i = 0; i < nd; i++) w->xbar_pred[i] = xbar[i] + h * w->eps_a[i];
     ode_drift(w->eps_b, w->x0_pred, ell ? w->div_b : NULL, w->var_b, w, net, cfg, s,
-              w->xbar_pred, t_b, n, oc, rng);
+              w->xbar_pred, y, t_b, n, oc, rng);
     for (size_t i = 0; i < nd; i++) xbar[i] += 0.5 * h * ((double)w->eps_a[i] + w->eps_b[i]);
     if (ell)
         for (int k = 0; k < n; k++) {
@@ -701,8 +703,8 @@ static void from_xbar(real *x, const double *xbar, double sqrt_abar, size_t nd) 
     for (size_t i = 0; i < nd; i++) x[i] = (real)(xbar[i] * sqrt_abar);
 }
 
-void ode_decode(Denoiser *net, real *x, const DdpmConfig *cfg, const Schedule *s, int N,
-                const OdeConfig *oc, SampleTrace trace, void *trace_ctx) {
+void ode_decode(Denoiser *net, real *x, const int *y, const DdpmConfig *cfg, const Schedule *s,
+                int N, const OdeConfig *oc, SampleTrace trace, void *trace_ctx) {
     ode_check(net, s, oc);
     int D = net->D, B = N < net->max_batch ? N : net->max_batch;
     OdeWork w;
@@ -718,7 +720,8 @@ void ode_decode(Denoiser *net, real *x, const DdpmConfig *cfg, const Schedule *s
         to_xbar(xbar, xc, s->sqrt_alpha_bar[s->T], nd);
         for (int i = oc->S; i >= 1; i--) {
             int t_a = ode_tau(i, oc->S, s->T), t_b = ode_tau(i - 1, oc->S, s->T);
-            ode_step(xbar, NULL, NULL, &w, net, cfg, s, t_a, t_b, n, oc, NULL);
+            ode_step(xbar, NULL, NULL, &w, net, cfg, s, y ? y + start : NULL, t_a, t_b, n, oc,
+                     NULL);
             if (trace) {
                 from_xbar(xc, xbar, s->sqrt_alpha_bar[t_b], nd);
                 trace(trace_ctx, t_b, xc, w.x0_hat, N, D);
@@ -732,19 +735,19 @@ void ode_decode(Denoiser *net, real *x, const DdpmConfig *cfg, const Schedule *s
 
 /* the encoding of one chunk, with the likelihood integral if ell is not NULL */
 static void ode_encode_chunk(real *x, double *ell, double *ell_var, double *xbar, OdeWork *w,
-                             Denoiser *net, const DdpmConfig *cfg, const Schedule *s, int n,
-                             const OdeConfig *oc, Rng *rng) {
+                             Denoiser *net, const int *y, const DdpmConfig *cfg,
+                             const Schedule *s, int n, const OdeConfig *oc, Rng *rng) {
     size_t nd = (size_t)n * net->D;
     to_xbar(xbar, x, 1.0, nd);                                    /* x̄ = x₀ at σ = 0 */
     for (int i = 1; i <= oc->S; i++) {
         int t_a = ode_tau(i - 1, oc->S, s->T), t_b = ode_tau(i, oc->S, s->T);
-        ode_step(xbar, ell, ell_var, w, net, cfg, s, t_a, t_b, n, oc, rng);
+        ode_step(xbar, ell, ell_var, w, net, cfg, s, y, t_a, t_b, n, oc, rng);
     }
     from_xbar(x, xbar, s->sqrt_alpha_bar[s->T], nd);              /* x_T = √ᾱ_T x̄_T */
 }
 
-void ode_encode(Denoiser *net, real *x, const DdpmConfig *cfg, const Schedule *s, int N,
-                const OdeConfig *oc) {
+void ode_encode(Denoiser *net, real *x, const int *y, const DdpmConfig *cfg, const Schedule *s,
+                int N, const OdeConfig *oc) {
     ode_check(net, s, oc);
     int D = net->D, B = N < net->max_batch ? N : net->max_batch;
     OdeWork w;
@@ -752,21 +755,23 @@ void ode_encode(Denoiser *net, real *x, const DdpmConfig *cfg, const Schedule *s
     double *xbar = xmalloc((size_t)B * D * sizeof(double), "ODE x-bar");
     for (int start = 0; start < N; start += B) {
         int n = N - start < B ? N - start : B;
-        ode_encode_chunk(x + (size_t)start * D, NULL, NULL, xbar, &w, net, cfg, s, n, oc, NULL);
+        ode_encode_chunk(x + (size_t)start * D, NULL, NULL, xbar, &w, net, y ? y + start : NULL,
+                         cfg, s, n, oc, NULL);
     }
     free(xbar);
     ode_work_free(&w);
 }
 
-void ode_sample_loop(Denoiser *net, real *x, const DdpmConfig *cfg, const Schedule *s,
-                     int N, const OdeConfig *oc, Rng *rng, SampleTrace trace, void *trace_ctx) {
+void ode_sample_loop(Denoiser *net, real *x, const int *y, const DdpmConfig *cfg,
+                     const Schedule *s, int N, const OdeConfig *oc, Rng *rng,
+                     SampleTrace trace, void *trace_ctx) {
     rng_fill_normal(rng, x, (size_t)N * net->D);                  /* x_T ~ N(0, I) */
-    ode_decode(net, x, cfg, s, N, oc, trace, trace_ctx);
+    ode_decode(net, x, y, cfg, s, N, oc, trace, trace_ctx);
 }
 
 void ode_log_likelihood(double *logp, double *std_err, real *x_T, Denoiser *net,
-                        const real *x0, int N, const DdpmConfig *cfg, const Schedule *s,
-                        const OdeConfig *oc, Rng *rng) {
+                        const real *x0, const int *y, int N, const DdpmConfig *cfg,
+                        const Schedule *s, const OdeConfig *oc, Rng *rng) {
     ode_check(net, s, oc);
     if (!oc->exact_trace && !rng) die("ode_log_likelihood: Hutchinson's estimate needs an rng");
     int D = net->D, B = N < net->max_batch ? N : net->max_batch;
@@ -781,7 +786,7 @@ void ode_log_likelihood(double *logp, double *std_err, real *x_T, Denoiser *net,
         memcpy(xc, x0 + (size_t)start * D, (size_t)n * D * sizeof(real));
         double *ell = logp + start;
         for (int k = 0; k < n; k++) ell[k] = var[k] = 0.0;
-        ode_encode_chunk(xc, ell, var, xbar, &w, net, cfg, s, n, oc, rng);
+        ode_encode_chunk(xc, ell, var, xbar, &w, net, y ? y + start : NULL, cfg, s, n, oc, rng);
         for (int k = 0; k < n; k++) {
             /* log N(x_T; 0, I) + (D/2) log ᾱ_T + ∫ div, x_T = √ᾱ_T x̄_T in double */
             double sq = 0.0, sa = s->sqrt_alpha_bar[s->T];
@@ -796,14 +801,14 @@ void ode_log_likelihood(double *logp, double *std_err, real *x_T, Denoiser *net,
     ode_work_free(&w);
 }
 
-void ode_divergence(double *div, double *var, Denoiser *net, const double *xbar, int t,
-                    int N, const DdpmConfig *cfg, const Schedule *s, const OdeConfig *oc,
-                    Rng *rng) {
+void ode_divergence(double *div, double *var, Denoiser *net, const double *xbar, const int *y,
+                    int t, int N, const DdpmConfig *cfg, const Schedule *s,
+                    const OdeConfig *oc, Rng *rng) {
     if (N > net->max_batch) die("ode_divergence: N %d > max_batch %d", N, net->max_batch);
     OdeWork w;
     ode_work_init(&w, N, net->D);
     double *v = xmalloc((size_t)N * sizeof(double), "ODE variance");
-    ode_drift(w.eps_a, w.x0_hat, div, v, &w, net, cfg, s, xbar, t, N, oc, rng);
+    ode_drift(w.eps_a, w.x0_hat, div, v, &w, net, cfg, s, xbar, y, t, N, oc, rng);
     if (var) memcpy(var, v, (size_t)N * sizeof(double));
     if (net->params) params_zero_grad(net->params);
     free(v);

@@ -224,18 +224,20 @@ typedef struct {
 /* σ_t = √((1 − ᾱ_t)/ᾱ_t), the ODE's time at grid point t (σ_0 = 0). */
 double ode_sigma(const Schedule *s, int t);
 
-/* Decoding (noise → data): x (N, D) holds x_T on entry and x₀ on return, by S steps of
+/* y (N) are class labels passed to the network as the samplers do (NULL: unconditional).
+ * Decoding (noise → data): x (N, D) holds x_T on entry and x₀ on return, by S steps of
  * the solver from σ_T down to 0. trace, if not NULL, sees x_τ (in x coordinates) and x̂₀
  * after every step, as the other samplers. Deterministic: no random numbers. */
-void ode_decode(Denoiser *net, real *x, const DdpmConfig *cfg, const Schedule *s, int N,
-                const OdeConfig *oc, SampleTrace trace, void *trace_ctx);
+void ode_decode(Denoiser *net, real *x, const int *y, const DdpmConfig *cfg, const Schedule *s,
+                int N, const OdeConfig *oc, SampleTrace trace, void *trace_ctx);
 /* Encoding (data → noise): x (N, D) holds x₀ on entry and x_T on return, the same steps
  * from σ = 0 up to σ_T. Decoding the result gives x₀ back up to the solver's error. */
-void ode_encode(Denoiser *net, real *x, const DdpmConfig *cfg, const Schedule *s, int N,
-                const OdeConfig *oc);
+void ode_encode(Denoiser *net, real *x, const int *y, const DdpmConfig *cfg, const Schedule *s,
+                int N, const OdeConfig *oc);
 /* The ODE sampler: x_T ~ N(0, I) from rng, then ode_decode. */
-void ode_sample_loop(Denoiser *net, real *x, const DdpmConfig *cfg, const Schedule *s,
-                     int N, const OdeConfig *oc, Rng *rng, SampleTrace trace, void *trace_ctx);
+void ode_sample_loop(Denoiser *net, real *x, const int *y, const DdpmConfig *cfg,
+                     const Schedule *s, int N, const OdeConfig *oc, Rng *rng,
+                     SampleTrace trace, void *trace_ctx);
 
 /* The model's exact log-likelihood by the instantaneous change of variables (Chen et al.
  * 2018; Song et al. 2021, App. D.2), along the encoding path x̄(σ) of each x₀:
@@ -252,14 +254,14 @@ void ode_sample_loop(Denoiser *net, real *x, const DdpmConfig *cfg, const Schedu
  * (Heun) and D or `probes` backward passes each; the parameter gradients are left zeroed.
  * rng is used only by Hutchinson. */
 void ode_log_likelihood(double *logp, double *std_err, real *x_T, Denoiser *net,
-                        const real *x0, int N, const DdpmConfig *cfg, const Schedule *s,
-                        const OdeConfig *oc, Rng *rng);
+                        const real *x0, const int *y, int N, const DdpmConfig *cfg,
+                        const Schedule *s, const OdeConfig *oc, Rng *rng);
 
 /* div_x̄ g(x̄, σ_t) (N) at x̄ (N, D) for grid point t ≥ 1, as the likelihood computes it
  * (exact or Hutchinson by oc), with the estimate's variance in var (N) if not NULL. */
-void ode_divergence(double *div, double *var, Denoiser *net, const double *xbar, int t,
-                    int N, const DdpmConfig *cfg, const Schedule *s, const OdeConfig *oc,
-                    Rng *rng);
+void ode_divergence(double *div, double *var, Denoiser *net, const double *xbar, const int *y,
+                    int t, int N, const DdpmConfig *cfg, const Schedule *s,
+                    const OdeConfig *oc, Rng *rng);
 
 /* ε̂ = a x_t + b out for the output `out` of parametrization p at step t (every
  * parametrization is affine in x_t and the output): the Jacobian route of the divergence. */

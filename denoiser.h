@@ -17,6 +17,11 @@ typedef struct Denoiser {
     int D;               /* numbers per example: 2 for toy 2D, C*H*W for images */
     int max_batch;       /* largest N that forward accepts (buffers are sized for it) */
     ParamSet *params;    /* NULL for a model without parameters */
+    int learned_var;     /* 0: forward writes D numbers per example; 1: 2 D numbers, the
+                            prediction (D) then v (D), whose range sets a learned variance
+                            of p_θ (Nichol & Dhariwal 2021; ddpm.h VAR_LEARNED). backward's
+                            dout has the same width. Below, "(N, D)" of out and dout reads
+                            (N, 2 D) for such a network. */
     /* out (N, D) = f_θ(x (N, D), t (N), y (N)); keeps what backward needs. y holds class
      * labels 0..K−1 or the null label ∅ = K of a model with K classes; y == NULL means no
      * label: an unconditional model (K = 0), or ∅ for every example of a conditional one. */

@@ -10,15 +10,17 @@
 #include <string.h>
 
 MlpConfig mlp_default_config(int D, int max_batch) {
-    MlpConfig c = { D, 32, 128, 3, max_batch };
+    MlpConfig c = { .D = D, .emb_dim = 32, .hidden = 128, .layers = 3, .max_batch = max_batch };
     return c;
 }
 
 void mlp_init(Mlp *m, const MlpConfig *cfg, ParamSet *ps, Rng *rng) {
     memset(m, 0, sizeof *m);
     if (cfg->layers < 1 || cfg->layers > MLP_MAX_HIDDEN_LAYERS || cfg->emb_dim % 2 ||
-        cfg->D < 1 || cfg->hidden < 1 || cfg->max_batch < 1)
-        die("MLP config: need 1..%d hidden layers, an even embedding size, positive sizes",
+        cfg->D < 1 || cfg->hidden < 1 || cfg->max_batch < 1 ||
+        (cfg->learned_var != 0 && cfg->learned_var != 1))
+        die("MLP config: need 1..%d hidden layers, an even embedding size, positive sizes, "
+            "learned_var 0 or 1",
             MLP_MAX_HIDDEN_LAYERS);
     m->cfg = *cfg;
     m->params = ps;
@@ -26,7 +28,7 @@ void mlp_init(Mlp *m, const MlpConfig *cfg, ParamSet *ps, Rng *rng) {
     int H = cfg->hidden, in0 = cfg->D + cfg->emb_dim;
     for (int l = 0; l < m->n_linear; l++) {
         m->in_dim[l] = l == 0 ? in0 : H;
-        m->out_dim[l] = l == m->n_linear - 1 ? cfg->D : H;
+        m->out_dim[l] = l == m->n_linear - 1 ? cfg->D * (1 + cfg->learned_var) : H;
         char name[PARAM_NAME_LEN];
         snprintf(name, sizeof name, "fc%d.w", l);
         params_add(ps, &m->w[l], &m->dw[l], name, 2, m->in_dim[l], m->out_dim[l]);
@@ -81,7 +83,7 @@ void mlp_forward(Mlp *m, real *out, const real *x, const int *t, const int *y, i
     }
     /* out = Linear_L(h_{L−1}) */
     int L = m->n_linear - 1;
-    linear_forward(out, h, m->w[L], m->b[L], N, H, D);
+    linear_forward(out, h, m->w[L], m->b[L], N, H, m->out_dim[L]);   /* (N, D) or (N, 2 D) */
 }
 
 void mlp_backward(Mlp *m, real *dx, const real *dout, int N) {
@@ -90,7 +92,7 @@ void mlp_backward(Mlp *m, real *dx, const real *dout, int N) {
     real *dh = m->grad_a, *dpre = m->grad_b;
     /* forward: out = Linear_L(h_{L−1}) */
     memset(dh, 0, (size_t)N * H * sizeof(real));
-    linear_backward(dh, m->dw[L], m->db[L], dout, m->act[L - 1], m->w[L], N, H, D);
+    linear_backward(dh, m->dw[L], m->db[L], dout, m->act[L - 1], m->w[L], N, H, m->out_dim[L]);
     for (int l = c->layers - 1; l >= 0; l--) {
         /* forward: act[l] = SiLU(pre[l]) */
         memset(dpre, 0, (size_t)N * H * sizeof(real));
@@ -119,5 +121,6 @@ static void mlp_backward_fn(void *self, real *dx, const real *dout, int N) {
 
 Denoiser mlp_denoiser(Mlp *m) {
     return (Denoiser){ .self = m, .D = m->cfg.D, .max_batch = m->cfg.max_batch, .params = m->params,
+                       .learned_var = m->cfg.learned_var,
                        .forward = mlp_forward_fn, .backward = mlp_backward_fn };
 }

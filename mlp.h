@@ -3,7 +3,8 @@
  * Default (exactly, so that it can be compared with the same model elsewhere):
  *   input [x (2 numbers), sinusoidal embedding of t (32 numbers)]
  *   → Linear 34→128 → SiLU → Linear 128→128 → SiLU → Linear 128→128 → SiLU → Linear 128→2
- * The output is read as ε̂, x̂₀, μ̂ or v̂ by ddpm.c; the MLP never sees a schedule.
+ * The output is read as ε̂, x̂₀, μ̂ or v̂ by ddpm.c; the MLP never sees a schedule. With
+ * learned_var = 1 the last layer is Linear 128→4: the prediction, then v (denoiser.h).
  * Sizes: N = batch, D = data dimension, E = embedding size, H = hidden width.
  */
 #ifndef MLP_H
@@ -20,6 +21,9 @@ typedef struct {
     int hidden;     /* hidden width H, e.g. 128 */
     int layers;     /* hidden layers (Linear + SiLU), e.g. 3 */
     int max_batch;  /* largest batch forward accepts, e.g. 2000 */
+    int learned_var;/* 0: the last layer outputs D numbers; 1: 2 D (prediction, then v for
+                       a learned variance, denoiser.h). 0 by default: the default model's
+                       parameters and their seeded values do not depend on this field. */
 } MlpConfig;
 
 MlpConfig mlp_default_config(int D, int max_batch);

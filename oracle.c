@@ -25,7 +25,9 @@ void mixture_oracle_free(MixtureOracle *o) {
     memset(o, 0, sizeof *o);
 }
 
-static void oracle_forward(void *self, real *out, const real *x, const int *t, int N) {
+static void oracle_forward(void *self, real *out, const real *x, const int *t, const int *y,
+                           int N) {
+    (void)y;   /* the unconditional mixture: no labels */
     MixtureOracle *o = self;
     if (N > o->max_batch) die("oracle forward: batch %d > max_batch %d", N, o->max_batch);
     for (int n = 0; n < N; n++) {

@@ -756,7 +756,8 @@ static void test_resume(void) {
               ckpt_get_double(&h, "ema.decay", &decay) == 0 &&
               ckpt_get_int(&h, "data.seed", &data_seed) == 0 && strcmp(model, "mlp") == 0;
     CHECK(got, "every setting needed to rebuild is in the header");
-    MlpConfig cfg2 = { (int)D, (int)emb, (int)hidden, (int)layers, (int)max_batch };
+    MlpConfig cfg2 = { .D = (int)D, .emb_dim = (int)emb, .hidden = (int)hidden, .layers = (int)layers,
+                       .max_batch = (int)max_batch };
     ScheduleKind kind = SCHED_COUNT;
     DdpmConfig dc2 = { PRED_COUNT, LOSS_COUNT, VAR_COUNT };
     got = schedule_parse(sched, &kind) == 0 && parametrization_parse(param, &dc2.param) == 0 &&

@@ -220,7 +220,8 @@ static void test_loss_gradients(void) {
     rng_fill_normal(&r, eps, N * D);
     q_sample(x_t, x0, eps, &s, t, N, D);
 
-    MlpConfig mc = { D, 8, 16, 2, N };   /* small, so every parameter can be checked */
+    /* small, so every parameter can be checked */
+    MlpConfig mc = { .D = D, .emb_dim = 8, .hidden = 16, .layers = 2, .max_batch = N };
     for (int p = 0; p < PRED_COUNT; p++)
         for (int w = 0; w < LOSS_COUNT; w++)
             for (int var = 0; var < VAR_COUNT; var++) {
