@@ -9,6 +9,8 @@
  */
 #include "data.h"
 
+#include "gz.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -597,8 +599,9 @@ void digits_sample(real *x, int *label, int N, int H, int W, Rng *rng) {
  * Loaders: shared pieces. Every failure is one line "error: <file>: <problem>; <fix>". */
 
 /* Largest number of values a loader will allocate (2^28 = 2 GB as double, 1 GB as float);
- * the full MNIST training set is 47 million. */
+ * the full MNIST training set is 47 million. Files (after gunzip) are read whole. */
 #define LOAD_MAX_VALUES ((uint64_t)1 << 28)
+#define LOAD_MAX_BYTES ((size_t)1 << 30)
 #define IDX_MAX_SIDE 4096
 
 static int load_error(const char *path, const char *fmt, ...) {
@@ -611,49 +614,55 @@ static int load_error(const char *path, const char *fmt, ...) {
     return -1;
 }
 
-/* Open `path` for reading and find its size; refuses gzip and tar files by their magic.
- * `example` names the file the user should have (for the hint). */
-static FILE *open_data_file(const char *path, uint64_t *size, const char *example) {
+/* Read the whole file at `path` into *bytes (*size bytes, malloc'ed); a gzip file (magic
+ * 1f 8b) is decompressed on the way (gz.c), a tar archive is refused. `example` names the
+ * file the user should have (for the hint). 0, or -1 after one line. */
+static int read_data_file(const char *path, unsigned char **bytes, size_t *size,
+                          const char *example) {
     FILE *f = fopen(path, "rb");
-    if (!f) {
-        load_error(path, "cannot open (%s); check the path, e.g. %s", strerror(errno), example);
-        return NULL;
-    }
+    if (!f)
+        return load_error(path, "cannot open (%s); check the path, e.g. %s", strerror(errno),
+                          example);
     long end = -1;
     if (fseek(f, 0, SEEK_END) == 0) end = ftell(f);
     if (end < 0 || fseek(f, 0, SEEK_SET) != 0) {
-        load_error(path, "cannot determine the file size (not a regular file?); pass a file "
-                         "such as %s", example);
         fclose(f);
-        return NULL;
+        return load_error(path, "cannot determine the file size (not a regular file?); pass "
+                          "a file such as %s", example);
     }
-    *size = (uint64_t)end;
-    unsigned char head[262] = {0};
-    size_t got = fread(head, 1, sizeof head, f);
-    if (ferror(f)) {
-        load_error(path, "cannot read (%s); pass a regular file such as %s", strerror(errno),
-                   example);
+    if ((uint64_t)end > LOAD_MAX_BYTES) {
         fclose(f);
-        return NULL;
+        return load_error(path, "is %lld bytes, more than the %zu a loader reads; pass a "
+                          "smaller file such as %s", (long long)end, LOAD_MAX_BYTES, example);
     }
-    if (got >= 2 && head[0] == 0x1f && head[1] == 0x8b) {
-        load_error(path, "is gzip-compressed; decompress it first with `gunzip -k %s` "
-                         "(this program has no zlib)", path);
+    size_t n = (size_t)end;
+    unsigned char *raw = xmalloc(n ? n : 1, "data file");
+    if (fread(raw, 1, n, f) != n) {
         fclose(f);
-        return NULL;
+        free(raw);
+        return load_error(path, "cannot read (%s); pass a regular file such as %s",
+                          errno ? strerror(errno) : "short read", example);
     }
-    if (got >= 262 && memcmp(head + 257, "ustar", 5) == 0) {
-        load_error(path, "is a tar archive; extract it first with `tar xf %s` and pass one "
-                         "of its files", path);
-        fclose(f);
-        return NULL;
+    fclose(f);
+    if (gz_is_gzip(raw, n)) {
+        unsigned char *plain;
+        size_t plain_n;
+        char err[GZ_ERR_MAX];
+        int rc = gunzip_memory(raw, n, LOAD_MAX_BYTES, &plain, &plain_n, err);
+        free(raw);
+        if (rc != 0)
+            return load_error(path, "gzip data is damaged: %s; download the file again", err);
+        raw = plain;
+        n = plain_n;
     }
-    if (fseek(f, 0, SEEK_SET) != 0) {
-        load_error(path, "cannot rewind the file; pass a regular file");
-        fclose(f);
-        return NULL;
+    if (n >= 262 && memcmp(raw + 257, "ustar", 5) == 0) {
+        free(raw);
+        return load_error(path, "is a tar archive; extract it first with `tar xf %s` and pass "
+                          "one of its files", path);
     }
-    return f;
+    *bytes = raw;
+    *size = n;
+    return 0;
 }
 
 static uint32_t read_be32(const unsigned char *p) {
@@ -666,7 +675,7 @@ static real pixel_value(unsigned char k) { return (real)(k / 127.5 - 1.0); }
 void data_free(void *p) { free(p); }
 
 /* ========================================================================================
- * Loaders: IDX (LeCun's MNIST format, also Fashion-MNIST).
+ * Loaders: IDX (LeCun's MNIST format, also Fashion-MNIST), plain or gzipped.
  *   bytes 0-3  magic 0x00000803 (0, 0, type 0x08 = unsigned byte, 3 dimensions)
  *   then       N, rows, cols, each a big-endian 32-bit number
  *   then       N·rows·cols pixel bytes, image after image, row-major
@@ -674,21 +683,19 @@ void data_free(void *p) { free(p); }
 
 #define IDX_IMAGES_MAGIC 0x00000803u
 #define IDX_LABELS_MAGIC 0x00000801u
-#define IDX_IMAGES_EXAMPLE "train-images-idx3-ubyte (gunzipped)"
-#define IDX_LABELS_EXAMPLE "train-labels-idx1-ubyte (gunzipped)"
+#define IDX_IMAGES_EXAMPLE "train-images-idx3-ubyte.gz"
+#define IDX_LABELS_EXAMPLE "train-labels-idx1-ubyte.gz"
 
-/* Read the magic and the `ndim` sizes of an IDX header; 0 or -1 after a message. */
-static int read_idx_header(FILE *f, const char *path, uint64_t size, uint32_t want_magic,
-                           int ndim, uint32_t *dims) {
-    unsigned char head[16];
+/* Read the magic and the `ndim` sizes of an IDX header from the file's `size` bytes;
+ * 0 or -1 after a message. */
+static int read_idx_header(const unsigned char *head, size_t size, const char *path,
+                           uint32_t want_magic, int ndim, uint32_t *dims) {
     size_t need = 4 + 4 * (size_t)ndim;
     const char *what = want_magic == IDX_IMAGES_MAGIC ? "images" : "labels";
-    size_t got = fread(head, 1, need, f);
-    uint32_t magic = got >= 4 ? read_be32(head) : want_magic;   /* the magic first, if any */
-    if (magic == want_magic && got < need)
-        return load_error(path, "too short for an IDX %s header (%llu bytes, need %zu); the "
-                          "file is truncated or empty, download it again", what,
-                          (unsigned long long)size, need);
+    uint32_t magic = size >= 4 ? read_be32(head) : want_magic;   /* the magic first, if any */
+    if (magic == want_magic && size < need)
+        return load_error(path, "too short for an IDX %s header (%zu bytes, need %zu); the "
+                          "file is truncated or empty, download it again", what, size, need);
     if (magic != want_magic) {
         if (magic == IDX_LABELS_MAGIC || magic == IDX_IMAGES_MAGIC)
             return load_error(path, "is an IDX %s file (magic 0x%08x), not %s; pass the "
@@ -717,76 +724,66 @@ static int check_idx_size(const char *path, uint64_t size, uint64_t header, uint
     return 0;
 }
 
-int load_idx_images(const char *path, real **out, int *N, int *H, int *W, int max_n) {
-    uint64_t size;
-    FILE *f = open_data_file(path, &size, IDX_IMAGES_EXAMPLE);
-    if (!f) return -1;
+/* Parse the IDX images in the file's bytes; *declared = the count in the header. */
+static int parse_idx_images(const unsigned char *file, size_t size, const char *path,
+                            real **out, int *N, int *H, int *W, int max_n, uint64_t *declared_n) {
     uint32_t dims[3] = {0, 0, 0};
-    if (read_idx_header(f, path, size, IDX_IMAGES_MAGIC, 3, dims) != 0) { fclose(f); return -1; }
+    if (read_idx_header(file, size, path, IDX_IMAGES_MAGIC, 3, dims) != 0) return -1;
     uint64_t n = dims[0], rows = dims[1], cols = dims[2];
     char declared[96];
     snprintf(declared, sizeof declared, "%llu images of %llux%llu", (unsigned long long)n,
              (unsigned long long)rows, (unsigned long long)cols);
-    if (n == 0 || rows == 0 || cols == 0 || rows > IDX_MAX_SIDE || cols > IDX_MAX_SIDE) {
-        fclose(f);
+    if (n == 0 || rows == 0 || cols == 0 || rows > IDX_MAX_SIDE || cols > IDX_MAX_SIDE)
         return load_error(path, "the header declares %s; need at least one image and sides "
                           "in 1..%d, the file is damaged or not an image set", declared,
                           IDX_MAX_SIDE);
-    }
-    if (check_idx_size(path, size, 16, n * rows * cols, declared) != 0) { fclose(f); return -1; }
+    if (check_idx_size(path, size, 16, n * rows * cols, declared) != 0) return -1;
     uint64_t n_load = (max_n > 0 && (uint64_t)max_n < n) ? (uint64_t)max_n : n;
-    if (n_load > INT_MAX || n_load * rows * cols > LOAD_MAX_VALUES) {
-        fclose(f);
+    if (n_load > INT_MAX || n_load * rows * cols > LOAD_MAX_VALUES)
         return load_error(path, "too large to load: %s (limit %llu values); pass max_n to "
                           "load fewer images", declared, (unsigned long long)LOAD_MAX_VALUES);
-    }
-    size_t pix = (size_t)(rows * cols);
-    real *x = xmalloc((size_t)n_load * pix * sizeof(real), "IDX images");
-    unsigned char *buf = xmalloc(pix, "IDX image buffer");
-    for (uint64_t i = 0; i < n_load; i++) {
-        if (fread(buf, 1, pix, f) != pix) {
-            free(buf); free(x); fclose(f);
-            return load_error(path, "read error at image %llu (file changed or unreadable); "
-                              "check the file", (unsigned long long)i);
-        }
-        real *xi = x + (size_t)i * pix;   /* seek to x[i, 0, :, :] */
-        for (size_t p = 0; p < pix; p++) xi[p] = pixel_value(buf[p]);
-    }
-    free(buf);
-    fclose(f);
+    size_t values = (size_t)(n_load * rows * cols);
+    real *x = xmalloc(values * sizeof(real), "IDX images");
+    const unsigned char *pixels = file + 16;
+    for (size_t i = 0; i < values; i++) x[i] = pixel_value(pixels[i]);
     *out = x; *N = (int)n_load; *H = (int)rows; *W = (int)cols;
+    *declared_n = n;
     return 0;
 }
 
+int load_idx_images(const char *path, real **out, int *N, int *H, int *W, int max_n) {
+    unsigned char *file;
+    size_t size;
+    uint64_t declared;
+    if (read_data_file(path, &file, &size, IDX_IMAGES_EXAMPLE) != 0) return -1;
+    int rc = parse_idx_images(file, size, path, out, N, H, W, max_n, &declared);
+    free(file);
+    return rc;
+}
+
 int load_idx_labels(const char *path, int **labels, int *N, int max_n) {
-    uint64_t size;
-    FILE *f = open_data_file(path, &size, IDX_LABELS_EXAMPLE);
-    if (!f) return -1;
+    unsigned char *file;
+    size_t size;
+    if (read_data_file(path, &file, &size, IDX_LABELS_EXAMPLE) != 0) return -1;
     uint32_t dims[1] = {0};
-    if (read_idx_header(f, path, size, IDX_LABELS_MAGIC, 1, dims) != 0) { fclose(f); return -1; }
+    if (read_idx_header(file, size, path, IDX_LABELS_MAGIC, 1, dims) != 0) {
+        free(file);
+        return -1;
+    }
     uint64_t n = dims[0];
     char declared[64];
     snprintf(declared, sizeof declared, "%llu labels", (unsigned long long)n);
-    if (n == 0) {
-        fclose(f);
-        return load_error(path, "the header declares 0 labels; the file is damaged, download "
-                          "it again");
-    }
-    if (check_idx_size(path, size, 8, n, declared) != 0) { fclose(f); return -1; }
+    int bad = 0;
+    if (n == 0)
+        bad = load_error(path, "the header declares 0 labels; the file is damaged, download "
+                         "it again");
+    else if (check_idx_size(path, size, 8, n, declared) != 0)
+        bad = -1;
     uint64_t n_load = (max_n > 0 && (uint64_t)max_n < n) ? (uint64_t)max_n : n;
-    if (n_load > LOAD_MAX_VALUES) {
-        fclose(f);
-        return load_error(path, "too large to load: %s; pass max_n to load fewer", declared);
-    }
-    unsigned char *buf = xmalloc((size_t)n_load, "IDX label bytes");
-    if (fread(buf, 1, (size_t)n_load, f) != (size_t)n_load) {
-        free(buf); fclose(f);
-        return load_error(path, "read error (file changed or unreadable); check the file");
-    }
-    fclose(f);
+    if (bad) { free(file); return -1; }
     int *lab = xmalloc((size_t)n_load * sizeof(int), "IDX labels");
-    for (uint64_t i = 0; i < n_load; i++) lab[i] = buf[i];
-    free(buf);
+    for (uint64_t i = 0; i < n_load; i++) lab[i] = file[8 + i];
+    free(file);
     *labels = lab; *N = (int)n_load;
     return 0;
 }
@@ -794,56 +791,170 @@ int load_idx_labels(const char *path, int **labels, int *N, int max_n) {
 /* ========================================================================================
  * Loaders: CIFAR-10 binary version (cifar-10-binary.tar.gz, files data_batch_1.bin ...
  * test_batch.bin): no header, records of 1 label byte (0..9) + 3072 pixel bytes, the
- * 32x32 red plane, then green, then blue, each row-major. */
+ * 32x32 red plane, then green, then blue, each row-major. A gzipped batch is read too. */
 
 #define CIFAR_SIDE 32
 #define CIFAR_PIXELS (3 * CIFAR_SIDE * CIFAR_SIDE)   /* 3072 */
 #define CIFAR_RECORD (1 + CIFAR_PIXELS)              /* 3073 */
 #define CIFAR_EXAMPLE "cifar-10-batches-bin/data_batch_1.bin"
 
-int load_cifar10(const char *path, real **out, int **labels, int *N, int max_n) {
-    uint64_t size;
-    FILE *f = open_data_file(path, &size, CIFAR_EXAMPLE);
-    if (!f) return -1;
+static int parse_cifar10(const unsigned char *file, size_t size, const char *path,
+                         real **out, int **labels, int *N, int max_n) {
     if (size == 0 || size % CIFAR_RECORD != 0) {
-        fclose(f);
         if (size > 0 && size % (CIFAR_RECORD + 1) == 0)
             return load_error(path, "has records of 3074 bytes (CIFAR-100, two label bytes); "
                               "only CIFAR-10 binary files such as %s are supported",
                               CIFAR_EXAMPLE);
-        return load_error(path, "size %llu is not a positive multiple of the 3073-byte "
+        return load_error(path, "size %zu is not a positive multiple of the 3073-byte "
                           "CIFAR-10 record; the file is truncated or not a CIFAR-10 binary "
-                          "batch (use the binary version, e.g. %s)", (unsigned long long)size,
-                          CIFAR_EXAMPLE);
+                          "batch (use the binary version, e.g. %s)", size, CIFAR_EXAMPLE);
     }
     uint64_t n = size / CIFAR_RECORD;
     uint64_t n_load = (max_n > 0 && (uint64_t)max_n < n) ? (uint64_t)max_n : n;
-    if (n_load > INT_MAX || n_load * CIFAR_PIXELS > LOAD_MAX_VALUES) {
-        fclose(f);
+    if (n_load > INT_MAX || n_load * CIFAR_PIXELS > LOAD_MAX_VALUES)
         return load_error(path, "too large to load: %llu images (limit %llu values); pass "
                           "max_n to load fewer", (unsigned long long)n,
                           (unsigned long long)LOAD_MAX_VALUES);
+    for (uint64_t i = 0; i < n_load; i++) {
+        int label = file[i * CIFAR_RECORD];
+        if (label > 9)
+            return load_error(path, "record %llu has label %d, not 0..9; this is not a "
+                              "CIFAR-10 binary batch such as %s", (unsigned long long)i,
+                              label, CIFAR_EXAMPLE);
     }
     real *x = xmalloc((size_t)n_load * CIFAR_PIXELS * sizeof(real), "CIFAR-10 images");
     int *lab = xmalloc((size_t)n_load * sizeof(int), "CIFAR-10 labels");
-    unsigned char rec[CIFAR_RECORD];
     for (uint64_t i = 0; i < n_load; i++) {
-        if (fread(rec, 1, CIFAR_RECORD, f) != CIFAR_RECORD) {
-            free(x); free(lab); fclose(f);
-            return load_error(path, "read error at record %llu (file changed or unreadable); "
-                              "check the file", (unsigned long long)i);
-        }
-        if (rec[0] > 9) {
-            free(x); free(lab); fclose(f);
-            return load_error(path, "record %llu has label %d, not 0..9; this is not a "
-                              "CIFAR-10 binary batch such as %s", (unsigned long long)i,
-                              rec[0], CIFAR_EXAMPLE);
-        }
+        const unsigned char *rec = file + i * CIFAR_RECORD;   /* seek to record i */
         lab[i] = rec[0];
-        real *xi = x + (size_t)i * CIFAR_PIXELS;   /* seek to x[i, 0, :, :] */
+        real *xi = x + (size_t)i * CIFAR_PIXELS;               /* seek to x[i, 0, :, :] */
         for (int p = 0; p < CIFAR_PIXELS; p++) xi[p] = pixel_value(rec[1 + p]);
     }
-    fclose(f);
     *out = x; *labels = lab; *N = (int)n_load;
     return 0;
+}
+
+int load_cifar10(const char *path, real **out, int **labels, int *N, int max_n) {
+    unsigned char *file;
+    size_t size;
+    if (read_data_file(path, &file, &size, CIFAR_EXAMPLE) != 0) return -1;
+    int rc = parse_cifar10(file, size, path, out, labels, N, max_n);
+    free(file);
+    return rc;
+}
+
+/* ========================================================================================
+ * Labelled image sets: any of the above, with its labels and class names */
+
+static const char *const DIGIT_NAMES[10] = {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"};
+static const char *const FASHION_NAMES[10] = {
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"};
+static const char *const CIFAR_NAMES[10] = {
+    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"};
+
+#define IDX_IMAGES_PART "-images-idx3-ubyte"
+#define IDX_LABELS_PART "-labels-idx1-ubyte"
+
+int idx_labels_path(const char *images_path, char *out, size_t out_size) {
+    const char *base = strrchr(images_path, '/');
+    base = base ? base + 1 : images_path;
+    const char *part = strstr(base, IDX_IMAGES_PART);
+    size_t len = strlen(images_path);
+    if (!part || len + 1 > out_size) return -1;
+    size_t at = (size_t)(part - images_path);
+    memcpy(out, images_path, len + 1);
+    memcpy(out + at, IDX_LABELS_PART, strlen(IDX_LABELS_PART));   /* same length */
+    return 0;
+}
+
+/* 1 if `s` contains `word`, ignoring ASCII case. */
+static int contains_nocase(const char *s, const char *word) {
+    size_t n = strlen(word);
+    for (; *s; s++) {
+        size_t i = 0;
+        while (i < n && s[i] && (s[i] | 32) == (word[i] | 32)) i++;
+        if (i == n) return 1;
+    }
+    return 0;
+}
+
+/* The labels beside an IDX images file, if the file is there: same count as the images
+ * (as declared in both headers), every label 0..9. Absent labels are not an error. */
+static int load_idx_companion_labels(ImageSet *set, const char *path, uint64_t declared_n) {
+    char lpath[4096], other[4096];
+    if (idx_labels_path(path, lpath, sizeof lpath) != 0) return 0;
+    /* the same compression first, then the other: x.gz <-> x */
+    size_t len = strlen(lpath);
+    int gz = len > 3 && strcmp(lpath + len - 3, ".gz") == 0;
+    if (gz) { memcpy(other, lpath, len - 3); other[len - 3] = 0; }
+    else if (snprintf(other, sizeof other, "%s.gz", lpath) >= (int)sizeof other) other[0] = 0;
+    const char *use = NULL;
+    FILE *f;
+    if ((f = fopen(lpath, "rb"))) { fclose(f); use = lpath; }
+    else if (other[0] && (f = fopen(other, "rb"))) { fclose(f); use = other; }
+    if (!use) return 0;
+    int *label, n_label;
+    if (load_idx_labels(use, &label, &n_label, 0) != 0) return -1;
+    if ((uint64_t)n_label != declared_n) {
+        free(label);
+        return load_error(use, "has %d labels but %s has %llu images; the two files do not "
+                          "belong together, pass matching files", n_label, path,
+                          (unsigned long long)declared_n);
+    }
+    for (int i = 0; i < n_label; i++)
+        if (label[i] > 9) {
+            free(label);
+            return load_error(use, "label %d of image %d is not a class 0..9; the file is "
+                              "damaged, download it again", label[i], i);
+        }
+    set->label = label;   /* the first set->N of them belong to the loaded images */
+    set->classes = 10;
+    return 0;
+}
+
+int image_set_load(ImageSet *set, const char *path, int max_n) {
+    memset(set, 0, sizeof *set);
+    unsigned char *file;
+    size_t size;
+    if (read_data_file(path, &file, &size, IDX_IMAGES_EXAMPLE " or " CIFAR_EXAMPLE) != 0)
+        return -1;
+    int rc;
+    if (size >= 4 && read_be32(file) == IDX_IMAGES_MAGIC) {
+        uint64_t declared;
+        rc = parse_idx_images(file, size, path, &set->x, &set->N, &set->H, &set->W, max_n,
+                              &declared);
+        free(file);
+        set->C = 1;
+        set->class_name = contains_nocase(path, "fashion") ? FASHION_NAMES : DIGIT_NAMES;
+        if (rc == 0 && load_idx_companion_labels(set, path, declared) != 0) rc = -1;
+    } else if (size >= 4 && read_be32(file) == IDX_LABELS_MAGIC) {
+        free(file);
+        rc = load_error(path, "is an IDX labels file; pass the images file (e.g. %s), the "
+                        "labels beside it are found by name", IDX_IMAGES_EXAMPLE);
+    } else {
+        rc = parse_cifar10(file, size, path, &set->x, &set->label, &set->N, max_n);
+        free(file);
+        set->C = 3; set->H = CIFAR_SIDE; set->W = CIFAR_SIDE;
+        set->classes = 10;
+        set->class_name = CIFAR_NAMES;
+    }
+    if (rc != 0) { image_set_free(set); return -1; }
+    return 0;
+}
+
+void image_set_digits(ImageSet *set, int N, int H, int W, Rng *rng) {
+    memset(set, 0, sizeof *set);
+    set->x = xmalloc((size_t)N * H * W * sizeof(real), "digit images");
+    set->label = xmalloc((size_t)N * sizeof(int), "digit labels");
+    digits_sample(set->x, set->label, N, H, W, rng);
+    set->N = N; set->C = 1; set->H = H; set->W = W;
+    set->classes = 10;
+    set->class_name = DIGIT_NAMES;
+}
+
+void image_set_free(ImageSet *set) {
+    free(set->x);
+    free(set->label);
+    memset(set, 0, sizeof *set);
 }

@@ -9,8 +9,9 @@
  *     E[ε | x_t], E[x₀ | x_t] that a perfectly trained network would output;
  *   - standardization helpers and the energy distance between two point sets;
  *   - small grayscale digits drawn from a built-in 5x7 bitmap font (no download);
- *   - loaders for real data a user may have: IDX (MNIST, Fashion-MNIST), CIFAR-10 binary.
- * What is not: no network, no schedule (ᾱ is passed in as a number), no decompression.
+ *   - loaders for real data a user may have: IDX (MNIST, Fashion-MNIST), CIFAR-10 binary,
+ *     plain or gzipped, and labelled image sets (images + labels + class names).
+ * What is not: no network, no schedule (ᾱ is passed in as a number); decompression is gz.c.
  *
  * Sizes: N = number of examples, D = data dimension (2 for the toy sets), K = mixture
  * components, C, H, W = image channels, height, width. Point sets are (N, D) row-major,
@@ -136,8 +137,9 @@ void digits_sample(real *x, int *label, int N, int H, int W, Rng *rng);
 /* ========================================================================================
  * Loaders. Each returns 0 on success, or -1 after printing ONE line to stderr that names
  * the file, the problem and the fix; nothing is allocated on failure. max_n > 0 loads at
- * most max_n examples (the first ones); max_n <= 0 loads all. Gzip files are recognized
- * and refused (no zlib): gunzip them first. Free the outputs with data_free. */
+ * most max_n examples (the first ones); max_n <= 0 loads all. A gzip file (magic 1f 8b,
+ * e.g. train-images-idx3-ubyte.gz) is decompressed on the way by gz.c, with its CRC-32
+ * and length checked. Free the outputs with data_free. */
 
 /* IDX images (MNIST, Fashion-MNIST): magic 0x00000803, then N, rows, cols as big-endian
  * 32-bit numbers, then N·rows·cols bytes. *out (N, 1, H, W) = byte / 127.5 − 1. */
@@ -151,5 +153,32 @@ int load_idx_labels(const char *path, int **labels, int *N, int max_n);
 int load_cifar10(const char *path, real **out, int **labels, int *N, int max_n);
 
 void data_free(void *p);
+
+/* ========================================================================================
+ * Labelled image sets: what the image programs train on and evaluate with. */
+
+typedef struct {
+    real *x;                        /* (N, C, H, W) in [−1, 1] */
+    int *label;                     /* (N) class 0..classes-1 of each image, or NULL */
+    int N, C, H, W;
+    int classes;                    /* 10 when labelled, 0 when label is NULL */
+    const char *const *class_name;  /* (10) e.g. "Sandal", for printouts */
+} ImageSet;
+
+/* Load the images of `path`, told apart by content (plain or gzipped): IDX images, with
+ * the labels of the file beside it if there is one (train-images-idx3-ubyte[.gz] ->
+ * train-labels-idx1-ubyte[.gz], either compression; its count must equal the images'
+ * count in both headers, every label 0..9), or a CIFAR-10 batch (labels inside). Class
+ * names: Fashion-MNIST's when the path contains "fashion", else the digits or CIFAR's.
+ * 0, or -1 after one line (set is then empty). */
+int image_set_load(ImageSet *set, const char *path, int max_n);
+/* N built-in digits (H, W) with their digits as labels. */
+void image_set_digits(ImageSet *set, int N, int H, int W, Rng *rng);
+void image_set_free(ImageSet *set);
+
+/* The labels file beside an IDX images file: the name's "-images-idx3-ubyte" becomes
+ * "-labels-idx1-ubyte" (the directory and any ".gz" kept). 0, or -1 if the file name has
+ * no "-images-idx3-ubyte" or out (out_size bytes) is too small. */
+int idx_labels_path(const char *images_path, char *out, size_t out_size);
 
 #endif

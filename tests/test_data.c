@@ -672,8 +672,8 @@ static void test_idx(void) {
     memcpy(mod, buf, BYTES);
     mod[0] = 0x1f; mod[1] = 0x8b;
     write_file(bad, mod, BYTES);
-    CHECK(load_idx_images(bad, &x, &n, &h, &w, 0) == -1 && !x, "gzip IDX refused");
-    CHECK(load_idx_labels(bad, &l, &n, 0) == -1, "gzip IDX labels refused");
+    CHECK(load_idx_images(bad, &x, &n, &h, &w, 0) == -1 && !x, "damaged gzip IDX refused");
+    CHECK(load_idx_labels(bad, &l, &n, 0) == -1, "damaged gzip IDX labels refused");
     make_path(bad, sizeof bad, "does_not_exist.idx");
     CHECK(load_idx_images(bad, &x, &n, &h, &w, 0) == -1 && !x, "missing IDX file refused");
     CHECK(load_idx_images("/", &x, &n, &h, &w, 0) == -1 && !x, "a directory refused");
@@ -681,6 +681,76 @@ static void test_idx(void) {
     remove(lpath);
     make_path(bad, sizeof bad, "bad.idx");
     remove(bad);
+}
+
+/* Gzipped files made by the gzip program, the labels found beside the images by name,
+ * their count checked against the images'. */
+static void test_gzip_and_labels(void) {
+    enum { N = 4, R = 3, C = 2, BYTES = 16 + N * R * C };
+    unsigned char img[BYTES], lab[8 + N] = {0, 0, 8, 1};
+    put_be32(img, 0x00000803); put_be32(img + 4, N); put_be32(img + 8, R); put_be32(img + 12, C);
+    for (int i = 0; i < N * R * C; i++) img[16 + i] = (unsigned char)idx_pixel(i);
+    put_be32(lab + 4, N);
+    for (int i = 0; i < N; i++) lab[8 + i] = (unsigned char)(9 - 2 * i);
+    char ipath[256], lpath[256], found[256], cmd[800];
+    make_path(ipath, sizeof ipath, "train-images-idx3-ubyte");
+    make_path(lpath, sizeof lpath, "train-labels-idx1-ubyte");
+    CHECK(idx_labels_path(ipath, found, sizeof found) == 0 && strcmp(found, lpath) == 0,
+          "idx_labels_path: %s", found);
+    CHECK(idx_labels_path("dir-images-idx3-ubyte/x.bin", found, sizeof found) == -1,
+          "idx_labels_path looks at the file name only");
+    write_file(ipath, img, BYTES);
+    write_file(lpath, lab, sizeof lab);
+
+    ImageSet set;
+    CHECK(image_set_load(&set, ipath, 0) == 0 && set.label && set.N == N && set.C == 1 &&
+          set.H == R && set.W == C && set.classes == 10, "plain IDX set with labels beside");
+    if (set.label) CHECK(set.label[0] == 9 && set.label[3] == 3, "labels 9 .. 3");
+    image_set_free(&set);
+
+    snprintf(cmd, sizeof cmd, "gzip -f -n '%s' '%s'", ipath, lpath);   /* replaces both */
+    if (system(cmd) != 0) { CHECK(0, "gzip failed: %s", cmd); return; }
+    strcat(ipath, ".gz");
+    strcat(lpath, ".gz");
+    real *x = NULL;
+    int n = 0, h = 0, w = 0;
+    CHECK(load_idx_images(ipath, &x, &n, &h, &w, 0) == 0 && n == N && h == R && w == C,
+          "gzipped IDX images load");
+    if (x) {
+        int wrong = 0;
+        for (int i = 0; i < N * R * C; i++) wrong += x[i] != (real)(idx_pixel(i) / 127.5 - 1.0);
+        CHECK(wrong == 0, "gzipped IDX: %d pixel values differ", wrong);
+        data_free(x);
+    }
+    CHECK(image_set_load(&set, ipath, 2) == 0 && set.N == 2 && set.label &&
+          set.label[1] == 7, "gzipped set, max_n 2, labels from the .gz beside");
+    image_set_free(&set);
+
+    fprintf(stderr, "test_data: the following error lines are expected:\n");
+    put_be32(lab + 4, N - 1);                  /* one label fewer than the images */
+    make_path(lpath, sizeof lpath, "train-labels-idx1-ubyte.gz");
+    remove(lpath);
+    make_path(lpath, sizeof lpath, "train-labels-idx1-ubyte");
+    write_file(lpath, lab, sizeof lab - 1);    /* plain, found after the .gz is not there */
+    CHECK(image_set_load(&set, ipath, 0) == -1 && !set.x && !set.label,
+          "labels with a different count refused");
+    CHECK(image_set_load(&set, lpath, 0) == -1 && !set.x, "a labels file as a set refused");
+    remove(lpath);
+    CHECK(image_set_load(&set, ipath, 0) == 0 && !set.label && set.classes == 0,
+          "no labels beside: an unlabelled set");
+    image_set_free(&set);
+
+    size_t gz_n = 0;                           /* damage the gzip file's CRC */
+    FILE *f = fopen(ipath, "rb");
+    unsigned char gz[512];
+    if (f) { gz_n = fread(gz, 1, sizeof gz, f); fclose(f); }
+    CHECK(gz_n > 20 && gz_n < sizeof gz, "gzipped IDX read back");
+    gz[gz_n - 6] ^= 1;
+    write_file(ipath, gz, gz_n);
+    CHECK(load_idx_images(ipath, &x, &n, &h, &w, 0) == -1, "gzipped IDX with a bad CRC refused");
+    write_file(ipath, gz, gz_n / 2);
+    CHECK(load_idx_images(ipath, &x, &n, &h, &w, 0) == -1, "truncated gzipped IDX refused");
+    remove(ipath);
 }
 
 static void test_cifar(void) {
@@ -729,7 +799,7 @@ static void test_cifar(void) {
     CHECK(load_cifar10(bad, &x, &l, &n, 0) == -1 && !x && !l, "CIFAR label 10 refused");
     buf[0] = 0x1f; buf[1] = 0x8b;
     write_file(bad, buf, N * REC);
-    CHECK(load_cifar10(bad, &x, &l, &n, 0) == -1 && !x && !l, "gzip CIFAR refused");
+    CHECK(load_cifar10(bad, &x, &l, &n, 0) == -1 && !x && !l, "damaged gzip CIFAR refused");
     make_path(bad, sizeof bad, "does_not_exist.bin");
     CHECK(load_cifar10(bad, &x, &l, &n, 0) == -1 && !x && !l, "missing CIFAR file refused");
     remove(path);
@@ -762,5 +832,6 @@ int main(void) {
     test_digits(20, 32);
     test_idx();
     test_cifar();
+    test_gzip_and_labels();
     return test_summary("test_data");
 }
