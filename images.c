@@ -119,7 +119,7 @@ static void usage(FILE *f) {
         "and writes samples.png, denoise.png, denoise.gif and loss.svg to the output folder.\n\n"
         "data\n"
         "  --data NAME        digits|idx|cifar (default %s: built-in digits, no download)\n"
-        "  --file PATH        the IDX images file (MNIST, Fashion-MNIST; gunzip it first) or a\n"
+        "  --file PATH        the IDX images file (MNIST, Fashion-MNIST; plain or .gz) or a\n"
         "                     CIFAR-10 binary batch (data_batch_1.bin); needed by idx and cifar\n"
         "  --size N           side of the built-in digits, 8..64 (default %d)\n"
         "model\n"
