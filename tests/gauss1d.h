@@ -25,7 +25,8 @@ static inline double g1_marginal_var(const Gauss1D *g, int t) {
 }
 
 /* the Denoiser's forward: out = ε*(x_t) for every example (D = 1) */
-static inline void g1_forward(void *self, real *out, const real *x, const int *t, int N) {
+static inline void g1_forward(void *self, real *out, const real *x, const int *t, const int *y, int N) {
+    (void)y;   /* unconditional */
     const Gauss1D *g = self;
     for (int n = 0; n < N; n++) {
         double ab = g->s->alpha_bar[t[n]];
@@ -34,15 +35,14 @@ static inline void g1_forward(void *self, real *out, const real *x, const int *t
 }
 
 static inline Denoiser g1_denoiser(Gauss1D *g) {
-    Denoiser d = { g, 1, 1 << 20, NULL, g1_forward, NULL };
-    return d;
+    return (Denoiser){ .self = g, .D = 1, .max_batch = 1 << 20, .forward = g1_forward };
 }
 
 /* μ_θ(x_t, t) = A_t x_t + B_t with the exact ε*: read off the library's p_mean at x = 0, 1 */
 static inline void g1_mean_line(Gauss1D *g, int t, double *A, double *B) {
     real x[2] = { 0, 1 }, out[2], mu[2];
     int tt[2] = { t, t };
-    g1_forward(g, out, x, tt, 2);
+    g1_forward(g, out, x, tt, NULL, 2);
     p_mean(mu, out, PRED_EPS, x, g->s, tt, 2, 1);
     *B = mu[0];
     *A = mu[1] - mu[0];

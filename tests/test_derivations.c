@@ -388,15 +388,15 @@ static void test_l_simple_value(void) {
 /* p_sample must use cfg->var: with a network that outputs 0, μ_θ is fixed, and with the same
  * generator state x − μ_θ must scale by √(β_t/β̃_t) from one choice to the other; at t = 1
  * both return μ_θ. */
-static void zero_forward(void *self, real *out, const real *x, const int *t, int N) {
-    (void)self; (void)x; (void)t;
+static void zero_forward(void *self, real *out, const real *x, const int *t, const int *y, int N) {
+    (void)self; (void)x; (void)t; (void)y;
     for (int i = 0; i < 2 * N; i++) out[i] = 0;
 }
 
 static void test_sampler_uses_var(void) {
     Schedule s;
     schedule_build(&s, SCHED_COSINE, 50);
-    Denoiser net = { NULL, 2, 64, NULL, zero_forward, NULL };
+    Denoiser net = { .D = 2, .max_batch = 64, .forward = zero_forward };
     enum { N = 8 };
     const int ts[2] = { 10, 1 };
     for (int k = 0; k < 2; k++) {
@@ -409,7 +409,7 @@ static void test_sampler_uses_var(void) {
             rng_seed(&r, 73);
             for (int i = 0; i < 2 * N; i++) x[v][i] = (real)(0.1 * i - 0.6);
             DdpmConfig cfg = { PRED_EPS, LOSS_SIMPLE, (ReverseVar)v };
-            p_sample(&net, x[v], NULL, &cfg, &s, t, N, 0, &r);
+            p_sample(&net, x[v], NULL, NULL, &cfg, &s, t, N, 0, &r);
         }
         real x_t[2 * N];
         for (int i = 0; i < 2 * N; i++) x_t[i] = (real)(0.1 * i - 0.6);
