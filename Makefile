@@ -7,6 +7,8 @@
 #   make images     build and run the small-image story (pictures in out/images/)
 #   make lab        the loss lab: every parametrization x weighting on dog/cat (out/lab/lab.md)
 #   make notebooks  rerun every command quoted in notebooks_md/ and refresh outputs and pictures
+#   make fuzz       build the libFuzzer targets (tests/fuzz/, clang) and their seed corpora
+#   make fuzz-smoke run each fuzz target a few seconds (skips if clang/libFuzzer is missing)
 #   make clean      remove build/ and the programs (out/ is yours and is kept)
 #
 # CC and CFLAGS are overridable: `make CC=clang`, `make PORTABLE=1` (no -march=native),
@@ -29,7 +31,7 @@ LIB_SRC := $(filter-out $(PROGRAMS:=.c),$(wildcard *.c))
 HEADERS := $(wildcard *.h) $(wildcard tests/*.h)
 TESTS   := $(patsubst tests/%.c,%,$(wildcard tests/test_*.c))
 
-.PHONY: all test test-san toy2d images lab notebooks clean bins
+.PHONY: all test test-san toy2d images lab notebooks clean bins fuzz fuzz-smoke
 
 all: bins
 bins: $(addprefix build/,$(PROGS))
@@ -83,6 +85,25 @@ lab: build/toy2d
 
 notebooks: bins build/nb_cells build/test/test_notebooks
 	./build/test/test_notebooks --update
+
+# Fuzz targets (tests/fuzz/fuzz_*.c): the library with ASan + UBSan and libFuzzer's
+# coverage, one binary per reader; seeds written by the project's own writers. Long runs by
+# hand: see README ("Fuzzing").
+FUZZ_CC ?= clang
+FUZZ_SAN := -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZ_BINS := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
+build/fuzz/lib/%.o: %.c $(HEADERS)
+	@mkdir -p build/fuzz/lib
+	$(FUZZ_CC) $(WARN) $(FUZZ_SAN) -fsanitize=fuzzer-no-link -DDDPM_DOUBLE -c $< -o $@
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_model.h $(LIB_SRC:%.c=build/fuzz/lib/%.o)
+	$(FUZZ_CC) $(WARN) $(FUZZ_SAN) -fsanitize=fuzzer -DDDPM_DOUBLE $< $(LIB_SRC:%.c=build/fuzz/lib/%.o) -o $@ -lm
+build/fuzz/make_seeds: tests/fuzz/make_seeds.c tests/fuzz/fuzz_model.h $(LIB_SRC:%.c=build/test/%.o)
+	@mkdir -p build/fuzz
+	$(CC) $(CFLAGS) -DDDPM_DOUBLE $< $(LIB_SRC:%.c=build/test/%.o) -o $@ $(LDLIBS)
+fuzz: $(FUZZ_BINS) build/fuzz/make_seeds
+	@rm -rf build/fuzz/seeds && ./build/fuzz/make_seeds build/fuzz/seeds
+fuzz-smoke:
+	@sh tests/fuzz/smoke.sh
 
 clean:
 	rm -rf build $(PROGRAMS)

@@ -400,25 +400,63 @@ static real decode_real(const unsigned char *b, uint32_t R) {
 /* ========================================================================================
  * The whole file: read it, check its frame, parse the header, walk the tensors. */
 
+/* Reads the file, but never more than it says it has: the first 28 bytes (magic, version,
+ * size) decide how much to read, so that /dev/zero, a pipe or a huge file that is not a
+ * checkpoint stops at once and check_frame names what is wrong. Bytes after the declared
+ * end are counted up to EXTRA_COUNTED. */
+#define EXTRA_COUNTED (1u << 20)
 static int read_file(const Report *rep, unsigned char **out, size_t *size) {
     errno = 0;
     FILE *f = fopen(rep->path, "rb");
     if (!f) return fail(rep, "cannot open: %s (check the path)",
                         errno ? strerror(errno) : "fopen failed");
-    size_t cap = 1 << 16, n = 0;
-    unsigned char *buf = malloc(cap);
-    for (;;) {
-        if (!buf) { fclose(f); return fail(rep, "out of memory reading %zu bytes", cap); }
-        n += fread(buf + n, 1, cap - n, f);
-        if (n < cap) break;
-        unsigned char *grown = cap <= SIZE_MAX / 2 ? realloc(buf, cap * 2) : NULL;
-        if (!grown) free(buf);
-        buf = grown;
-        cap *= 2;
+    unsigned char head[FIXED_PART];
+    errno = 0;
+    size_t n = fread(head, 1, FIXED_PART, f);
+    uint64_t limit = n;                                    /* bytes to read in all */
+    if (n == FIXED_PART && memcmp(head, MAGIC, sizeof MAGIC) == 0) {
+        Reader r = { head, FIXED_PART, 8, 0 };
+        uint32_t version = get_u32(&r);
+        uint64_t declared = get_u64(&r);
+        if (version == CKPT_FORMAT_VERSION && declared > CKPT_MAX_FILE_BYTES) {
+            fclose(f);
+            return fail(rep, "malformed: the file says it has %llu bytes, more than a "
+                        "checkpoint may (%llu)", (unsigned long long)declared,
+                        (unsigned long long)CKPT_MAX_FILE_BYTES);
+        }
+        if (version == CKPT_FORMAT_VERSION && declared > FIXED_PART)
+            limit = declared + EXTRA_COUNTED;
     }
-    int bad = ferror(f);
+    size_t cap = limit < (1u << 16) ? (size_t)limit : (1u << 16);
+    unsigned char *buf = malloc(cap > FIXED_PART ? cap : FIXED_PART);
+    if (buf) memcpy(buf, head, n);
+    while (buf && n < limit) {
+        if (n == cap) {                                    /* full: grow towards limit */
+            size_t grown_cap = limit - cap < cap ? (size_t)limit : 2 * cap;
+            unsigned char *grown = realloc(buf, grown_cap);
+            if (!grown) { free(buf); buf = NULL; break; }
+            buf = grown;
+            cap = grown_cap;
+        }
+        size_t got = fread(buf + n, 1, cap - n, f);
+        if (got == 0) break;                               /* end of file, or an error */
+        n += got;
+    }
+    int more = buf && n == limit && limit > FIXED_PART && fgetc(f) != EOF;
+    int bad = ferror(f), e = errno;
     fclose(f);
-    if (bad) { free(buf); return fail(rep, "read error after %zu bytes", n); }
+    if (!buf) return fail(rep, "out of memory reading %zu bytes", cap);
+    if (bad) {
+        free(buf);
+        return fail(rep, "cannot read after %zu bytes: %s (give a checkpoint file)", n,
+                    e ? strerror(e) : "read error");
+    }
+    if (more) {
+        free(buf);
+        return fail(rep, "more than %u bytes after the end of the checkpoint (%llu bytes): "
+                    "corrupted or two files joined; use an intact copy", EXTRA_COUNTED,
+                    (unsigned long long)(limit - EXTRA_COUNTED));
+    }
     *out = buf;
     *size = n;
     return 0;
@@ -585,30 +623,53 @@ static int walk_tensors(const Report *rep, const unsigned char *buf, size_t size
     return 0;
 }
 
-/* Reads and checks the file, up to and including the tensors against ps (if not NULL). */
-static int open_checked(const Report *rep, unsigned char **buf, size_t *size, Parsed *pf,
-                        const ParamSet *ps) {
-    if (read_file(rep, buf, size) != 0) return -1;
-    if (check_frame(rep, *buf, *size) != 0 || parse_header(rep, *buf, *size, pf) != 0 ||
-        walk_tensors(rep, *buf, *size, pf, ps, NULL) != 0) {
-        free(*buf);
+/* Checks a file in memory, up to and including the tensors against ps (if not NULL). */
+static int buffer_checked(const Report *rep, const unsigned char *buf, size_t size,
+                          Parsed *pf, const ParamSet *ps) {
+    if (check_frame(rep, buf, size) != 0 || parse_header(rep, buf, size, pf) != 0 ||
+        walk_tensors(rep, buf, size, pf, ps, NULL) != 0)
         return -1;
-    }
     return 0;
+}
+
+static int header_from_buffer(const Report *rep, const unsigned char *buf, size_t size,
+                              CkptHeader *h) {
+    Parsed *pf = xmalloc(sizeof *pf, "checkpoint header");
+    int status = buffer_checked(rep, buf, size, pf, NULL);
+    if (status == 0) {
+        *h = pf->header;
+        report_ok(rep);
+    }
+    free(pf);
+    return status;
+}
+
+static int load_from_buffer(const Report *rep, const unsigned char *buf, size_t size,
+                            CkptHeader *h, ParamSet *ps, Rng *rng) {
+    if (!ps) return fail(rep, "nothing loaded: no ParamSet given (build the model first)");
+    if (ps->count > 0 && (!ps->w || !ps->ema || !ps->m || !ps->v))
+        return fail(rep, "nothing loaded: the ParamSet is not allocated (build the model "
+                    "from the header first, which calls params_alloc)");
+    Parsed *pf = xmalloc(sizeof *pf, "checkpoint header");
+    int status = buffer_checked(rep, buf, size, pf, ps);
+    if (status == 0) {   /* every check passed: now, and only now, write into the caller's */
+        walk_tensors(rep, buf, size, pf, ps, ps);
+        ps->step = pf->step;
+        if (rng) *rng = pf->rng;
+        if (h) *h = pf->header;
+        report_ok(rep);
+    }
+    free(pf);
+    return status;
 }
 
 int checkpoint_read_header_err(const char *path, CkptHeader *h, char *err, size_t err_len) {
     Report rep = { path, err, err_len };
     unsigned char *buf;
     size_t size;
-    Parsed *pf = xmalloc(sizeof *pf, "checkpoint header");
-    int status = open_checked(&rep, &buf, &size, pf, NULL);
-    if (status == 0) {
-        *h = pf->header;
-        free(buf);
-        report_ok(&rep);
-    }
-    free(pf);
+    if (read_file(&rep, &buf, &size) != 0) return -1;
+    int status = header_from_buffer(&rep, buf, size, h);
+    free(buf);
     return status;
 }
 
@@ -619,26 +680,28 @@ int checkpoint_read_header(const char *path, CkptHeader *h) {
 int checkpoint_load_err(const char *path, CkptHeader *h, ParamSet *ps, Rng *rng,
                         char *err, size_t err_len) {
     Report rep = { path, err, err_len };
-    if (!ps) return fail(&rep, "nothing loaded: no ParamSet given (build the model first)");
-    if (ps->count > 0 && (!ps->w || !ps->ema || !ps->m || !ps->v))
-        return fail(&rep, "nothing loaded: the ParamSet is not allocated (build the model "
-                    "from the header first, which calls params_alloc)");
+    if (!ps || (ps->count > 0 && (!ps->w || !ps->ema || !ps->m || !ps->v)))
+        return load_from_buffer(&rep, NULL, 0, h, ps, rng);     /* says what is missing */
     unsigned char *buf;
     size_t size;
-    Parsed *pf = xmalloc(sizeof *pf, "checkpoint header");
-    int status = open_checked(&rep, &buf, &size, pf, ps);
-    if (status == 0) {   /* every check passed: now, and only now, write into the caller's */
-        walk_tensors(&rep, buf, size, pf, ps, ps);
-        ps->step = pf->step;
-        if (rng) *rng = pf->rng;
-        if (h) *h = pf->header;
-        free(buf);
-        report_ok(&rep);
-    }
-    free(pf);
+    if (read_file(&rep, &buf, &size) != 0) return -1;
+    int status = load_from_buffer(&rep, buf, size, h, ps, rng);
+    free(buf);
     return status;
 }
 
 int checkpoint_load(const char *path, CkptHeader *h, ParamSet *ps, Rng *rng) {
     return checkpoint_load_err(path, h, ps, rng, NULL, 0);
+}
+
+int checkpoint_read_header_mem(const void *buf, size_t size, const char *name, CkptHeader *h,
+                               char *err, size_t err_len) {
+    Report rep = { name, err, err_len };
+    return header_from_buffer(&rep, buf, size, h);
+}
+
+int checkpoint_load_mem(const void *buf, size_t size, const char *name, CkptHeader *h,
+                        ParamSet *ps, Rng *rng, char *err, size_t err_len) {
+    Report rep = { name, err, err_len };
+    return load_from_buffer(&rep, buf, size, h, ps, rng);
 }

@@ -72,13 +72,16 @@
  *   other magic                           "not a DDPM checkpoint"
  *   version ≠ 1                           "format version V is not supported (this build
  *                                         reads version 1)"
+ *   a size field above 64 GiB             "malformed: the file says it has M bytes, ..."
  *   file shorter than its size field      "truncated at byte N (the file says M bytes)"
  *   file longer than its size field       "N bytes after the end of the checkpoint"
  *   checksum mismatch                     "corrupted (CRC-32 mismatch)"
  *   a field out of range (a file made by another writer)   "malformed: ..."
  *   tensor count, each name, each shape against the model  "fc1.w: file has (..), model
  *                                         has (..)" and a hint
- * Nothing is written into the ParamSet or the Rng unless every check passed.
+ * Nothing is written into the ParamSet or the Rng unless every check passed. A load reads
+ * at most what the size field announces (plus 1 MiB to count trailing bytes), so a device
+ * like /dev/zero or a file that is not a checkpoint is refused after its first 28 bytes.
  *
  * Saving is atomic and goes through io.h: nothing is written unless what is at `path` is
  * absent or a regular file that starts with the magic (a symbolic link, a folder, a
@@ -102,6 +105,7 @@
 #define CKPT_MAX_SETTINGS 64     /* settings in one header */
 #define CKPT_NAME_LEN 48         /* a setting's name: at most 47 bytes + NUL */
 #define CKPT_STRING_LEN 256      /* a string value: at most 255 bytes + NUL */
+#define CKPT_MAX_FILE_BYTES ((uint64_t)1 << 36)   /* 64 GiB: a larger size field is refused */
 
 /* ----------------------------------------------------------------------------------------
  * The header: named settings, in the order they were first set. */
@@ -164,5 +168,12 @@ int checkpoint_save_err(const char *path, const CkptHeader *h, const ParamSet *p
 int checkpoint_read_header_err(const char *path, CkptHeader *h, char *err, size_t err_len);
 int checkpoint_load_err(const char *path, CkptHeader *h, ParamSet *ps, Rng *rng,
                         char *err, size_t err_len);
+
+/* The same two on a file already in memory (size bytes at buf; `name` is what messages
+ * call it), for the fuzz targets and for programs that hold the bytes already. */
+int checkpoint_read_header_mem(const void *buf, size_t size, const char *name, CkptHeader *h,
+                               char *err, size_t err_len);
+int checkpoint_load_mem(const void *buf, size_t size, const char *name, CkptHeader *h,
+                        ParamSet *ps, Rng *rng, char *err, size_t err_len);
 
 #endif

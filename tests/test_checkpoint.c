@@ -619,6 +619,63 @@ static void test_failed_save(void) {
     remove(sv.path);
 }
 
+/* What a load reads: never more than the size field says (issue 15 finding 10: /dev/zero
+ * was read without limit), a folder named as the cause, the memory entry point giving
+ * the same answers as the file one. */
+static void test_bounded_read(void) {
+    Saved sv;
+    make_saved(&sv, "bounded.ckpt");
+    CkptHeader h;
+    char err[1024];
+    if (file_exists("/dev/zero"))
+        CHECK(checkpoint_read_header_err("/dev/zero", &h, err, sizeof err) == -1 &&
+              strstr(err, "not a DDPM checkpoint"), "/dev/zero: %s", err);
+    char folder[256];
+    path_of(folder, sizeof folder, "folder.ckpt");
+    CHECK(mkdir(folder, 0700) == 0, "mkdir");
+    CHECK(checkpoint_read_header_err(folder, &h, err, sizeof err) == -1 &&
+          strstr(err, "Is a directory"), "a folder: %s", err);
+    rmdir(folder);
+
+    size_t size;
+    unsigned char *good = read_all(sv.path, &size);
+    char bad_path[256];
+    path_of(bad_path, sizeof bad_path, "huge.ckpt");
+    unsigned char *bad = xmalloc(size + (2u << 20), "bad copy");
+    memcpy(bad, good, size);
+    set_le64(bad + 12, (uint64_t)1 << 40);                 /* says 1 TiB */
+    write_all(bad_path, bad, size);
+    CHECK(checkpoint_read_header_err(bad_path, &h, err, sizeof err) == -1 &&
+          strstr(err, "more than a checkpoint may"), "a 1 TiB size field: %s", err);
+    memcpy(bad, good, size);
+    memset(bad + size, 0, 2u << 20);                       /* 2 MiB of trailing zeros */
+    write_all(bad_path, bad, size + (2u << 20));
+    CHECK(checkpoint_read_header_err(bad_path, &h, err, sizeof err) == -1 &&
+          strstr(err, "more than 1048576 bytes after the end"), "2 MiB after the end: %s", err);
+
+    /* memory and file: the same header, the same load, the same refusal */
+    CkptHeader hm;
+    CHECK(checkpoint_read_header_mem(good, size, sv.path, &hm, err, sizeof err) == 0 &&
+          checkpoint_read_header(sv.path, &h) == 0 && same_header(&h, &hm),
+          "header from memory: %s", err);
+    ParamSet ps;
+    build_ps(&ps, SMALL, N_SMALL);
+    Rng rng;
+    rng_seed(&rng, 1);
+    CHECK(checkpoint_load_mem(good, size, "mem", NULL, &ps, &rng, err, sizeof err) == 0 &&
+          memcmp(ps.w, sv.ps.w, ps.total * sizeof(real)) == 0 && same_rng(&rng, &sv.rng),
+          "load from memory: %s", err);
+    good[size - 1] ^= 1;
+    CHECK(checkpoint_load_mem(good, size, "mem", NULL, &ps, &rng, err, sizeof err) == -1 &&
+          strncmp(err, "mem: corrupted", 14) == 0, "a corrupted buffer: %s", err);
+    params_free(&ps);
+    free(good);
+    free(bad);
+    remove(bad_path);
+    params_free(&sv.ps);
+    remove(sv.path);
+}
+
 /* A real-size checkpoint (about 640 KB, far more than any writer buffer) onto a disk that
  * fills at byte 100000 returns −1 with a message in bounded time (finding 1 of issue 15:
  * the writer used to spin forever once its buffer was full after a failed write; then
@@ -798,6 +855,7 @@ static void test_resume(void) {
 }
 
 int main(void) {
+    alarm(120);                 /* nothing here may hang: a read or write that spins fails */
     snprintf(dir_prefix, sizeof dir_prefix, "/tmp/test_checkpoint_%ld", (long)getpid());
     test_header_api();
     test_round_trip();
@@ -806,6 +864,7 @@ int main(void) {
     test_model_mismatch();
     test_failed_save();
     test_full_disk_big();
+    test_bounded_read();
     test_resume();
     return test_summary("test_checkpoint");
 }
