@@ -179,10 +179,13 @@ void prediction_target(real *target, Parametrization p, const real *x0, const re
  * 4. Losses (004, Train Diffusion Model) */
 
 static const char *LOSS_NAMES[LOSS_COUNT] = { "simple", "kl" };
-const char *loss_weighting_name(LossWeighting w) { return LOSS_NAMES[w]; }
+const char *loss_weighting_name(LossWeighting w) {
+    return (int)w == LOSS_HYBRID ? "hybrid" : LOSS_NAMES[w];
+}
 int loss_weighting_parse(const char *name, LossWeighting *out) {
     for (int k = 0; k < LOSS_COUNT; k++)
         if (strcmp(name, LOSS_NAMES[k]) == 0) { *out = (LossWeighting)k; return 0; }
+    if (strcmp(name, "hybrid") == 0) { *out = (LossWeighting)LOSS_HYBRID; return 0; }
     return -1;
 }
 
@@ -207,13 +210,142 @@ double ddpm_loss(real *dout, double *per_example, const real *out, const real *t
     return total / N;
 }
 
+/* ----------------------------------------------------------------------------------------
+ * The learned variance and L_hybrid (Nichol & Dhariwal 2021, "Improved denoising diffusion
+ * probabilistic models", §3.1; improved-diffusion's LEARNED_RANGE). The network returns,
+ * per example, the prediction (D) and then v (D); with frac = (v + 1)/2,
+ *   log σ_t² = frac log β_t + (1 − frac) log β̃_t,
+ * log β̃_t clipped at t = 1 (β̃_1 = 0 replaced by β̃_2, schedule.h log_sigma_q2_clipped)
+ * and log β_t as it is. v is not clamped: v = −1 gives β̃_t, v = +1 gives β_t, and values
+ * outside [−1, 1] extrapolate in log space, as in improved-diffusion. */
+
+void ddpm_check_config(const Denoiser *net, const DdpmConfig *cfg, int training) {
+    int learned = (int)cfg->var == VAR_LEARNED;
+    if (learned != net->learned_var)
+        die(learned ? "the learned variance needs a network that outputs 2 D numbers (v too)"
+                    : "this network outputs a variance (2 D numbers): use the learned variance");
+    if (training && learned != ((int)cfg->weighting == LOSS_HYBRID))
+        die("the learned variance trains with L_hybrid, and L_hybrid needs a learned variance "
+            "(L_simple gives v no gradient; L_vlb's stop-gradient needs v)");
+}
+
+void learned_log_variance(double *log_var, const real *v, const Schedule *s, int t, int n) {
+    double max_log = log(s->beta[t]), min_log = s->log_sigma_q2_clipped[t];
+    for (int i = 0; i < n; i++) {
+        double frac = 0.5 * ((double)v[i] + 1.0);
+        log_var[i] = frac * max_log + (1.0 - frac) * min_log;
+    }
+}
+
+void split_output(real *pred, real *v, const real *out, int N, int D) {
+    for (int n = 0; n < N; n++) {
+        const real *row = out + (size_t)n * 2 * D;               /* seek to out[n, :] */
+        memcpy(pred + (size_t)n * D, row, (size_t)D * sizeof(real));
+        if (v) memcpy(v + (size_t)n * D, row + D, (size_t)D * sizeof(real));
+    }
+}
+
+/* φ(z) = Φ'(z) of the exact CDF, or the derivative of the tanh approximation:
+ *   d/dz ½ (1 + tanh(c (z + k z³))) = ½ (1 − tanh²(·)) c (1 + 3 k z²), c = √(2/π) */
+static double normal_cdf_derivative(double z, int tanh_approx) {
+    if (!tanh_approx) return exp(-0.5 * z * z) / sqrt(2.0 * 3.14159265358979323846);
+    double c = sqrt(2.0 / 3.14159265358979323846), th = tanh(c * (z + 0.044715 * z * z * z));
+    return 0.5 * (1.0 - th * th) * c * (1.0 + 3.0 * 0.044715 * z * z);
+}
+
+/* d/d log σ² of discretized_gaussian_log_prob (the same branches): with z = (b − μ)/σ,
+ * dz/d log σ² = −z/2, so dΦ(z)/d log σ² = −½ z φ(z); 0 where the mass is clamped at 1e-12. */
+static double discretized_gaussian_dlogp_dlogvar(double x, double mu, double sigma,
+                                                 int tanh_approx) {
+    double (*cdf)(double) = tanh_approx ? normal_cdf_tanh : normal_cdf;
+    double lo = (x - 1.0 / 255.0 - mu) / sigma, hi = (x + 1.0 / 255.0 - mu) / sigma;
+    double p, dp;   /* the mass and its derivative in log σ² */
+    double g_hi = -0.5 * hi * normal_cdf_derivative(hi, tanh_approx);
+    double g_lo = -0.5 * lo * normal_cdf_derivative(lo, tanh_approx);
+    if (x < -0.999) {
+        p = cdf(hi); dp = g_hi;                        /* Φ(hi) */
+    } else if (x > 0.999) {
+        p = tanh_approx ? 1.0 - cdf(lo) : normal_cdf(-lo); dp = -g_lo;   /* 1 − Φ(lo) */
+    } else {
+        p = (!tanh_approx && lo > 0) ? normal_cdf(-lo) - normal_cdf(-hi) : cdf(hi) - cdf(lo);
+        dp = g_hi - g_lo;                              /* Φ(hi) − Φ(lo) */
+    }
+    return p > 1e-12 ? dp / p : 0.0;
+}
+
+double vlb_term_learned(double *dlogvar, const real *x0, const real *mu_q, const real *mu_th,
+                        const double *log_var, const Schedule *s, int t, int D, Decoder dec) {
+    double sum = 0.0;
+    for (int d = 0; d < D; d++) {
+        double var = exp(log_var[d]), diff = (double)mu_q[d] - mu_th[d], term, grad;
+        if (t >= 2) {
+            /* KL(N(μ_q, β̃_t) ‖ N(μ_θ, σ²)) = ½ (log σ² − log β̃_t + (β̃_t + (μ_q − μ_θ)²)/σ² − 1) */
+            double bt = s->sigma_q2[t];
+            term = 0.5 * (log_var[d] - log(bt) + (bt + diff * diff) / var - 1.0);
+            grad = 0.5 * (1.0 - (bt + diff * diff) / var);
+        } else if (dec == DECODER_GAUSSIAN) {
+            /* −log N(x₀; μ_θ, σ²) = ½ log(2π σ²) + (x₀ − μ_θ)²/(2σ²) */
+            double e = (double)x0[d] - mu_th[d];
+            term = 0.5 * log(2.0 * 3.14159265358979323846 * var) + e * e / (2.0 * var);
+            grad = 0.5 - e * e / (2.0 * var);
+        } else {
+            int tanh_approx = dec == DECODER_DISCRETE_TANH;
+            double sigma = sqrt(var);
+            term = -discretized_gaussian_log_prob(x0[d], mu_th[d], sigma, tanh_approx);
+            grad = -discretized_gaussian_dlogp_dlogvar(x0[d], mu_th[d], sigma, tanh_approx);
+        }
+        sum += term;
+        if (dlogvar) dlogvar[d] = grad;
+    }
+    return sum;
+}
+
+/* Per example n, out_n = [prediction (D), v (D)], t = t[n]:
+ *   ℓ_n = 1/D ‖target_n − prediction_n‖² + λ T ℓ_t(μ_θ, σ²(v)) / (D ln 2),
+ * the second term λ L_vlb with the one-t estimate L_vlb ≈ T ℓ_t in bits per dimension, as
+ * improved-diffusion's hybrid loss (vb in bits/dim times T/1000 for λ = 0.001). The mean
+ * μ_θ inside ℓ_t is a constant to the gradient (stop-gradient): the prediction's gradient
+ * is L_simple's alone, and
+ *   dL/dv_n,d = λ T / (D ln 2 N) · ∂ℓ_t/∂ log σ²_d · ½ (log β_t − log β̃_t). */
+double ddpm_hybrid_loss(real *dout, double *per_example, const real *out, const real *target,
+                        const real *x0, const real *x_t, const DdpmConfig *cfg,
+                        const Schedule *s, const int *t, int N, int D) {
+    real *mu_th = xmalloc(2 * (size_t)D * sizeof(real), "hybrid means"), *mu_q = mu_th + D;
+    double *log_var = xmalloc(2 * (size_t)D * sizeof(double), "hybrid log variances");
+    double *dlogvar = log_var + D;
+    double total = 0.0;
+    for (int n = 0; n < N; n++) {
+        const real *pred = out + (size_t)n * 2 * D, *v = pred + D;   /* seek to out[n, :] */
+        const real *x0_n = x0 + (size_t)n * D, *xt_n = x_t + (size_t)n * D;
+        const real *target_n = target + (size_t)n * D;
+        int tn = t[n];
+        double simple = mse_forward(pred, target_n, (size_t)D, 1.0 / D);
+        p_mean(mu_th, pred, cfg->param, xt_n, s, t + n, 1, D);    /* μ_θ, held constant */
+        q_posterior(mu_q, NULL, xt_n, x0_n, s, t + n, 1, D);      /* μ_q(x_t, x₀) */
+        learned_log_variance(log_var, v, s, tn, D);
+        double scale = cfg->hybrid_lambda * s->T / (D * log(2.0));
+        double ell = vlb_term_learned(dlogvar, x0_n, mu_q, mu_th, log_var, s, tn, D, cfg->decoder);
+        double loss_n = simple + scale * ell;
+        if (per_example) per_example[n] = loss_n;
+        total += loss_n;
+        if (!dout) continue;
+        real *dpred = dout + (size_t)n * 2 * D, *dv = dpred + D;
+        mse_backward(dpred, pred, target_n, (size_t)D, 1.0 / ((double)D * N));   /* L_simple */
+        double dlogvar_dv = 0.5 * (log(s->beta[tn]) - s->log_sigma_q2_clipped[tn]);
+        for (int d = 0; d < D; d++) dv[d] = (real)(scale / N * dlogvar[d] * dlogvar_dv);
+    }
+    free(mu_th);
+    free(log_var);
+    return total / N;
+}
+
 void train_work_init(TrainWork *w, int max_batch, int D) {
     size_t n = (size_t)max_batch * D;
     w->eps = xmalloc(n * sizeof(real), "train eps");
     w->x_t = xmalloc(n * sizeof(real), "train x_t");
-    w->out = xmalloc(n * sizeof(real), "train output");
+    w->out = xmalloc(2 * n * sizeof(real), "train output");    /* room for a learned v */
     w->target = xmalloc(n * sizeof(real), "train target");
-    w->dout = xmalloc(n * sizeof(real), "train dL/dout");
+    w->dout = xmalloc(2 * n * sizeof(real), "train dL/dout");
     w->t = xmalloc((size_t)max_batch * sizeof(int), "train t");
     w->max_batch = max_batch;
     w->D = D;
@@ -233,12 +365,15 @@ double ddpm_train_step(Denoiser *net, const real *x0, const int *y, int N,
     if (N > w->max_batch || N > net->max_batch || D != w->D)
         die("ddpm_train_step: batch %d or D %d exceeds the buffers (%d, %d)", N, D,
             w->max_batch, w->D);
+    ddpm_check_config(net, cfg, 1);
     for (int n = 0; n < N; n++) w->t[n] = 1 + rng_int(rng, s->T);
     rng_fill_normal(rng, w->eps, (size_t)N * D);
     q_sample(w->x_t, x0, w->eps, s, w->t, N, D);
     net->forward(net->self, w->out, w->x_t, w->t, y, N);
     prediction_target(w->target, cfg->param, x0, w->eps, w->x_t, s, w->t, N, D);
-    double loss = ddpm_loss(w->dout, NULL, w->out, w->target, cfg, s, w->t, N, D);
+    double loss = (int)cfg->weighting == LOSS_HYBRID
+        ? ddpm_hybrid_loss(w->dout, NULL, w->out, w->target, x0, w->x_t, cfg, s, w->t, N, D)
+        : ddpm_loss(w->dout, NULL, w->out, w->target, cfg, s, w->t, N, D);
     params_zero_grad(net->params);
     net->backward(net->self, NULL, w->dout, N);
     return loss;
@@ -258,28 +393,44 @@ static void clip_unit(real *x, size_t n) {
     for (size_t i = 0; i < n; i++) x[i] = x[i] < -1 ? -1 : (x[i] > 1 ? 1 : x[i]);
 }
 
-/* buffers for one sampling step, allocated once per loop */
-typedef struct { real *out, *mu, *x0_hat; int *t; } StepWork;
+/* buffers for one sampling step, allocated once per loop: out is the prediction (N, D);
+ * raw (N, 2 D) and v (N, D) serve a network with a learned variance */
+typedef struct { real *out, *mu, *x0_hat, *raw, *v; int *t; } StepWork;
 
 static void step_work_init(StepWork *w, int N, int D) {
     w->out = xmalloc((size_t)N * D * sizeof(real), "sampler output");
     w->mu = xmalloc((size_t)N * D * sizeof(real), "sampler mean");
     w->x0_hat = xmalloc((size_t)N * D * sizeof(real), "sampler x0_hat");
+    w->raw = xmalloc(2 * (size_t)N * D * sizeof(real), "sampler output with v");
+    w->v = xmalloc((size_t)N * D * sizeof(real), "sampler v");
     w->t = xmalloc((size_t)N * sizeof(int), "sampler t");
 }
 
 static void step_work_free(StepWork *w) {
-    free(w->out); free(w->mu); free(w->x0_hat); free(w->t);
+    free(w->out); free(w->mu); free(w->x0_hat); free(w->raw); free(w->v); free(w->t);
 }
 
-/* Runs the network on x_t in chunks of at most max_batch and fills out (N, D). */
+/* Runs the network on x_t in chunks of at most max_batch and fills out (N, D), or
+ * (N, 2 D) for a network with a learned variance. */
 static void denoiser_forward_all(Denoiser *net, real *out, const real *x, int *t,
                                  const int *y, int N) {
+    int W = net->D * (1 + net->learned_var);
     for (int start = 0; start < N; start += net->max_batch) {
         int n = N - start < net->max_batch ? N - start : net->max_batch;
-        size_t off = (size_t)start * net->D;
-        net->forward(net->self, out + off, x + off, t + start, y ? y + start : NULL, n);
+        net->forward(net->self, out + (size_t)start * W, x + (size_t)start * net->D,
+                     t + start, y ? y + start : NULL, n);
     }
+}
+
+/* The prediction pred (N, D) and, for a learned variance, v (N, D); raw (N, 2 D) scratch */
+static void denoiser_predict(Denoiser *net, real *pred, real *v, real *raw, const real *x,
+                             int *t, const int *y, int N) {
+    if (!net->learned_var) {
+        denoiser_forward_all(net, pred, x, t, y, N);
+        return;
+    }
+    denoiser_forward_all(net, raw, x, t, y, N);
+    split_output(pred, v, raw, N, net->D);
 }
 
 static void p_sample_work(Denoiser *net, real *x, const int *y, const DdpmConfig *cfg,
@@ -288,13 +439,23 @@ static void p_sample_work(Denoiser *net, real *x, const int *y, const DdpmConfig
     int D = net->D;
     size_t n = (size_t)N * D;
     for (int i = 0; i < N; i++) w->t[i] = t;
-    denoiser_forward_all(net, w->out, x, w->t, y, N);
+    ddpm_check_config(net, cfg, 0);
+    denoiser_predict(net, w->out, w->v, w->raw, x, w->t, y, N);
     prediction_to_x0_eps(w->x0_hat, NULL, w->out, cfg->param, x, s, w->t, N, D);
     if (clip_x0) {
         clip_unit(w->x0_hat, n);
         q_posterior(w->mu, NULL, x, w->x0_hat, s, w->t, N, D);   /* μ_q(x_t, clip(x̂₀)) */
     } else {
         p_mean(w->mu, w->out, cfg->param, x, s, w->t, N, D);     /* μ_θ(x_t, t) */
+    }
+    if (t > 1 && (int)cfg->var == VAR_LEARNED) {
+        /* σ per number from v: x_{t−1} = μ_θ + exp(½ log σ_t²) z */
+        for (size_t i = 0; i < n; i++) {
+            double log_var;
+            learned_log_variance(&log_var, w->v + i, s, t, 1);
+            x[i] = (real)(w->mu[i] + exp(0.5 * log_var) * rng_normal(rng));
+        }
+        return;
     }
     if (t > 1) {
         double sigma = sqrt(reverse_variance(s, cfg->var, t));
@@ -344,7 +505,7 @@ void ddim_sample_loop(Denoiser *net, real *x, const int *y, const DdpmConfig *cf
         int tau = (int)(((long)i * s->T + S / 2) / S);           /* round(i T / S) */
         int tau_prev = i > 1 ? (int)(((long)(i - 1) * s->T + S / 2) / S) : 0;
         for (int k = 0; k < N; k++) w.t[k] = tau;
-        denoiser_forward_all(net, w.out, x, w.t, y, N);
+        denoiser_predict(net, w.out, NULL, w.raw, x, w.t, y, N);   /* a learned v unused */
         prediction_to_x0_eps(w.x0_hat, eps_hat, w.out, cfg->param, x, s, w.t, N, D);
         if (clip_x0) {
             clip_unit(w.x0_hat, n);
@@ -424,14 +585,24 @@ void vlb_terms(double *out, Denoiser *net, const real *x0, const real *eps, cons
     real *pred = xmalloc(n_all * sizeof(real), "bound prediction");
     real *mu_th = xmalloc(n_all * sizeof(real), "bound mu_theta");
     real *mu_q = xmalloc(n_all * sizeof(real), "bound mu_q");
+    real *raw = xmalloc(2 * n_all * sizeof(real), "bound output with v");
+    real *v = xmalloc(n_all * sizeof(real), "bound v");
+    double *log_var = xmalloc((size_t)D * sizeof(double), "bound log variance");
     int *tt = xmalloc((size_t)N * sizeof(int), "bound t");
     memcpy(tt, t, (size_t)N * sizeof(int));
+    ddpm_check_config(net, cfg, 0);
     q_sample(x_t, x0, eps, s, t, N, D);
-    denoiser_forward_all(net, pred, x_t, tt, NULL, N);   /* the unconditional bound */
+    denoiser_predict(net, pred, v, raw, x_t, tt, NULL, N);   /* the unconditional bound */
     p_mean(mu_th, pred, cfg->param, x_t, s, t, N, D);          /* μ_θ(x_t, t) */
     q_posterior(mu_q, NULL, x_t, x0, s, t, N, D);              /* μ_q(x_t, x₀) */
     for (int n = 0; n < N; n++) {
         size_t row = (size_t)n * D;
+        if ((int)cfg->var == VAR_LEARNED) {                    /* σ² per number from v */
+            learned_log_variance(log_var, v + row, s, t[n], D);
+            out[n] = vlb_term_learned(NULL, x0 + row, mu_q + row, mu_th + row, log_var, s,
+                                      t[n], D, dec);
+            continue;
+        }
         double sigma2 = reverse_variance_clipped(s, cfg->var, t[n]);
         if (t[n] >= 2) {
             out[n] = gaussian_kl(mu_q + row, s->sigma_q2[t[n]], mu_th + row, sigma2, D);
@@ -447,7 +618,7 @@ void vlb_terms(double *out, Denoiser *net, const real *x0, const real *eps, cons
             out[n] = nll;
         }
     }
-    free(x_t); free(pred); free(mu_th); free(mu_q); free(tt);
+    free(x_t); free(pred); free(mu_th); free(mu_q); free(raw); free(v); free(log_var); free(tt);
 }
 
 double vlb_all_terms(double *terms, double *total, Denoiser *net, const real *x0, int N,
@@ -540,22 +711,24 @@ void eps_affine(double *a, double *b, Parametrization p, const Schedule *s, int 
 
 /* buffers for one chunk of n ≤ max_batch examples, allocated once per call */
 typedef struct {
-    real *x_t, *out, *eps_a, *eps_b, *dout, *dx;            /* (n, D) */
+    real *x_t, *pred, *eps_a, *eps_b, *dx;                  /* (n, D) */
+    real *out, *dout;        /* (n, W): the network's output and a probe, W = D or 2 D */
     real *x0_hat, *x0_pred;  /* (n, D) x̂₀ at the step's start and at Heun's predictor */
     double *xbar_pred;                                      /* (n, D) Heun's predictor */
     double *div_a, *div_b, *var_a, *var_b;                  /* (n) */
     int *t;                                                 /* (n) */
 } OdeWork;
 
-static void ode_work_init(OdeWork *w, int n, int D) {
+static void ode_work_init(OdeWork *w, int n, int D, int W) {
     size_t nd = (size_t)n * D;
     w->x_t = xmalloc(nd * sizeof(real), "ODE x_t");
-    w->out = xmalloc(nd * sizeof(real), "ODE output");
+    w->pred = xmalloc(nd * sizeof(real), "ODE prediction");
+    w->out = xmalloc((size_t)n * W * sizeof(real), "ODE output");
     w->eps_a = xmalloc(nd * sizeof(real), "ODE drift");
     w->eps_b = xmalloc(nd * sizeof(real), "ODE drift");
     w->x0_hat = xmalloc(nd * sizeof(real), "ODE x0_hat");
     w->x0_pred = xmalloc(nd * sizeof(real), "ODE x0_hat");
-    w->dout = xmalloc(nd * sizeof(real), "ODE probe");
+    w->dout = xmalloc((size_t)n * W * sizeof(real), "ODE probe");
     w->dx = xmalloc(nd * sizeof(real), "ODE vector-Jacobian product");
     w->xbar_pred = xmalloc(nd * sizeof(double), "ODE predictor");
     w->div_a = xmalloc((size_t)n * sizeof(double), "ODE divergence");
@@ -566,7 +739,7 @@ static void ode_work_init(OdeWork *w, int n, int D) {
 }
 
 static void ode_work_free(OdeWork *w) {
-    free(w->x_t); free(w->out); free(w->eps_a); free(w->eps_b); free(w->x0_hat); free(w->x0_pred);
+    free(w->x_t); free(w->pred); free(w->out); free(w->eps_a); free(w->eps_b); free(w->x0_hat); free(w->x0_pred);
     free(w->dout); free(w->dx); free(w->xbar_pred);
     free(w->div_a); free(w->div_b); free(w->var_a); free(w->var_b); free(w->t);
 }
@@ -591,17 +764,26 @@ static void ode_drift(real *eps, real *x0_hat, double *div, double *var, OdeWork
     for (size_t i = 0; i < nd; i++) w->x_t[i] = (real)(sa * xbar[i]);
     for (int k = 0; k < n; k++) w->t[k] = t;
     net->forward(net->self, w->out, w->x_t, w->t, y, n);
-    prediction_to_x0_eps(x0_hat, eps, w->out, cfg->param, w->x_t, s, w->t, n, D);
+    const real *pred = w->out;
+    if (net->learned_var) {                          /* the flow needs the prediction only */
+        split_output(w->pred, NULL, w->out, n, D);
+        pred = w->pred;
+    }
+    prediction_to_x0_eps(x0_hat, eps, pred, cfg->param, w->x_t, s, w->t, n, D);
     if (!div) return;
     if (!net->backward) die("the ODE likelihood needs the network's backward (its dL/dx)");
     double a, b;
     eps_affine(&a, &b, cfg->param, s, t);
+    int W = D * (1 + net->learned_var);              /* probes leave a learned v at 0 */
+    memset(w->dout, 0, (size_t)n * W * sizeof(real));
     if (oc->exact_trace) {
         /* tr J = Σ_d (e_dᵀ J)_d: one vector-Jacobian product per coordinate d */
         for (int k = 0; k < n; k++) div[k] = var[k] = 0.0;
         for (int d = 0; d < D; d++) {
-            memset(w->dout, 0, nd * sizeof(real));
-            for (int k = 0; k < n; k++) w->dout[(size_t)k * D + d] = 1;
+            for (int k = 0; k < n; k++) {
+                if (d > 0) w->dout[(size_t)k * W + d - 1] = 0;
+                w->dout[(size_t)k * W + d] = 1;
+            }
             net->backward(net->self, w->dx, w->dout, n);
             for (int k = 0; k < n; k++) div[k] += w->dx[(size_t)k * D + d];
         }
@@ -614,10 +796,12 @@ static void ode_drift(real *eps, real *x0_hat, double *div, double *var, OdeWork
     if (M < 2) die("Hutchinson's estimate needs at least 2 probes for its standard error");
     for (int k = 0; k < n; k++) div[k] = var[k] = 0.0;   /* running sum and sum of squares */
     for (int m = 0; m < M; m++) {
-        for (size_t i = 0; i < nd; i++) w->dout[i] = (rng_u64(rng) >> 63) ? 1 : -1;
+        for (int k = 0; k < n; k++)
+            for (int d = 0; d < D; d++)
+                w->dout[(size_t)k * W + d] = (rng_u64(rng) >> 63) ? 1 : -1;
         net->backward(net->self, w->dx, w->dout, n);
         for (int k = 0; k < n; k++) {
-            const real *z = w->dout + (size_t)k * D, *zJ = w->dx + (size_t)k * D;
+            const real *z = w->dout + (size_t)k * W, *zJ = w->dx + (size_t)k * D;
             double est = 0.0;
             for (int d = 0; d < D; d++) est += (double)zJ[d] * z[d];
             div[k] += est;
@@ -708,7 +892,7 @@ void ode_decode(Denoiser *net, real *x, const int *y, const DdpmConfig *cfg, con
     ode_check(net, s, oc);
     int D = net->D, B = N < net->max_batch ? N : net->max_batch;
     OdeWork w;
-    ode_work_init(&w, B, D);
+    ode_work_init(&w, B, D, D * (1 + net->learned_var));
     double *xbar = xmalloc((size_t)B * D * sizeof(double), "ODE x-bar");
     /* with a trace the whole batch must move together, so trace needs N ≤ max_batch */
     if (trace && N > net->max_batch) die("ode_decode: a trace needs N <= max_batch");
@@ -751,7 +935,7 @@ void ode_encode(Denoiser *net, real *x, const int *y, const DdpmConfig *cfg, con
     ode_check(net, s, oc);
     int D = net->D, B = N < net->max_batch ? N : net->max_batch;
     OdeWork w;
-    ode_work_init(&w, B, D);
+    ode_work_init(&w, B, D, D * (1 + net->learned_var));
     double *xbar = xmalloc((size_t)B * D * sizeof(double), "ODE x-bar");
     for (int start = 0; start < N; start += B) {
         int n = N - start < B ? N - start : B;
@@ -776,7 +960,7 @@ void ode_log_likelihood(double *logp, double *std_err, real *x_T, Denoiser *net,
     if (!oc->exact_trace && !rng) die("ode_log_likelihood: Hutchinson's estimate needs an rng");
     int D = net->D, B = N < net->max_batch ? N : net->max_batch;
     OdeWork w;
-    ode_work_init(&w, B, D);
+    ode_work_init(&w, B, D, D * (1 + net->learned_var));
     double *xbar = xmalloc((size_t)B * D * sizeof(double), "ODE x-bar");
     real *xc = xmalloc((size_t)B * D * sizeof(real), "ODE x");
     double *var = xmalloc((size_t)B * sizeof(double), "ODE variance");
@@ -806,7 +990,7 @@ void ode_divergence(double *div, double *var, Denoiser *net, const double *xbar,
                     const OdeConfig *oc, Rng *rng) {
     if (N > net->max_batch) die("ode_divergence: N %d > max_batch %d", N, net->max_batch);
     OdeWork w;
-    ode_work_init(&w, N, net->D);
+    ode_work_init(&w, N, net->D, net->D * (1 + net->learned_var));
     double *v = xmalloc((size_t)N * sizeof(double), "ODE variance");
     ode_drift(w.eps_a, w.x0_hat, div, v, &w, net, cfg, s, xbar, y, t, N, oc, rng);
     if (var) memcpy(var, v, (size_t)N * sizeof(double));

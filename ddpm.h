@@ -73,19 +73,67 @@ typedef enum {
     LOSS_KL,      /* L_{t−1} in nats per example: w_t ‖target − out‖² + D c_t (schedule.h) */
     LOSS_COUNT
 } LossWeighting;
+/* L_hybrid = L_simple + λ L_vlb (Nichol & Dhariwal 2021, §3.1), for a learned variance
+ * (VAR_LEARNED) only: L_simple trains the prediction, L_vlb only v (a stop-gradient on the
+ * mean). Outside the weightings that LOSS_COUNT counts (the loss lab runs over those);
+ * loss_weighting_name and loss_weighting_parse know it as "hybrid". See ddpm_hybrid_loss. */
+enum { LOSS_HYBRID = LOSS_COUNT };
 const char *loss_weighting_name(LossWeighting w);
 int loss_weighting_parse(const char *name, LossWeighting *out);
 
+/* The decoder L_0 = −log p_θ(x₀|x₁) of the bound (below) and of L_hybrid's L_vlb. */
+typedef enum {
+    DECODER_GAUSSIAN,      /* continuous data: −log N(x₀; μ_θ(x₁, 1), σ_1² I), a density */
+    DECODER_DISCRETE,      /* 8-bit data on [−1, 1]: Ho et al.'s discretized Gaussian, bins of
+                              width 2/255, open-ended edge bins, exact normal CDF (erfc) */
+    DECODER_DISCRETE_TANH, /* the same with the tanh approximation of the CDF that reference
+                              code uses; kept to compare against the exact one */
+    DECODER_COUNT
+} Decoder;
+
 typedef struct {
     Parametrization param;   /* what the network predicts */
-    LossWeighting weighting; /* simple or KL */
+    LossWeighting weighting; /* simple, KL, or hybrid (with var = VAR_LEARNED) */
     ReverseVar var;          /* σ_t² of p_θ, used by the KL weights and by sampling */
+    double hybrid_lambda;    /* λ of L_hybrid, e.g. 0.001 (Nichol & Dhariwal); else unused */
+    Decoder decoder;         /* L_0 inside L_hybrid: DECODER_GAUSSIAN (0) for 2D data,
+                                DECODER_DISCRETE for images; else unused */
 } DdpmConfig;
 
 /* Mean over the batch of the per-example loss; per_example (N) is written if not NULL.
  * dout (N, D) = dL/dout if not NULL (overwritten, not accumulated). */
 double ddpm_loss(real *dout, double *per_example, const real *out, const real *target,
                  const DdpmConfig *cfg, const Schedule *s, const int *t, int N, int D);
+
+/* The learned variance (Nichol & Dhariwal 2021, §3.1, improved-diffusion's LEARNED_RANGE).
+ * A network with learned_var = 1 returns per example the prediction (D), then v (D):
+ *   frac = (v + 1)/2,  log σ_t² = frac log β_t + (1 − frac) log β̃_t   (log β̃_1 clipped to
+ * log β̃_2; log β_t as it is; v not clamped). learned_log_variance writes log σ_t² (n) for
+ * v (n) at step t; split_output cuts an output (N, 2 D) into pred (N, D) and v (N, D)
+ * (v may be NULL). */
+void learned_log_variance(double *log_var, const real *v, const Schedule *s, int t, int n);
+void split_output(real *pred, real *v, const real *out, int N, int D);
+/* Dies with one line unless cfg->var is VAR_LEARNED exactly when the network outputs v,
+ * and, with `training`, the learned variance goes with L_hybrid and L_hybrid with it. */
+void ddpm_check_config(const Denoiser *net, const DdpmConfig *cfg, int training);
+
+/* ℓ_t of one example with per-number log σ² (D): for t ≥ 2
+ *   KL(N(μ_q, β̃_t I) ‖ N(μ_θ, diag σ²)) = Σ_d ½ (log σ²_d − log β̃_t + (β̃_t + (μ_q − μ_θ)_d²)/σ²_d − 1),
+ * for t = 1 the decoder −log p_θ(x₀|x₁) (Gaussian density or discretized). In nats.
+ * dlogvar (D), if not NULL, receives ∂ℓ_t/∂ log σ²_d (μ_θ held fixed). */
+double vlb_term_learned(double *dlogvar, const real *x0, const real *mu_q, const real *mu_th,
+                        const double *log_var, const Schedule *s, int t, int D, Decoder dec);
+
+/* L_hybrid = L_simple + λ L_vlb (Nichol & Dhariwal 2021 eq. 16), per example
+ *   1/D ‖target − prediction‖² + λ T ℓ_t / (D ln 2)
+ * (L_vlb ≈ T ℓ_t for the sampled t, in bits per dimension, as improved-diffusion), with a
+ * stop-gradient on the mean inside ℓ_t: the prediction's gradient is L_simple's alone,
+ * v's is L_vlb's alone. out (N, 2 D), x₀ and x_t (N, D) of the same draw; cfg gives λ and
+ * the decoder at t = 1. Returns the mean over the batch; dout (N, 2 D), per_example (N) as
+ * ddpm_loss. */
+double ddpm_hybrid_loss(real *dout, double *per_example, const real *out, const real *target,
+                        const real *x0, const real *x_t, const DdpmConfig *cfg,
+                        const Schedule *s, const int *t, int N, int D);
 
 /* One training step's forward and backward on a batch x₀ (N, D) with labels y (N, or NULL
  * for an unconditional model; see Denoiser.forward): draws t ~ U{1..T} and
@@ -136,14 +184,6 @@ void ddim_sample_loop(Denoiser *net, real *x, const int *y, const DdpmConfig *cf
  *   L_{t−1} = KL(q(x_{t−1}|x_t, x₀) ‖ p_θ(x_{t−1}|x_t)),  x_t ~ q(x_t|x₀)
  *   L_0     = −log p_θ(x₀|x₁)                                        (the decoder)
  * in nats per example; divide by D ln 2 for bits per dimension. */
-typedef enum {
-    DECODER_GAUSSIAN,      /* continuous data: −log N(x₀; μ_θ(x₁, 1), σ_1² I), a density */
-    DECODER_DISCRETE,      /* 8-bit data on [−1, 1]: Ho et al.'s discretized Gaussian, bins of
-                              width 2/255, open-ended edge bins, exact normal CDF (erfc) */
-    DECODER_DISCRETE_TANH, /* the same with the tanh approximation of the CDF that reference
-                              code uses; kept to compare against the exact one */
-    DECODER_COUNT
-} Decoder;
 
 /* Φ(z), the standard normal CDF, exactly by erfc; and the tanh approximation
  * Φ(z) ≈ ½ (1 + tanh(√(2/π) (z + 0.044715 z³))). */

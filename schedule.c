@@ -38,10 +38,13 @@ int schedule_parse(const char *name, ScheduleKind *out) {
 }
 
 static const char *VAR_NAMES[VAR_COUNT] = { "beta_tilde", "beta" };
-const char *reverse_var_name(ReverseVar v) { return VAR_NAMES[v]; }
+const char *reverse_var_name(ReverseVar v) {
+    return (int)v == VAR_LEARNED ? "learned" : VAR_NAMES[v];
+}
 int reverse_var_parse(const char *name, ReverseVar *out) {
     for (int k = 0; k < VAR_COUNT; k++)
         if (strcmp(name, VAR_NAMES[k]) == 0) { *out = (ReverseVar)k; return 0; }
+    if (strcmp(name, "learned") == 0) { *out = (ReverseVar)VAR_LEARNED; return 0; }
     return -1;
 }
 

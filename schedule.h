@@ -29,6 +29,12 @@ typedef enum {
     VAR_BETA,        /* σ_t² = β_t */
     VAR_COUNT
 } ReverseVar;
+/* The learned variance of Nichol & Dhariwal (2021): σ_t² is not one number per t but one
+ * per example and number, read from the network's extra output v (ddpm.h,
+ * learned_log_variance). It sits outside the fixed choices that VAR_COUNT counts, so the
+ * tables and loops over those stay as they are; reverse_variance and the KL weights never
+ * take it. reverse_var_name and reverse_var_parse know it as "learned". */
+enum { VAR_LEARNED = VAR_COUNT };
 
 /* What the network predicts (see ddpm.h for the conversions between them). */
 typedef enum { PRED_EPS, PRED_X0, PRED_MU, PRED_V, PRED_COUNT } Parametrization;

@@ -11,7 +11,7 @@ int main(void) {
     Denoiser net = mlp_denoiser(&m);
     TrainWork w; train_work_init(&w, 256, 2);
     real x0[512]; rng_fill_normal(&r, x0, 512);
-    DdpmConfig cfg = { PRED_EPS, LOSS_SIMPLE, VAR_BETA_TILDE };
+    DdpmConfig cfg = { .param = PRED_EPS, .weighting = LOSS_SIMPLE, .var = VAR_BETA_TILDE };
     AdamConfig a = adam_default(1e-3);
     int steps = 1000;
     struct timespec t0, t1; timespec_get(&t0, TIME_UTC);

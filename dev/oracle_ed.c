@@ -19,7 +19,7 @@ int main(int argc, char **argv) {
     double mean[2], std[2]; data_mean_std(tr, 10000, 2, mean, std);
     Or o; o.s = &s; Mixture2D m; toy_mixture(TOY_DOGCAT, &m); mixture_affine(&m, mean, std, &o.m);
     Denoiser d = { .self = &o, .D = 2, .max_batch = 1 << 20, .forward = fwd };
-    DdpmConfig cfg = { PRED_EPS, LOSS_SIMPLE, (ReverseVar)var };
+    DdpmConfig cfg = { .param = PRED_EPS, .weighting = LOSS_SIMPLE, .var = (ReverseVar)var };
     real *x = malloc(sizeof(real) * N * 2), *a = malloc(sizeof(real) * N * 2), *b = malloc(sizeof(real) * N * 2);
     double tot = 0, totf = 0; for (int rep = 0; rep < 10; rep++) {
         p_sample_loop(&d, x, NULL, &cfg, &s, N, 0, &r, NULL, NULL);

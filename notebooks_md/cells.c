@@ -139,7 +139,7 @@ static void cell_kl(const Schedule *s) {
     q_posterior(mu_q, NULL, x_t, x0, s, &t, 1, 2);       /* μ_q(x_t, x₀) */
     p_mean(mu_th, x0_hat, PRED_X0, x_t, s, &t, 1, 2);    /* μ_θ(x_t, t) from x̂₀ */
     double kl = gaussian_kl(mu_q, s->sigma_q2[t], mu_th, s->sigma_q2[t], 2);
-    DdpmConfig cfg = { PRED_X0, LOSS_KL, VAR_BETA_TILDE };
+    DdpmConfig cfg = { .param = PRED_X0, .weighting = LOSS_KL, .var = VAR_BETA_TILDE };
     double loss = ddpm_loss(NULL, NULL, x0_hat, x0, &cfg, s, &t, 1, 2);
     double sq = (x0[0] - x0_hat[0]) * (x0[0] - x0_hat[0]) + (x0[1] - x0_hat[1]) * (x0[1] - x0_hat[1]);
     double c = s->coef_x0[t], inv2 = 0.5 / s->sigma_q2[t];

@@ -62,7 +62,8 @@ static void test_loss_is_bound_term(void) {
     mlp_forward(&mlp, out, x_t, t, NULL, N);
     for (int p = 0; p < PRED_COUNT; p++)
         for (int v = 0; v < VAR_COUNT; v++) {
-            DdpmConfig cfg = { (Parametrization)p, LOSS_KL, (ReverseVar)v };
+            DdpmConfig cfg = { .param = (Parametrization)p,
+                               .weighting = LOSS_KL, .var = (ReverseVar)v };
             double loss[N], term[N];
             prediction_target(target, cfg.param, x0, eps, x_t, &s, t, N, D);
             ddpm_loss(NULL, loss, out, target, &cfg, &s, t, N, D);
@@ -120,7 +121,7 @@ static void test_gaussian_bound(void) {
     for (int p = 0; p < PRED_COUNT; p += 1)
         for (int v = 0; v < VAR_COUNT; v++) {
             o.p = (Parametrization)p;
-            DdpmConfig cfg = { o.p, LOSS_KL, (ReverseVar)v };
+            DdpmConfig cfg = { .param = o.p, .weighting = LOSS_KL, .var = (ReverseVar)v };
             double all = vlb_all_terms(terms, total, &net, x0, N, &cfg, &s, DECODER_GAUSSIAN, &r);
             double sq = 0;
             for (int n = 0; n < N; n++) sq += (total[n] - all) * (total[n] - all);
@@ -138,7 +139,7 @@ static void test_gaussian_bound(void) {
     /* the bound is ≥ the true NLL: E[−log N(x₀; m, Σ)] = ½ (log det(2πΣ) + 2) */
     double det = o.S[0][0] * o.S[1][1] - o.S[0][1] * o.S[1][0];
     double nll = 0.5 * (log(4 * PI * PI * det) + 2);
-    DdpmConfig cfg = { PRED_EPS, LOSS_KL, VAR_BETA_TILDE };
+    DdpmConfig cfg = { .param = PRED_EPS, .weighting = LOSS_KL, .var = VAR_BETA_TILDE };
     o.p = PRED_EPS;
     double bound = closed_form_bound(&o, cfg.var);
     CHECK(bound >= nll, "bound %.4f >= true NLL %.4f", bound, nll);
@@ -182,7 +183,7 @@ static void test_discrete_decoder_term(void) {
     rng_seed(&r, 51);
     rng_fill_normal(&r, eps, N * D);
     for (int v = 0; v < VAR_COUNT; v++) {
-        DdpmConfig cfg = { PRED_EPS, LOSS_KL, (ReverseVar)v };
+        DdpmConfig cfg = { .param = PRED_EPS, .weighting = LOSS_KL, .var = (ReverseVar)v };
         double exact[N], tanh_v[N];
         vlb_terms(exact, &net, x0, eps, t, N, &cfg, &s, DECODER_DISCRETE);
         vlb_terms(tanh_v, &net, x0, eps, t, N, &cfg, &s, DECODER_DISCRETE_TANH);
@@ -221,7 +222,7 @@ static void test_estimate_power(void) {
     Rng r;
     rng_seed(&r, 52);
     rng_fill_normal(&r, x0, (size_t)N * 2);
-    DdpmConfig cfg = { PRED_EPS, LOSS_KL, VAR_BETA };
+    DdpmConfig cfg = { .param = PRED_EPS, .weighting = LOSS_KL, .var = VAR_BETA };
     double all = vlb_all_terms(terms, total, &net, x0, N, &cfg, &s, DECODER_GAUSSIAN, &r);
     double sq = 0;
     for (int n = 0; n < N; n++) sq += (total[n] - all) * (total[n] - all);

@@ -751,7 +751,7 @@ static void fixed_batch(real *x0, uint64_t seed) {
 static void test_resume(void) {
     const uint64_t SEED = 2024, DATA_SEED = 11;
     MlpConfig cfg = mlp_default_config(2, RESUME_BATCH);
-    DdpmConfig dc = { PRED_EPS, LOSS_SIMPLE, VAR_BETA_TILDE };
+    DdpmConfig dc = { .param = PRED_EPS, .weighting = LOSS_SIMPLE, .var = VAR_BETA_TILDE };
     AdamConfig ac = adam_default(ADAM_LR);
     Schedule s;
     schedule_build(&s, SCHED_LINEAR, 50);
@@ -816,7 +816,7 @@ static void test_resume(void) {
     MlpConfig cfg2 = { .D = (int)D, .emb_dim = (int)emb, .hidden = (int)hidden, .layers = (int)layers,
                        .max_batch = (int)max_batch };
     ScheduleKind kind = SCHED_COUNT;
-    DdpmConfig dc2 = { PRED_COUNT, LOSS_COUNT, VAR_COUNT };
+    DdpmConfig dc2 = { .param = PRED_COUNT, .weighting = LOSS_COUNT, .var = VAR_COUNT };
     got = schedule_parse(sched, &kind) == 0 && parametrization_parse(param, &dc2.param) == 0 &&
           loss_weighting_parse(loss, &dc2.weighting) == 0 && reverse_var_parse(var, &dc2.var) == 0;
     CHECK(got, "names in the header parse back");

@@ -153,7 +153,8 @@ static void test_kl_equals_loss(void) {
     q_posterior(mu_q, NULL, x_t, x0, &s, t, N, D);
     for (int p = 0; p < PRED_COUNT; p++) {
         for (int var = 0; var < VAR_COUNT; var++) {
-            DdpmConfig cfg = { (Parametrization)p, LOSS_KL, (ReverseVar)var };
+            DdpmConfig cfg = { .param = (Parametrization)p,
+                               .weighting = LOSS_KL, .var = (ReverseVar)var };
             prediction_target(target, cfg.param, x0, eps, x_t, &s, t, N, D);
             /* a network output near the target, as a trained one would be */
             for (int i = 0; i < N * D; i++) out[i] = target[i] + 0.1 * rng_normal(&r);
@@ -226,7 +227,8 @@ static void test_loss_gradients(void) {
         for (int w = 0; w < LOSS_COUNT; w++)
             for (int var = 0; var < VAR_COUNT; var++) {
                 if (w == LOSS_SIMPLE && var == VAR_BETA) continue;  /* simple ignores σ_t² */
-                DdpmConfig cfg = { (Parametrization)p, (LossWeighting)w, (ReverseVar)var };
+                DdpmConfig cfg = { .param = (Parametrization)p,
+                                   .weighting = (LossWeighting)w, .var = (ReverseVar)var };
                 char name[96];
                 snprintf(name, sizeof name, "%s/%s/%s", parametrization_name(cfg.param),
                          loss_weighting_name(cfg.weighting), reverse_var_name(cfg.var));
@@ -344,7 +346,7 @@ static void test_sampling_gaussian(void) {
     for (int p = 0; p < PRED_COUNT; p++) {
         o.p = (Parametrization)p;
         for (int var = 0; var < VAR_COUNT; var++) {
-            DdpmConfig cfg = { o.p, LOSS_SIMPLE, (ReverseVar)var };
+            DdpmConfig cfg = { .param = o.p, .weighting = LOSS_SIMPLE, .var = (ReverseVar)var };
             rng_seed(&r, 100 + p);
             p_sample_loop(&net, x, NULL, &cfg, &s, N, 0, &r, NULL, NULL);
             char what[64];
@@ -353,7 +355,7 @@ static void test_sampling_gaussian(void) {
         }
     }
     o.p = PRED_EPS;
-    DdpmConfig cfg = { PRED_EPS, LOSS_SIMPLE, VAR_BETA_TILDE };
+    DdpmConfig cfg = { .param = PRED_EPS, .weighting = LOSS_SIMPLE, .var = VAR_BETA_TILDE };
     /* deterministic DDIM contracts the spread a little at every skipped step (for Σ = I
      * by cos²(Δθ), √ᾱ = cos θ): 100 steps stay within sampling error, 20 would not */
     double etas[2] = { 0.0, 0.0 };
@@ -379,7 +381,7 @@ static void test_sampling_gaussian(void) {
     CHECK(worst < 1e-8, "DDIM(eta=1, S=T) = ancestral(beta_tilde): max diff %g", worst);
 
     /* no noise at t = 1 (004's algorithm): with σ_1² = β_1 > 0 two seeds must still agree */
-    DdpmConfig big = { PRED_EPS, LOSS_SIMPLE, VAR_BETA };
+    DdpmConfig big = { .param = PRED_EPS, .weighting = LOSS_SIMPLE, .var = VAR_BETA };
     real xs[2][M * 2];
     for (int k = 0; k < 2; k++) {
         for (int i = 0; i < M * 2; i++) xs[k][i] = (real)(0.1 * i - 3.0);
@@ -415,7 +417,7 @@ static void test_clip_x0(void) {
     schedule_build(&s, SCHED_LINEAR, 100);
     Oracle o = { &s, PRED_EPS, { 3.0, -3.0 }, { { 0.5, 0.0 }, { 0.0, 0.5 } } };
     Denoiser net = oracle_denoiser(&o);
-    DdpmConfig cfg = { PRED_EPS, LOSS_SIMPLE, VAR_BETA_TILDE };
+    DdpmConfig cfg = { .param = PRED_EPS, .weighting = LOSS_SIMPLE, .var = VAR_BETA_TILDE };
     enum { M = 16 };
     Rng r;
     rng_seed(&r, 41);
@@ -472,7 +474,7 @@ static void test_determinism_and_prior(void) {
     rng_seed(&r, 5);
     mlp_init(&mlp, &mc, &ps, &r);
     Denoiser net = mlp_denoiser(&mlp);
-    DdpmConfig cfg = { PRED_EPS, LOSS_SIMPLE, VAR_BETA_TILDE };
+    DdpmConfig cfg = { .param = PRED_EPS, .weighting = LOSS_SIMPLE, .var = VAR_BETA_TILDE };
     real a[64 * 2], b[64 * 2];
     rng_seed(&r, 9);
     p_sample_loop(&net, a, NULL, &cfg, &s, 64, 0, &r, NULL, NULL);

@@ -150,7 +150,8 @@ static void test_divergence_exact_vs_fd(void) {
     double worst = 0;
     for (int p = 0; p < PRED_COUNT; p++)
         for (int k = 0; k < 3; k++) {
-            DdpmConfig cfg = { (Parametrization)p, LOSS_SIMPLE, VAR_BETA_TILDE };
+            DdpmConfig cfg = { .param = (Parametrization)p,
+                               .weighting = LOSS_SIMPLE, .var = VAR_BETA_TILDE };
             ode_divergence(div, NULL, &net, xbar, NULL, ts[k], N, &cfg, &s, &oc, NULL);
             divergence_fd(ref, &net, (Parametrization)p, &s, xbar, ts[k], N);
             for (int n = 0; n < N; n++) worst = fmax(worst, fabs(div[n] - ref[n]) / fmax(1, fabs(ref[n])));
@@ -167,7 +168,8 @@ static void test_divergence_exact_vs_fd(void) {
         MixtureOracle o;
         mixture_oracle_init(&o, &mix, &s, (Parametrization)p, N);
         Denoiser on = mixture_oracle_denoiser(&o);
-        DdpmConfig cfg = { (Parametrization)p, LOSS_SIMPLE, VAR_BETA_TILDE };
+        DdpmConfig cfg = { .param = (Parametrization)p,
+                           .weighting = LOSS_SIMPLE, .var = VAR_BETA_TILDE };
         worst = 0;
         for (int k = 0; k < 3; k++) {
             ode_divergence(div, NULL, &on, xbar, NULL, ts[k], N, &cfg, &s, &oc, NULL);
@@ -194,7 +196,7 @@ static void test_hutchinson(void) {
     params_init(&ps);
     mlp_init(&mlp, &mc, &ps, &r);
     Denoiser net = mlp_denoiser(&mlp);
-    DdpmConfig cfg = { PRED_EPS, LOSS_SIMPLE, VAR_BETA_TILDE };
+    DdpmConfig cfg = { .param = PRED_EPS, .weighting = LOSS_SIMPLE, .var = VAR_BETA_TILDE };
     double xbar[N * D], exact[N], est[N], var[N];
     for (int i = 0; i < N * D; i++) xbar[i] = rng_normal(&r);
     OdeConfig exact_oc = { 50, ODE_HEUN, 1, 0 }, hutch_oc = { 50, ODE_HEUN, 0, PROBES };
@@ -246,7 +248,8 @@ static void test_ddim_is_euler(void) {
     int Ss[3] = { 50, 10, 7 };
     for (int p = 0; p < PRED_COUNT; p++)
         for (int k = 0; k < 3; k++) {
-            DdpmConfig cfg = { (Parametrization)p, LOSS_SIMPLE, VAR_BETA_TILDE };
+            DdpmConfig cfg = { .param = (Parametrization)p,
+                               .weighting = LOSS_SIMPLE, .var = VAR_BETA_TILDE };
             real a[N * D], b[N * D];
             Rng ra, rb;
             rng_seed(&ra, 100 + k);
@@ -307,7 +310,7 @@ static void gauss_errors(double *e_lp, double *e_x, double *mean_lp, Denoiser *n
                          OdeSolver solver) {
     double *lp = xmalloc((size_t)N * sizeof(double), "lp");
     real *xT = xmalloc((size_t)N * 2 * sizeof(real), "xT");
-    DdpmConfig cfg = { PRED_EPS, LOSS_SIMPLE, VAR_BETA_TILDE };
+    DdpmConfig cfg = { .param = PRED_EPS, .weighting = LOSS_SIMPLE, .var = VAR_BETA_TILDE };
     OdeConfig oc = { S, solver, 1, 0 };
     ode_log_likelihood(lp, NULL, xT, net, x0, NULL, N, &cfg, s, &oc, NULL);
     *e_lp = *e_x = *mean_lp = 0;
@@ -377,7 +380,7 @@ static void test_dogcat_oracle(void) {
     MixtureOracle o;
     mixture_oracle_init(&o, &mix, &s, PRED_EPS, NS);
     Denoiser net = mixture_oracle_denoiser(&o);
-    DdpmConfig cfg = { PRED_EPS, LOSS_SIMPLE, VAR_BETA_TILDE };
+    DdpmConfig cfg = { .param = PRED_EPS, .weighting = LOSS_SIMPLE, .var = VAR_BETA_TILDE };
     Rng r;
     rng_seed(&r, 15);
     real x0[N * 2], xT[N * 2];

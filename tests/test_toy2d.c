@@ -66,7 +66,7 @@ int main(void) {
     params_init(&ps);
     mlp_init(&mlp, &mc, &ps, &rng);
     Denoiser net = mlp_denoiser(&mlp);
-    DdpmConfig cfg = { PRED_EPS, LOSS_SIMPLE, VAR_BETA_TILDE };
+    DdpmConfig cfg = { .param = PRED_EPS, .weighting = LOSS_SIMPLE, .var = VAR_BETA_TILDE };
 
     /* control: the untrained network must fail the bar */
     Rng eval_rng;

@@ -1,0 +1,274 @@
+/* test_learned_var.c: the learned variance and L_hybrid of ddpm.c (Nichol & Dhariwal 2021).
+ *   - log σ_t² at frac = 0 and 1 (v = −1, +1) is log β̃_t (clipped at t = 1) and log β_t
+ *     exactly, and v = 0 their geometric mean
+ *   - a network whose v is −1 (or +1) everywhere gives the same bound and the same ancestral
+ *     samples as σ_t² = β̃_t (or β_t): the formulas against the fixed-variance closed forms
+ *   - L_hybrid's gradient w.r.t. v against finite differences of L_hybrid (every t, the
+ *     Gaussian and both discretized decoders); w.r.t. the prediction against finite
+ *     differences of L_simple alone; the stop-gradient is visible: the prediction's gradient
+ *     does not change by one bit when λ changes, though L_vlb does depend on the mean
+ *   - the MLP with learned_var = 1 (2 D outputs) against finite differences
+ * Built with real = double.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "gradcheck.h"
+#include "harness.h"
+#include "gauss_oracle.h"
+#include "../mlp.h"
+
+#define LOG_TOL 1e-15        /* frac·a + (1 − frac)·b at frac ∈ {0, 1}: exact up to one rounding */
+#define SAME_TOL 1e-11       /* the same bound / sample by exp(log σ²) instead of σ²: rounding */
+/* gradient checks use gradcheck.h's GRAD_TOL and GRAD_FLOOR (a gradient below 1e-4 of the
+ * loss scale counts as zero; each check also counts the entries above it), but a wider
+ * step: L_hybrid sums logs and ratios with σ² down to 1e-4, and its rounding noise (~10
+ * ulps of the loss) over GRAD_H = 1e-5 reaches 1e-6 relative; with h = 1e-4 the noise is
+ * 10x smaller and the truncation error h² f''' / 6 stays ~1e-8 (measured: h = 1e-4 and
+ * 3e-5 pass, 1e-5 fails by 1.4x, 1e-6 by 10x: noise, not a wrong gradient) */
+#define HYBRID_FD_H 1e-4
+
+/* ---------------------------------------------------------------------------------------- */
+static void test_log_variance_endpoints(void) {
+    Schedule s;
+    schedule_build(&s, SCHED_COSINE, 50);
+    int ok_lo = 1, ok_hi = 1, ok_mid = 1;
+    for (int t = 1; t <= s.T; t++) {
+        real v[3] = { -1, 1, 0 };
+        double lv[3];
+        learned_log_variance(lv, v, &s, t, 3);
+        double bt = t > 1 ? s.sigma_q2[t] : s.sigma_q2[2];   /* β̃_1 = 0 is clipped to β̃_2 */
+        if (fabs(exp(lv[0]) - bt) > LOG_TOL * 10 * bt || fabs(lv[0] - s.log_sigma_q2_clipped[t]) > 0) ok_lo = 0;
+        if (fabs(exp(lv[1]) - s.beta[t]) > LOG_TOL * 10 * s.beta[t] || fabs(lv[1] - log(s.beta[t])) > 0) ok_hi = 0;
+        if (fabs(exp(lv[2]) - sqrt(bt * s.beta[t])) > 1e-12 * s.beta[t]) ok_mid = 0;
+    }
+    CHECK(ok_lo, "v = -1 (frac 0): sigma_t^2 = beta_tilde_t, clipped to beta_tilde_2 at t = 1");
+    CHECK(ok_hi, "v = +1 (frac 1): sigma_t^2 = beta_t");
+    CHECK(ok_mid, "v = 0: sigma_t^2 = sqrt(beta_tilde_t beta_t), the geometric mean");
+    schedule_free(&s);
+}
+
+/* The Gaussian oracle with a constant v appended: a "learned" variance that is fixed */
+typedef struct { Oracle o; real v; } VarOracle;
+
+static void var_oracle_forward(void *self, real *out, const real *x, const int *t, const int *y,
+                               int N) {
+    VarOracle *vo = self;
+    real pred[2];
+    for (int n = 0; n < N; n++) {
+        oracle_forward(&vo->o, pred, x + 2 * n, t + n, y, 1);
+        out[4 * n + 0] = pred[0];
+        out[4 * n + 1] = pred[1];
+        out[4 * n + 2] = out[4 * n + 3] = vo->v;
+    }
+}
+
+static void test_learned_equals_fixed(void) {
+    Schedule s;
+    schedule_build(&s, SCHED_COSINE, 30);
+    enum { N = 40 };
+    Rng r;
+    rng_seed(&r, 41);
+    real x0[N * 2];
+    for (int i = 0; i < N * 2; i++) x0[i] = (real)(rng_int(&r, 256) / 127.5 - 1.0);   /* 8-bit values */
+    for (int k = 0; k < 2; k++) {
+        ReverseVar fixed = k == 0 ? VAR_BETA_TILDE : VAR_BETA;
+        VarOracle vo = { { &s, PRED_EPS, { 0.1, -0.2 }, { { 0.3, 0.1 }, { 0.1, 0.2 } } }, k == 0 ? -1 : 1 };
+        Denoiser base = oracle_denoiser(&vo.o);
+        Denoiser net = { .self = &vo, .D = 2, .max_batch = 1 << 20, .learned_var = 1,
+                         .forward = var_oracle_forward };
+        DdpmConfig learned = { .param = PRED_EPS, .weighting = (LossWeighting)LOSS_HYBRID,
+                                .var = (ReverseVar)VAR_LEARNED };
+        DdpmConfig fix = { .param = PRED_EPS, .weighting = LOSS_SIMPLE, .var = fixed };
+        for (int dec = 0; dec < DECODER_COUNT; dec++) {
+            double terms_l[31], terms_f[31];
+            Rng r1, r2;
+            rng_seed(&r1, 5);
+            rng_seed(&r2, 5);
+            double bl = vlb_all_terms(terms_l, NULL, &net, x0, N, &learned, &s, (Decoder)dec, &r1);
+            double bf = vlb_all_terms(terms_f, NULL, &base, x0, N, &fix, &s, (Decoder)dec, &r2);
+            CHECK(fabs(bl - bf) <= SAME_TOL * fabs(bf), "bound with v = %+d equals sigma^2 = %s (decoder %d): %.15g vs %.15g",
+                  k == 0 ? -1 : 1, reverse_var_name(fixed), dec, bl, bf);
+        }
+        real a[N * 2], b[N * 2];
+        Rng r1, r2;
+        rng_seed(&r1, 6);
+        rng_seed(&r2, 6);
+        p_sample_loop(&net, a, NULL, &learned, &s, N, 0, &r1, NULL, NULL);
+        p_sample_loop(&base, b, NULL, &fix, &s, N, 0, &r2, NULL, NULL);
+        double worst = 0;
+        for (int i = 0; i < N * 2; i++) worst = fmax(worst, fabs(a[i] - b[i]));
+        CHECK(worst <= SAME_TOL, "ancestral samples with v = %+d equal sigma^2 = %s: %.3g",
+              k == 0 ? -1 : 1, reverse_var_name(fixed), worst);
+    }
+    schedule_free(&s);
+}
+
+/* ---------------------------------------------------------------------------------------- *
+ * L_hybrid as a function of the network output, for gradient checks */
+typedef struct {
+    real *out, *target, *x0, *x_t;
+    int *t, N, D;
+    DdpmConfig cfg;
+    const Schedule *s;
+    int simple_only;   /* 1: L_simple alone (λ = 0) */
+} HybridCtx;
+
+static double hybrid_loss_of(void *p) {
+    HybridCtx *c = p;
+    DdpmConfig cfg = c->cfg;
+    if (c->simple_only) cfg.hybrid_lambda = 0.0;
+    return ddpm_hybrid_loss(NULL, NULL, c->out, c->target, c->x0, c->x_t, &cfg, c->s, c->t, c->N, c->D);
+}
+
+/* λ L_vlb alone: L_hybrid − L_simple */
+static double vlb_part_of(HybridCtx *c) {
+    double hybrid = hybrid_loss_of(c);
+    c->simple_only = 1;
+    double simple = hybrid_loss_of(c);
+    c->simple_only = 0;
+    return hybrid - simple;
+}
+
+/* checks dL/dout[i] for i in the prediction (against L_simple) or v (against L_hybrid),
+ * one example at a time (N = 1), so that each is measured against its own loss scale */
+static double check_part(HybridCtx *all, int part_v, int *above_floor) {
+    double worst = 0;
+    int D = all->D;
+    for (int n = 0; n < all->N; n++) {
+        HybridCtx c = *all;
+        c.out = all->out + (size_t)n * 2 * D;
+        c.target = all->target + (size_t)n * D;
+        c.x0 = all->x0 + (size_t)n * D;
+        c.x_t = all->x_t + (size_t)n * D;
+        c.t = all->t + n;
+        c.N = 1;
+        real dout[2 * 16];
+        ddpm_hybrid_loss(dout, NULL, c.out, c.target, c.x0, c.x_t, &c.cfg, c.s, c.t, 1, D);
+        double scale = fmax(1.0, fabs(hybrid_loss_of(&c)));
+        for (int d = 0; d < D; d++) {
+            size_t i = (size_t)part_v * D + d;
+            real saved = c.out[i];
+            c.simple_only = !part_v;
+            c.out[i] = saved + HYBRID_FD_H; double lp = hybrid_loss_of(&c);
+            c.out[i] = saved - HYBRID_FD_H; double lm = hybrid_loss_of(&c);
+            c.out[i] = saved;
+            c.simple_only = 0;
+            double fd = (lp - lm) / (2 * HYBRID_FD_H);
+            double err = fabs(fd - dout[i]) / fmax(fmax(fabs(fd), fabs(dout[i])), GRAD_FLOOR * scale);
+            worst = fmax(worst, err);
+            if (fabs(fd) > GRAD_FLOOR * scale) (*above_floor)++;
+        }
+    }
+    return worst;
+}
+
+static void test_hybrid_gradients(void) {
+    Schedule s;
+    schedule_build(&s, SCHED_LINEAR, 100);
+    enum { N = 6, D = 3 };
+    Rng r;
+    rng_seed(&r, 42);
+    real out[N * 2 * D], target[N * D], x0[N * D], x_t[N * D], eps[N * D];
+    real dout[N * 2 * D], dout0[N * 2 * D];
+    int t[N] = { 1, 1, 2, 17, 64, 100 };
+    for (int p = 0; p < PRED_COUNT; p++)
+        for (int dec = 0; dec < DECODER_COUNT; dec++) {
+            /* images-like data for the discretized decoders, including the edge values ±1 */
+            for (int i = 0; i < N * D; i++)
+                x0[i] = dec == DECODER_GAUSSIAN ? (real)rng_normal(&r)
+                                                : (real)((i % 5 == 0 ? 0 : i % 5 == 1 ? 255 : rng_int(&r, 256)) / 127.5 - 1.0);
+            rng_fill_normal(&r, eps, N * D);
+            q_sample(x_t, x0, eps, &s, t, N, D);
+            prediction_target(target, (Parametrization)p, x0, eps, x_t, &s, t, N, D);
+            /* the prediction near its target (so μ_θ is near μ_q and the decoder's bins are
+             * not all clamped), v anywhere in [−1.5, 1.5] */
+            for (int n = 0; n < N; n++)
+                for (int d = 0; d < D; d++) {
+                    out[n * 2 * D + d] = target[n * D + d] + (real)(0.05 * rng_normal(&r));
+                    out[n * 2 * D + D + d] = (real)(3 * rng_uniform(&r) - 1.5);
+                }
+            HybridCtx c = { out, target, x0, x_t, t, N, D,
+                            { .param = (Parametrization)p, .weighting = (LossWeighting)LOSS_HYBRID,
+                              .var = (ReverseVar)VAR_LEARNED, .hybrid_lambda = 0.3,
+                              .decoder = (Decoder)dec },
+                            &s, 0 };
+            /* λ = 0.3, not 0.001, so that the v gradient is far above rounding */
+            ddpm_hybrid_loss(dout, NULL, out, target, x0, x_t, &c.cfg, &s, t, N, D);
+            int nv = 0, np = 0;
+            double wv = check_part(&c, 1, &nv), wp = check_part(&c, 0, &np);
+            CHECK(nv >= N * D / 2 && np >= N * D / 2, "most gradients are above the floor (%d, %d of %d)",
+                  nv, np, N * D);
+            CHECK(wv <= GRAD_TOL, "L_hybrid: dL/dv vs finite differences (%s, decoder %d): %.3g",
+                  parametrization_name((Parametrization)p), dec, wv);
+            CHECK(wp <= GRAD_TOL, "L_hybrid: dL/dprediction vs finite differences of L_simple (%s, decoder %d): %.3g",
+                  parametrization_name((Parametrization)p), dec, wp);
+            /* the stop-gradient: with λ = 0 the prediction's gradient is bit-identical, and
+             * v's is exactly 0; yet L_vlb does depend on the mean (its own finite difference
+             * in a prediction number is not 0), so the zero is the stop-gradient's doing */
+            DdpmConfig c0 = c.cfg;
+            c0.hybrid_lambda = 0.0;
+            ddpm_hybrid_loss(dout0, NULL, out, target, x0, x_t, &c0, &s, t, N, D);
+            int same = 1, zero_v = 1;
+            for (int n = 0; n < N; n++)
+                for (int d = 0; d < D; d++) {
+                    if (dout0[n * 2 * D + d] != dout[n * 2 * D + d]) same = 0;
+                    if (dout0[n * 2 * D + D + d] != 0) zero_v = 0;
+                }
+            CHECK(same, "stop-gradient: the prediction's gradient does not depend on lambda (%s, decoder %d)",
+                  parametrization_name((Parametrization)p), dec);
+            CHECK(zero_v, "lambda = 0: v gets exactly zero gradient");
+            real saved = out[2 * 2 * D];   /* example 2 (t = 2): a KL term that sees μ_θ */
+            out[2 * 2 * D] = saved + 1e-3;
+            double lp = vlb_part_of(&c);
+            out[2 * 2 * D] = saved;
+            double l0 = vlb_part_of(&c);
+            CHECK(fabs(lp - l0) > 1e-9, "L_vlb depends on the mean (%.3g), so the zero gradient is the stop-gradient", lp - l0);
+        }
+    schedule_free(&s);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+typedef struct { Mlp *m; real *x, *out, *dout; int *t; int N, W; } MlpCtx;
+
+static double mlp_fake_loss(void *p) {   /* L = Σ out · dout over all 2 D outputs */
+    MlpCtx *c = p;
+    mlp_forward(c->m, c->out, c->x, c->t, NULL, c->N);
+    double L = 0;
+    for (int i = 0; i < c->N * c->W; i++) L += c->out[i] * c->dout[i];
+    return L;
+}
+
+static void test_mlp_two_outputs(void) {
+    enum { N = 3, D = 2, W = 4 };
+    Rng r;
+    rng_seed(&r, 43);
+    MlpConfig mc = { .D = D, .emb_dim = 8, .hidden = 16, .layers = 2, .max_batch = N, .learned_var = 1 };
+    Mlp m;
+    ParamSet ps;
+    params_init(&ps);
+    mlp_init(&m, &mc, &ps, &r);
+    real x[N * D], out[N * W], dout[N * W], dx[N * D];
+    int t[N] = { 1, 7, 50 };
+    rng_fill_normal(&r, x, N * D);
+    rng_fill_normal(&r, dout, N * W);
+    MlpCtx c = { &m, x, out, dout, t, N, W };
+    mlp_fake_loss(&c);
+    params_zero_grad(&ps);
+    mlp_backward(&m, dx, dout, N);
+    for (int i = 0; i < ps.count; i++) {
+        const Param *p = &ps.p[i];
+        gradcheck(p->name, ps.w + p->offset, ps.g + p->offset, p->n, mlp_fake_loss, &c, 20);
+    }
+    gradcheck("mlp (2 D outputs) input x", x, dx, N * D, mlp_fake_loss, &c, 0);
+    mlp_free(&m);
+    params_free(&ps);
+}
+
+int main(void) {
+    test_log_variance_endpoints();
+    test_learned_equals_fixed();
+    test_hybrid_gradients();
+    test_mlp_two_outputs();
+    return test_summary("test_learned_var");
+}
