@@ -11,18 +11,22 @@
 #   make fuzz-smoke run each fuzz target a few seconds (skips if clang/libFuzzer is missing)
 #   make clean      remove build/ and the programs (out/ is yours and is kept)
 #
-# CC and CFLAGS are overridable: `make CC=clang`, `make PORTABLE=1` (no -march=native),
-# `make OMP=1` (optional OpenMP pragmas). -ffp-contract=off (gcc implies it with -std=c11,
-# clang does not) keeps fused multiply-adds out,
-# so results are bit-reproducible; never any fast-math option.
+# CC and CFLAGS are overridable: `make CC=clang`, `make CFLAGS=-O1`, `make PORTABLE=1` (no
+# -march=native), `make OMP=1` (optional OpenMP pragmas). CFLAGS holds only optimization
+# and target: the language and the warnings (STD, WARN) are in every recipe whatever
+# CFLAGS is. -ffp-contract=off (gcc implies it with -std=c11, clang does not) keeps fused
+# multiply-adds out, so results are bit-reproducible; never any fast-math option.
 
 CC      ?= cc
 OPT     ?= -O3
 ARCH    := $(if $(PORTABLE),,-march=native)
-WARN    := -std=c11 -ffp-contract=off -Wall -Wextra -Wpedantic
 CFLAGS  ?= $(OPT) $(ARCH)
-CFLAGS  += $(WARN) $(if $(OMP),-fopenmp,)
-LDLIBS  := -lm $(if $(OMP),-fopenmp,)
+STD     := -std=c11 -ffp-contract=off
+WARN    := -Wall -Wextra -Wpedantic -Wshadow
+OMPFLAG := $(if $(OMP),-fopenmp,)
+# WARN before CFLAGS (CFLAGS=-Werror or -Wno-... still work), STD after it (it always holds)
+COMPILE   = $(CC) $(WARN) $(CFLAGS) $(STD) $(OMPFLAG)
+LDLIBS  := -lm $(OMPFLAG)
 
 # The library: every top-level .c file except the programs (each has its own main).
 PROGRAMS := toy2d images
@@ -40,28 +44,28 @@ bins: $(addprefix build/,$(PROGS))
 # Programs: float build, objects in build/float/.
 build/float/%.o: %.c $(HEADERS)
 	@mkdir -p build/float
-	$(CC) $(CFLAGS) -c $< -o $@
+	$(COMPILE) -c $< -o $@
 build/%: build/float/%.o $(LIB_SRC:%.c=build/float/%.o)
-	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+	$(COMPILE) $^ -o $@ $(LDLIBS)
 
 # Tests: every source rebuilt with real = double (exact finite differences).
 build/test/%.o: %.c $(HEADERS)
 	@mkdir -p build/test/tests
-	$(CC) $(CFLAGS) -DDDPM_DOUBLE -c $< -o $@
+	$(COMPILE) -DDDPM_DOUBLE -c $< -o $@
 build/test/test_%: build/test/tests/test_%.o $(LIB_SRC:%.c=build/test/%.o)
-	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+	$(COMPILE) $^ -o $@ $(LDLIBS)
 
 # Sanitized tests: -O1 keeps them quick, -fno-sanitize-recover makes any report fatal.
 SAN := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 build/san/%.o: %.c $(HEADERS)
 	@mkdir -p build/san/tests
-	$(CC) $(WARN) $(SAN) -DDDPM_DOUBLE -DDDPM_SANITIZE -c $< -o $@
+	$(CC) $(WARN) $(SAN) $(STD) -DDDPM_DOUBLE -c $< -o $@
 build/san/test_%: build/san/tests/test_%.o $(LIB_SRC:%.c=build/san/%.o)
 	$(CC) $(SAN) $^ -o $@ -lm
 
 # The notebooks' numeric cells (notebooks_md/cells.c) with the double-precision library.
 build/nb_cells: notebooks_md/cells.c $(LIB_SRC:%.c=build/test/%.o) $(HEADERS)
-	$(CC) $(CFLAGS) -DDDPM_DOUBLE notebooks_md/cells.c $(LIB_SRC:%.c=build/test/%.o) -o $@ $(LDLIBS)
+	$(COMPILE) -DDDPM_DOUBLE notebooks_md/cells.c $(LIB_SRC:%.c=build/test/%.o) -o $@ $(LDLIBS)
 
 # Run all tests; tests/run.sh prints each file's line and the total
 # "N passed, N failed", and exits non-zero if any test failed.

@@ -687,23 +687,23 @@ static Results run_story(Options o) {
     /* ---- the remaining pictures ------------------------------------------------------ */
     /* result: true density and points | generated density and points, in the data's box */
     {
-        View view = { { 0, 0 }, { 0, 0 } };
-        toy_view(o.data, view.lo, view.hi);
+        View box = { { 0, 0 }, { 0, 0 } };
+        toy_view(o.data, box.lo, box.hi);
         Image img;
         image_init(&img, 2 * (PANEL + 8) + 8, PANEL + TITLE_H + 24);
         if (have_mix) {
-            density_grid(grid, &note_mix, &view);
+            density_grid(grid, &note_mix, &box);
             draw_panel(&img, 8, 4, grid, "true density and data");
         } else {
-            histogram_grid(grid, fresh_a, N, &view);
+            histogram_grid(grid, fresh_a, N, &box);
             draw_panel(&img, 8, 4, grid, "true data (histogram)");
         }
-        draw_scatter(&img, 8, 4 + TITLE_H, PANEL, PANEL, fresh_a, N > 500 ? 500 : N, view.lo[0],
-                     view.hi[0], view.lo[1], view.hi[1], 1, WHITE);
-        histogram_grid(grid, samples, N, &view);
+        draw_scatter(&img, 8, 4 + TITLE_H, PANEL, PANEL, fresh_a, N > 500 ? 500 : N, box.lo[0],
+                     box.hi[0], box.lo[1], box.hi[1], 1, WHITE);
+        histogram_grid(grid, samples, N, &box);
         draw_panel(&img, PANEL + 16, 4, grid, "generated (histogram)");
         draw_scatter(&img, PANEL + 16, 4 + TITLE_H, PANEL, PANEL, samples, N > 500 ? 500 : N,
-                     view.lo[0], view.hi[0], view.lo[1], view.hi[1], 1, WHITE);
+                     box.lo[0], box.hi[0], box.lo[1], box.hi[1], 1, WHITE);
         char line[128];
         snprintf(line, sizeof line, "energy distance %.4f (floor %.4f)", ed, ed_floor);
         draw_text(&img, 8, img.h - 14, line, BLACK, 1);
@@ -722,25 +722,25 @@ static Results run_story(Options o) {
         p.series[0] = (SvgSeries){ loss_weighting_name(o.ddpm.weighting), n_log, log_step, log_loss };
         svg_lineplot(path_in(o.out, "loss.svg"), &p);
 
-        int M = 512 < mc.max_batch ? 512 : mc.max_batch;
+        int M_t = 512 < mc.max_batch ? 512 : mc.max_batch;
         double *ts = xmalloc((size_t)o.T * sizeof(double), "t"), *lt = xmalloc((size_t)o.T * sizeof(double), "loss t");
-        real *x0 = xmalloc((size_t)M * 2 * sizeof(real), "x0"), *e = xmalloc((size_t)M * 2 * sizeof(real), "eps");
-        real *xt = xmalloc((size_t)M * 2 * sizeof(real), "x_t"), *out = xmalloc((size_t)M * 2 * sizeof(real), "out");
-        real *target = xmalloc((size_t)M * 2 * sizeof(real), "target");
-        int *tt = xmalloc((size_t)M * sizeof(int), "t");
+        real *x0 = xmalloc((size_t)M_t * 2 * sizeof(real), "x0"), *e = xmalloc((size_t)M_t * 2 * sizeof(real), "eps");
+        real *xt = xmalloc((size_t)M_t * 2 * sizeof(real), "x_t"), *out = xmalloc((size_t)M_t * 2 * sizeof(real), "out");
+        real *target = xmalloc((size_t)M_t * 2 * sizeof(real), "target");
+        int *tt = xmalloc((size_t)M_t * sizeof(int), "t");
         for (int t = 1; t <= o.T; t++) {
-            for (int n = 0; n < M; n++) {
+            for (int n = 0; n < M_t; n++) {
                 int i = rng_int(&rng, o.n_train);
                 x0[2 * n] = train[2 * i];
                 x0[2 * n + 1] = train[2 * i + 1];
                 tt[n] = t;
             }
-            rng_fill_normal(&rng, e, (size_t)M * 2);
-            q_sample(xt, x0, e, &s, tt, M, 2);
-            net.forward(net.self, out, xt, tt, NULL, M);
-            prediction_target(target, o.ddpm.param, x0, e, xt, &s, tt, M, 2);
+            rng_fill_normal(&rng, e, (size_t)M_t * 2);
+            q_sample(xt, x0, e, &s, tt, M_t, 2);
+            net.forward(net.self, out, xt, tt, NULL, M_t);
+            prediction_target(target, o.ddpm.param, x0, e, xt, &s, tt, M_t, 2);
             ts[t - 1] = t;
-            lt[t - 1] = ddpm_loss(NULL, NULL, out, target, &o.ddpm, &s, tt, M, 2);
+            lt[t - 1] = ddpm_loss(NULL, NULL, out, target, &o.ddpm, &s, tt, M_t, 2);
         }
         p.title = "loss of the trained model at each t (EMA weights)";
         p.xlabel = "t";
