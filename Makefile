@@ -5,6 +5,7 @@
 #   make test-san   the same tests under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make toy2d      build and run the 2D dog/cat story (pictures in out/toy2d/)
 #   make images     build and run the small-image story (pictures in out/images/)
+#   make fashion    train, sample and --eval on Fashion-MNIST (out/fashion/), about 15 minutes
 #   make lab        the loss lab: every parametrization x weighting on dog/cat (out/lab/lab.md)
 #   make notebooks  rerun every command quoted in notebooks_md/ and refresh outputs and pictures
 #   make fuzz       build the libFuzzer targets (tests/fuzz/, clang) and their seed corpora
@@ -35,7 +36,7 @@ LIB_SRC := $(filter-out $(PROGRAMS:=.c),$(wildcard *.c))
 HEADERS := $(wildcard *.h) $(wildcard tests/*.h)
 TESTS   := $(patsubst tests/%.c,%,$(wildcard tests/test_*.c))
 
-.PHONY: all test test-san toy2d images lab notebooks clean bins fuzz fuzz-smoke
+.PHONY: all test test-san toy2d images fashion lab notebooks clean bins fuzz fuzz-smoke
 
 all: bins
 bins: $(addprefix build/,$(PROGS))
@@ -82,6 +83,16 @@ toy2d: build/toy2d
 images: build/images
 	@cp -f build/images ./images
 	./images --save out/images/model.ckpt
+
+# Fashion-MNIST from its Debian package (the .gz files are read directly); one line on
+# how to get it when it is missing. FASHION_OPTS: the model and length chosen (README).
+FASHION      ?= /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+FASHION_OPTS ?= --steps 3000 --eval 256
+fashion: build/images
+	@cp -f build/images ./images
+	@if [ -f $(FASHION) ]; then \
+	    ./images --data $(FASHION) $(FASHION_OPTS) --save out/fashion/model.ckpt --out out/fashion; \
+	else echo "make fashion: $(FASHION) not found; get it with: apt-get install dataset-fashion-mnist"; exit 1; fi
 
 lab: build/toy2d
 	@cp -f build/toy2d ./toy2d

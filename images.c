@@ -3,7 +3,7 @@
  * images. Read it top to bottom; each step names the function it calls:
  *
  *   1. options                           (./images --help)
- *   2. data: built-in digits, IDX, CIFAR  data.c   digits_sample, load_idx_images, load_cifar10
+ *   2. data: built-in digits, IDX, CIFAR  data.c   digits_sample, image_set_load (plain or .gz)
  *   3. the schedule and the prior term    schedule.c schedule_build; ddpm.c prior_kl
  *   4. the model, new or from a checkpoint unet.c unet_init, unet_print_summary;
  *                                         checkpoint.c checkpoint_read_header, checkpoint_load
@@ -13,6 +13,9 @@
  *   7. pictures                           plot.c   samples.png, denoise.png, denoise.gif, loss.svg
  *   8. the bound in bits/dim (--bound N)  ddpm.c   vlb_all_terms, vlb_estimate, the
  *                                         discretized decoder (DECODER_DISCRETE)
+ *   9. evaluation (--eval N)              classifier.c classifier_train / classifier_load;
+ *                                         eval.c eval_samples (FD beside its floor, classes,
+ *                                         nearest training images), forward_strip
  *
  * The default run (`make images`) fits one core and a few minutes: built-in 16×16 digits
  * and a small U-Net (the "small" preset below). `--model full` is unet_default_config,
@@ -33,9 +36,11 @@
 #include <unistd.h>
 
 #include "checkpoint.h"
+#include "classifier.h"
 #include "cli.h"
 #include "data.h"
 #include "ddpm.h"
+#include "eval.h"
 #include "plot.h"
 #include "schedule.h"
 #include "tensor.h"
@@ -85,6 +90,9 @@ typedef struct {
     int no_ema;             /* sample with the raw weights instead of the EMA */
     int bench;              /* > 0: time this many training steps and exit */
     int bound;              /* > 0: the variational bound on this many held-out images */
+    int eval;               /* > 0: FD, classes and memorization on this many samples */
+    const char *eval_file;  /* held-out images (default: the t10k-/test_batch file beside) */
+    const char *classifier; /* the classifier checkpoint (default <out>/classifier.ckpt) */
     int given[G_COUNT];
 } Options;
 
@@ -118,7 +126,8 @@ static void usage(FILE *f) {
         "Trains a U-Net denoiser on small images, samples new ones with the note's algorithm,\n"
         "and writes samples.png, denoise.png, denoise.gif and loss.svg to the output folder.\n\n"
         "data\n"
-        "  --data NAME        digits|idx|cifar (default %s: built-in digits, no download)\n"
+        "  --data NAME        digits|idx|cifar, or the file itself (e.g. train-images-\n"
+        "                     idx3-ubyte.gz) (default %s: built-in digits, no download)\n"
         "  --file PATH        the IDX images file (MNIST, Fashion-MNIST; plain or .gz) or a\n"
         "                     CIFAR-10 binary batch (data_batch_1.bin); needed by idx and cifar\n"
         "  --size N           side of the built-in digits, 8..64 (default %d)\n"
@@ -161,6 +170,18 @@ static void usage(FILE *f) {
         "  --bound N          the variational bound in bits/dim on N held-out images (fresh\n"
         "                     digits; the first N images of --file), all T terms and the\n"
         "                     one-t estimate, terms plotted to bound_terms.svg (default 0: off)\n"
+        "evaluation\n"
+        "  --eval N           draw N more samples (same sampler) and measure them: the\n"
+        "                     Frechet distance of a small classifier's features (FID in\n"
+        "                     miniature, not Inception) to N held-out real images beside its\n"
+        "                     floor (two real sets of N), the samples' classes, the distance\n"
+        "                     to the nearest training image; closest_pairs.png, forward.png\n"
+        "                     (default 0: off)\n"
+        "  --eval-file PATH   held-out images (default: t10k-... or test_batch.bin beside\n"
+        "                     --file; fresh digits for the built-in digits)\n"
+        "  --classifier PATH  the classifier's checkpoint: loaded if it exists, else trained\n"
+        "                     on the labelled training images and saved (default\n"
+        "                     OUT/classifier.ckpt)\n"
         "  --out DIR          output folder (default %s)\n"
         "  --help             this text\n",
         data_names[d.data], d.size, model_names[d.model], UNET_MAX_RES, d.T, schedule_names(),
@@ -233,7 +254,8 @@ static Options parse_options(int argc, char **argv) {
             "--mult", "--res-blocks", "--attn", "--T", "--schedule", "--param", "--loss", "--var",
             "--steps", "--batch", "--lr", "--warmup", "--ema", "--seed", "--out", "--save",
             "--save-every", "--resume", "--sample-only", "--n-samples", "--sampler",
-            "--ddim-steps", "--eta", "--bench", "--bound" };
+            "--ddim-steps", "--eta", "--bench", "--bound", "--eval", "--eval-file",
+            "--classifier" };
         if (parse_name(name, with_value, (int)(sizeof with_value / sizeof *with_value)) < 0)
             die("unknown option '%s' (see ./images --help)", name);
         if (!val) {
@@ -242,7 +264,11 @@ static Options parse_options(int argc, char **argv) {
         }
         if (strcmp(name, "--data") == 0) {
             int k = parse_name(val, data_names, 3);
-            if (k < 0) die("--data: unknown '%s'; allowed: digits|idx|cifar", val);
+            if (k < 0 && (strchr(val, '/') || strchr(val, '.'))) {   /* --data PATH */
+                o.file = val;
+                k = strstr(val, "idx") ? DATA_IDX : DATA_CIFAR;   /* checked on loading */
+            }
+            if (k < 0) die("--data: unknown '%s'; allowed: digits|idx|cifar or a file", val);
             o.data = (DataKind)k;
             o.given[G_DATA] = 1;
         } else if (strcmp(name, "--file") == 0) {
@@ -336,6 +362,13 @@ static Options parse_options(int argc, char **argv) {
             o.bench = (int)cli_int(name, val, 1, 1000000);
         } else if (strcmp(name, "--bound") == 0) {
             o.bound = (int)cli_int(name, val, 0, 100000);
+        } else if (strcmp(name, "--eval") == 0) {
+            o.eval = (int)cli_int(name, val, 0, 5000);
+            if (o.eval == 1) die("--eval: 1 sample has no covariance; use 0 (off) or 2..5000");
+        } else if (strcmp(name, "--eval-file") == 0) {
+            o.eval_file = val;
+        } else if (strcmp(name, "--classifier") == 0) {
+            o.classifier = val;
         } else {
             die("unknown option '%s' (see ./images --help)", name);
         }
@@ -739,6 +772,148 @@ static void report_bound(const Options *o, Denoiser *net, const Schedule *s, con
 /* ========================================================================================
  * main: the story */
 
+/* ========================================================================================
+ * 9. Evaluation (--eval N): the samples measured against held-out real images */
+
+#define EVAL_DIGITS 20000          /* built-in digits the classifier trains on */
+#define EVAL_CLASSIFIER_STEPS 2000 /* of batch 64: 128k images, ~2 epochs of Fashion-MNIST */
+#define EVAL_PAIRS 8               /* closest pairs shown */
+#define STRIP_ROWS 6               /* real images in forward.png */
+
+/* The held-out file beside a training file: "train-..." -> "t10k-..." (MNIST, Fashion-MNIST),
+ * "data_batch_K.bin" -> "test_batch.bin" (CIFAR-10). 0, or -1 if the name is neither. */
+static int held_out_path(const char *train, char *out, size_t len) {
+    const char *base = strrchr(train, '/');
+    base = base ? base + 1 : train;
+    int dir = (int)(base - train);
+    if (strncmp(base, "train-", 6) == 0)
+        return snprintf(out, len, "%.*st10k-%s", dir, train, base + 6) < (int)len ? 0 : -1;
+    if (strncmp(base, "data_batch_", 11) == 0) {
+        const char *ext = strchr(base + 11, '.');
+        return snprintf(out, len, "%.*stest_batch%s", dir, train, ext ? ext : "") < (int)len ? 0 : -1;
+    }
+    return -1;
+}
+
+static void report_eval(const Options *o, Denoiser *net, const Schedule *s, const ImageSet *train,
+                        int C, int H, int W) {
+    int n = o->eval, D = C * H * W;
+    double t_start = now_seconds();
+    Rng erng, grng;   /* digits, classifier and strip; the samples: from --seed alone, so the
+                       * samples do not depend on whether the classifier was loaded */
+    rng_seed(&erng, o->seed + 2000003UL);
+    rng_seed(&grng, o->seed + 3000017UL);
+
+    /* held-out real images (two sets of n), the classifier's training images, and the
+     * training images for the memorization check */
+    ImageSet held, digits;
+    memset(&digits, 0, sizeof digits);
+    const ImageSet *labelled = train, *reference = train;
+    char desc[256], held_name[1024];
+    if (o->data == DATA_DIGITS) {
+        image_set_digits(&held, 2 * n > 2000 ? 2 * n : 2000, H, W, &erng);
+        image_set_digits(&digits, EVAL_DIGITS, H, W, &erng);
+        labelled = reference = &digits;
+        snprintf(desc, sizeof desc, "built-in digits %dx%d", H, W);
+        snprintf(held_name, sizeof held_name, "fresh built-in digits");
+        printf("eval: the digits are drawn fresh at every step (no image is seen twice); the "
+               "memorization check uses %d fresh digits as the training set\n", EVAL_DIGITS);
+    } else {
+        if (!o->file) die("--eval needs --file PATH: the training images (for the classifier "
+                          "and the memorization check)");
+        if (o->eval_file) snprintf(held_name, sizeof held_name, "%s", o->eval_file);
+        else if (held_out_path(o->file, held_name, sizeof held_name) != 0)
+            die("--eval: no held-out file known beside %s; pass --eval-file PATH (e.g. "
+                "t10k-images-idx3-ubyte.gz or test_batch.bin)", o->file);
+        if (image_set_load(&held, held_name, 0)) exit(1);
+        if (held.C != C || held.H != H || held.W != W)
+            die("--eval: %s holds %dx%dx%d images, the model makes %dx%dx%d", held_name, held.C,
+                held.H, held.W, C, H, W);
+        if (held.N < 2 * n)
+            die("--eval %d needs 2 x %d held-out images (samples against one set, the floor "
+                "from the other); %s has %d: use --eval %d", n, n, held_name, held.N, held.N / 2);
+        const char *base = strrchr(o->file, '/');
+        snprintf(desc, sizeof desc, "%s", base ? base + 1 : o->file);
+    }
+
+    /* the classifier: loaded, or trained on the labelled training images and saved */
+    Classifier c;
+    const char *cpath = o->classifier ? o->classifier : path_in(o->out, "classifier.ckpt");
+    char cpath_copy[1024];
+    snprintf(cpath_copy, sizeof cpath_copy, "%s", cpath);
+    double t_cls = now_seconds();
+    FILE *f = fopen(cpath_copy, "rb");
+    if (f) {
+        fclose(f);
+        if (classifier_load(&c, cpath_copy, desc, 64)) exit(1);
+        printf("eval: classifier from %s\n", cpath_copy);
+    } else {
+        if (!labelled->label)
+            die("--eval: %s has no labels beside it (e.g. train-labels-idx1-ubyte.gz); the "
+                "classifier needs them", o->file);
+        ClassifierConfig cc = classifier_default_config(C, H, W);
+        classifier_init(&c, &cc, &erng);
+        printf("eval: training the classifier (%d parameters, %d steps of batch 64) on %d "
+               "labelled images ...\n", (int)c.ps.total, EVAL_CLASSIFIER_STEPS, labelled->N);
+        fflush(stdout);
+        classifier_train(&c, labelled->x, labelled->label, labelled->N, EVAL_CLASSIFIER_STEPS, 64,
+                         2e-3, EVAL_CLASSIFIER_STEPS / 4, &erng);
+        if (classifier_save(&c, cpath_copy, desc)) exit(1);
+        printf("eval: classifier saved to %s\n", cpath_copy);
+    }
+    t_cls = now_seconds() - t_cls;
+
+    /* n samples with the same sampler as the pictures */
+    real *gen = xmalloc((size_t)n * D * sizeof(real), "eval samples");
+    printf("eval: sampling %d images ...\n", n);
+    fflush(stdout);
+    double t_gen = now_seconds();
+    if (o->ddim_steps)
+        ddim_sample_loop(net, gen, NULL, &o->ddpm, s, n, o->ddim_steps, o->eta, o->clip_x0, &grng,
+                         NULL, NULL);
+    else
+        p_sample_loop(net, gen, NULL, &o->ddpm, s, n, o->clip_x0, &grng, NULL, NULL);
+    t_gen = now_seconds() - t_gen;
+
+    /* the numbers */
+    double t_measure = now_seconds();
+    EvalSets sets = {.train = reference->x, .n_train = reference->N, .held = held.x,
+                     .n_held = held.N, .held_label = held.label, .C = C, .H = H, .W = W};
+    EvalResult r;
+    int *nn_idx = xmalloc((size_t)n * sizeof(int), "nearest index");
+    double *nn_dist = xmalloc((size_t)n * sizeof(double), "nearest distance");
+    printf("eval: held-out images from %s (%d), the training set for the nearest-image "
+           "distances %d images\n", held_name, held.N, reference->N);
+    eval_samples(&r, &c, gen, n, &sets, nn_idx, nn_dist);
+    t_measure = now_seconds() - t_measure;
+    eval_print(stdout, &r, held.class_name);
+
+    /* closest_pairs.png: top row the samples closest to a training image, bottom row that
+     * image; forward.png: held-out images at t = 0, T/10, T/5, 2T/5, 3T/5, 4T/5, T */
+    int k = n < EVAL_PAIRS ? n : EVAL_PAIRS;
+    real *pairs = xmalloc((size_t)2 * k * D * sizeof(real), "closest pairs");
+    eval_closest_pairs(pairs, k, gen, n, nn_idx, nn_dist, &sets);
+    Image img;
+    grid_image(&img, pairs, 2 * k, C, H, W, k, picture_scale(H), 2);
+    write_png(path_in(o->out, "closest_pairs.png"), &img, C);
+    image_free(&img);
+    int ts[7] = {0, o->T / 10, o->T / 5, 2 * o->T / 5, 3 * o->T / 5, 4 * o->T / 5, o->T};
+    real *strip = xmalloc((size_t)STRIP_ROWS * 7 * D * sizeof(real), "forward strip");
+    forward_strip(strip, held.x, STRIP_ROWS, ts, 7, s, D, &grng);
+    grid_image(&img, strip, STRIP_ROWS * 7, C, H, W, 7, picture_scale(H), 2);
+    write_png(path_in(o->out, "forward.png"), &img, C);
+    image_free(&img);
+    printf("eval: pictures %s/closest_pairs.png (top: the %d samples nearest a training "
+           "image, bottom: that image), forward.png (held-out images at t = %d, %d, %d, %d, "
+           "%d, %d, %d)\n", o->out, k, ts[0], ts[1], ts[2], ts[3], ts[4], ts[5], ts[6]);
+    printf("eval: %.1f s in all: classifier %.1f s, sampling %.1f s, measures %.1f s\n",
+           now_seconds() - t_start, t_cls, t_gen, t_measure);
+    free(strip); free(pairs); free(nn_dist); free(nn_idx); free(gen);
+    classifier_free(&c);
+    image_set_free(&digits);
+    image_set_free(&held);
+}
+
 int main(int argc, char **argv) {
     Options o = parse_options(argc, argv);
     const char *ckpt = o.resume ? o.resume : o.sample_only;
@@ -762,20 +937,20 @@ int main(int argc, char **argv) {
         die("--size is for the built-in digits; %s files have their own size", data_names[o.data]);
 
     /* ---- 2. data ----------------------------------------------------------------------- */
-    real *train = NULL;   /* (n_train, C, H, W) for file data; the digits are drawn fresh */
-    int n_train = 0;
-    if (o.data == DATA_IDX && o.file) {
-        int fh, fw;
-        if (load_idx_images(o.file, &train, &n_train, &fh, &fw, 0)) return 1;
-        if (ckpt && (fh != H || fw != W))
-            die("%s holds %dx%d images, but %s was trained on %dx%d", o.file, fh, fw, ckpt, H, W);
-        C = 1; H = fh; W = fw;
-    } else if (o.data == DATA_CIFAR && o.file) {
-        int *labels;
-        if (load_cifar10(o.file, &train, &labels, &n_train, 0)) return 1;
-        data_free(labels);
-        C = 3; H = 32; W = 32;
+    ImageSet set;         /* file data: images (and labels, if beside) by image_set_load */
+    memset(&set, 0, sizeof set);
+    if (o.file) {
+        if (image_set_load(&set, o.file, 0)) return 1;
+        if ((o.data == DATA_IDX) != (set.C == 1))
+            die("%s holds %s images, not %s: pass --data %s", o.file, set.C == 1 ? "IDX" : "CIFAR-10",
+                data_names[o.data], set.C == 1 ? "idx" : "cifar");
+        if (ckpt && (set.C != C || set.H != H || set.W != W))
+            die("%s holds %dx%dx%d images, but %s was trained on %dx%dx%d", o.file, set.C, set.H,
+                set.W, ckpt, C, H, W);
+        C = set.C; H = set.H; W = set.W;
     }
+    real *train = set.x;  /* (n_train, C, H, W) for file data; the digits are drawn fresh */
+    int n_train = set.N;
     int D = C * H * W;
     if (o.ddim_steps == -1) o.ddim_steps = o.T;
     if (o.ddim_steps > o.T) die("--ddim-steps %d is more than --T %d", o.ddim_steps, o.T);
@@ -849,7 +1024,7 @@ int main(int argc, char **argv) {
                " wall clock %.1f images/s), real = %s\n", o.bench, o.batch, o.bench * o.batch / cpu,
                1e3 * cpu / o.bench, o.bench * o.batch / el, REAL_NAME);
         free(batch);
-        data_free(train);
+        image_set_free(&set);
         train_work_free(&work);
         unet_free(&unet);
         params_free(&ps);
@@ -987,12 +1162,13 @@ int main(int argc, char **argv) {
         free(g);
     }
     if (o.bound) report_bound(&o, &net, &s, train, n_train, C, H, W, &aux);
+    if (o.eval) report_eval(&o, &net, &s, &set, C, H, W);
     printf("pictures: %s/samples.png denoise.png denoise.gif%s%s\n", o.out, n_log ? " loss.svg" : "",
            o.bound ? " bound_terms.svg" : "");
 
     free(samples); free(tr.prev_x0); free(tr.xt); free(tr.x0);
     free(batch); free(log_step); free(log_loss);
-    data_free(train);
+    image_set_free(&set);
     train_work_free(&work);
     unet_free(&unet);
     params_free(&ps);
