@@ -56,6 +56,9 @@ build/test/%.o: %.c $(HEADERS)
 build/test/test_%: build/test/tests/test_%.o $(LIB_SRC:%.c=build/test/%.o)
 	$(COMPILE) $^ -o $@ $(LDLIBS)
 
+# The crash replays include the fuzz targets' code.
+build/test/tests/test_fuzz_crashes.o build/san/tests/test_fuzz_crashes.o: $(wildcard tests/fuzz/*.c tests/fuzz/*.h)
+
 # Sanitized tests: -O1 keeps them quick, -fno-sanitize-recover makes any report fatal.
 SAN := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 build/san/%.o: %.c $(HEADERS)

@@ -614,6 +614,43 @@ static int load_error(const char *path, const char *fmt, ...) {
     return -1;
 }
 
+/* The bytes of a data file as read: a gzip file (magic 1f 8b) is decompressed (gz.c), a
+ * tar archive is refused. Takes raw (malloc'ed, n bytes): it becomes *bytes or is freed.
+ * 0, or -1 after one line. */
+static int decode_data_bytes(const char *path, unsigned char *raw, size_t n,
+                             unsigned char **bytes, size_t *size) {
+    if (gz_is_gzip(raw, n)) {
+        unsigned char *plain;
+        size_t plain_n;
+        char err[GZ_ERR_MAX];
+        int rc = gunzip_memory(raw, n, LOAD_MAX_BYTES, &plain, &plain_n, err);
+        free(raw);
+        if (rc != 0)
+            return load_error(path, "gzip data is damaged: %s; download the file again", err);
+        raw = plain;
+        n = plain_n;
+    }
+    if (n >= 262 && memcmp(raw + 257, "ustar", 5) == 0) {
+        free(raw);
+        return load_error(path, "is a tar archive; extract it first with `tar xf %s` and pass "
+                          "one of its files", path);
+    }
+    *bytes = raw;
+    *size = n;
+    return 0;
+}
+
+/* A copy of a file already in memory, decoded as read_data_file does. */
+static int decode_memory(const char *name, const unsigned char *mem, size_t n,
+                         unsigned char **bytes, size_t *size) {
+    if (n > LOAD_MAX_BYTES)
+        return load_error(name, "is %zu bytes, more than the %zu a loader reads", n,
+                          LOAD_MAX_BYTES);
+    unsigned char *raw = xmalloc(n ? n : 1, "data file");
+    if (n) memcpy(raw, mem, n);
+    return decode_data_bytes(name, raw, n, bytes, size);
+}
+
 /* Read the whole file at `path` into *bytes (*size bytes, malloc'ed); a gzip file (magic
  * 1f 8b) is decompressed on the way (gz.c), a tar archive is refused. `example` names the
  * file the user should have (for the hint). 0, or -1 after one line. */
@@ -644,25 +681,7 @@ static int read_data_file(const char *path, unsigned char **bytes, size_t *size,
                           errno ? strerror(errno) : "short read", example);
     }
     fclose(f);
-    if (gz_is_gzip(raw, n)) {
-        unsigned char *plain;
-        size_t plain_n;
-        char err[GZ_ERR_MAX];
-        int rc = gunzip_memory(raw, n, LOAD_MAX_BYTES, &plain, &plain_n, err);
-        free(raw);
-        if (rc != 0)
-            return load_error(path, "gzip data is damaged: %s; download the file again", err);
-        raw = plain;
-        n = plain_n;
-    }
-    if (n >= 262 && memcmp(raw + 257, "ustar", 5) == 0) {
-        free(raw);
-        return load_error(path, "is a tar archive; extract it first with `tar xf %s` and pass "
-                          "one of its files", path);
-    }
-    *bytes = raw;
-    *size = n;
-    return 0;
+    return decode_data_bytes(path, raw, n, bytes, size);
 }
 
 static uint32_t read_be32(const unsigned char *p) {
@@ -761,31 +780,31 @@ int load_idx_images(const char *path, real **out, int *N, int *H, int *W, int ma
     return rc;
 }
 
+static int parse_idx_labels(const unsigned char *file, size_t size, const char *path,
+                            int **labels, int *N, int max_n) {
+    uint32_t dims[1] = {0};
+    if (read_idx_header(file, size, path, IDX_LABELS_MAGIC, 1, dims) != 0) return -1;
+    uint64_t n = dims[0];
+    char declared[64];
+    snprintf(declared, sizeof declared, "%llu labels", (unsigned long long)n);
+    if (n == 0)
+        return load_error(path, "the header declares 0 labels; the file is damaged, download "
+                          "it again");
+    if (check_idx_size(path, size, 8, n, declared) != 0) return -1;
+    uint64_t n_load = (max_n > 0 && (uint64_t)max_n < n) ? (uint64_t)max_n : n;
+    int *lab = xmalloc((size_t)n_load * sizeof(int), "IDX labels");
+    for (uint64_t i = 0; i < n_load; i++) lab[i] = file[8 + i];
+    *labels = lab; *N = (int)n_load;
+    return 0;
+}
+
 int load_idx_labels(const char *path, int **labels, int *N, int max_n) {
     unsigned char *file;
     size_t size;
     if (read_data_file(path, &file, &size, IDX_LABELS_EXAMPLE) != 0) return -1;
-    uint32_t dims[1] = {0};
-    if (read_idx_header(file, size, path, IDX_LABELS_MAGIC, 1, dims) != 0) {
-        free(file);
-        return -1;
-    }
-    uint64_t n = dims[0];
-    char declared[64];
-    snprintf(declared, sizeof declared, "%llu labels", (unsigned long long)n);
-    int bad = 0;
-    if (n == 0)
-        bad = load_error(path, "the header declares 0 labels; the file is damaged, download "
-                         "it again");
-    else if (check_idx_size(path, size, 8, n, declared) != 0)
-        bad = -1;
-    uint64_t n_load = (max_n > 0 && (uint64_t)max_n < n) ? (uint64_t)max_n : n;
-    if (bad) { free(file); return -1; }
-    int *lab = xmalloc((size_t)n_load * sizeof(int), "IDX labels");
-    for (uint64_t i = 0; i < n_load; i++) lab[i] = file[8 + i];
+    int rc = parse_idx_labels(file, size, path, labels, N, max_n);
     free(file);
-    *labels = lab; *N = (int)n_load;
-    return 0;
+    return rc;
 }
 
 /* ========================================================================================
@@ -839,6 +858,38 @@ int load_cifar10(const char *path, real **out, int **labels, int *N, int max_n) 
     size_t size;
     if (read_data_file(path, &file, &size, CIFAR_EXAMPLE) != 0) return -1;
     int rc = parse_cifar10(file, size, path, out, labels, N, max_n);
+    free(file);
+    return rc;
+}
+
+/* The three loaders on a file already in memory (the fuzz targets' entry points). */
+int load_idx_images_mem(const unsigned char *mem, size_t n, const char *name, real **out,
+                        int *N, int *H, int *W, int max_n) {
+    unsigned char *file;
+    size_t size;
+    uint64_t declared;
+    if (decode_memory(name, mem, n, &file, &size) != 0) return -1;
+    int rc = parse_idx_images(file, size, name, out, N, H, W, max_n, &declared);
+    free(file);
+    return rc;
+}
+
+int load_idx_labels_mem(const unsigned char *mem, size_t n, const char *name, int **labels,
+                        int *N, int max_n) {
+    unsigned char *file;
+    size_t size;
+    if (decode_memory(name, mem, n, &file, &size) != 0) return -1;
+    int rc = parse_idx_labels(file, size, name, labels, N, max_n);
+    free(file);
+    return rc;
+}
+
+int load_cifar10_mem(const unsigned char *mem, size_t n, const char *name, real **out,
+                     int **labels, int *N, int max_n) {
+    unsigned char *file;
+    size_t size;
+    if (decode_memory(name, mem, n, &file, &size) != 0) return -1;
+    int rc = parse_cifar10(file, size, name, out, labels, N, max_n);
     free(file);
     return rc;
 }

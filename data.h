@@ -152,6 +152,15 @@ int load_idx_labels(const char *path, int **labels, int *N, int max_n);
  * [−1, 1], *labels (N). */
 int load_cifar10(const char *path, real **out, int **labels, int *N, int max_n);
 
+/* The same three on a file already in memory (n bytes at mem, plain or gzipped; `name`
+ * is what the message calls it), for the fuzz targets (tests/fuzz/). */
+int load_idx_images_mem(const unsigned char *mem, size_t n, const char *name, real **out,
+                        int *N, int *H, int *W, int max_n);
+int load_idx_labels_mem(const unsigned char *mem, size_t n, const char *name, int **labels,
+                        int *N, int max_n);
+int load_cifar10_mem(const unsigned char *mem, size_t n, const char *name, real **out,
+                     int **labels, int *N, int max_n);
+
 void data_free(void *p);
 
 /* ========================================================================================

@@ -174,7 +174,7 @@ static int inflate_stored(Inflate *s) {
         return fail(s, "truncated: a stored block of %u bytes has only %zu left", len,
                     s->n - s->pos);
     if (out_reserve(s, len) != 0) return -1;
-    memcpy(s->out->p + s->out->n, s->in + s->pos, len);
+    if (len) memcpy(s->out->p + s->out->n, s->in + s->pos, len);  /* p is NULL while empty */
     s->out->n += len;
     s->pos += len;
     return 0;
@@ -430,7 +430,7 @@ int gunzip_memory(const unsigned char *in, size_t n, size_t max_out,
             return gz_error(err, "truncated: the gzip trailer (CRC-32 and length, 8 bytes) "
                             "has %zu", n - pos);
         }
-        uint32_t crc = crc32_update(0, o.p + start, o.n - start);
+        uint32_t crc = o.n > start ? crc32_update(0, o.p + start, o.n - start) : 0;
         uint32_t want_crc = get_le32(in + pos), want_size = get_le32(in + pos + 4);
         pos += 8;
         if (crc != want_crc) {

@@ -26,12 +26,17 @@ for target in build/fuzz/fuzz_*; do
     corpus=build/fuzz/corpus/$name
     mkdir -p "$corpus"
     cp build/fuzz/seeds/$name/* "$corpus"/ 2>/dev/null
-    if "$target" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=1024 \
-           "$corpus" > build/fuzz/$name.log 2>&1; then
+    # -close_fd_mask=2 silences the loaders' one-line refusals (and a crash report: on a
+    # failure the saved input is rerun below with stderr, to show it)
+    if "$target" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=1024 -close_fd_mask=2 \
+           -artifact_prefix=build/fuzz/$name- "$corpus" > build/fuzz/$name.log 2>&1; then
         runs=$(grep -E '^Done [0-9]+ runs' build/fuzz/$name.log | sed -E 's/Done ([0-9]+) runs.*/\1/')
         echo "fuzz-smoke: $name: ${runs:-?} executions in ${seconds} s, no crash"
     else
-        echo "fuzz-smoke: $name: FAILED (see build/fuzz/$name.log)"; tail -n 30 build/fuzz/$name.log
+        echo "fuzz-smoke: $name: FAILED (see build/fuzz/$name.log)"; tail -n 5 build/fuzz/$name.log
+        for crash in build/fuzz/$name-*; do
+            [ -f "$crash" ] && "$target" "$crash" 2>&1 | tail -n 30
+        done
         status=1
     fi
 done
