@@ -796,6 +796,8 @@ int unet_config_check(const UnetConfig *cfg, char *msg, size_t msg_len) {
         BAD("base = %d: must be even and >= 2 (it is also the sinusoidal embedding size)",
             cfg->base);
     if (cfg->groups < 1) BAD("groups = %d: must be >= 1", cfg->groups);
+    if (cfg->learned_var != 0 && cfg->learned_var != 1)
+        BAD("learned_var = %d: must be 0 or 1", cfg->learned_var);
     for (int l = 0; l < cfg->levels; l++) {
         if (cfg->mult[l] < 1) BAD("mult[%d] = %d: must be >= 1", l, cfg->mult[l]);
         if ((cfg->base * cfg->mult[l]) % cfg->groups)
@@ -954,7 +956,8 @@ int unet_init(Unet *u, const UnetConfig *cfg, ParamSet *ps, Rng *rng) {
     u->out_gn_rstd = alloc_reals((size_t)NB * G, "out gn rstd");
     act_alloc(u, &u->out_a, base, cfg->H, cfg->W);
     act_alloc(u, &u->out_s, base, cfg->H, cfg->W);
-    conv2d_declare(&u->conv_out, ps, "out", "conv", base, cfg->C, 3, 1);
+    conv2d_declare(&u->conv_out, ps, "out", "conv", base, cfg->C * (1 + cfg->learned_var),
+                   3, 1);
 
     /* every tensor is declared: place them, then initialize in the same order */
     params_alloc(ps);
@@ -1004,7 +1007,8 @@ int unet_init(Unet *u, const UnetConfig *cfg, ParamSet *ps, Rng *rng) {
     }
     groupnorm_init(u->out_gn_gamma, u->out_gn_beta, base);
     conv2d_init(&u->conv_out, rng, 1);   /* zero: the untrained net predicts 0 (Ho et al.) */
-    scratch = max_size(scratch, conv2d_scratch_size(base, cfg->C, cfg->H, cfg->W, 3, 1));
+    scratch = max_size(scratch, conv2d_scratch_size(base, cfg->C * (1 + cfg->learned_var),
+                                                    cfg->H, cfg->W, 3, 1));
     u->scratch_size = scratch;
     u->scratch = alloc_reals(scratch, "U-Net scratch (im2col, attention)");
     return 0;
@@ -1124,7 +1128,7 @@ void unet_forward(Unet *u, real *out, const real *x, const int *t, const int *y,
                       u->out_gn_beta, N, base, HW, G);
     silu_forward(u->out_s.x, u->out_a.x, (size_t)N * base * HW);
     conv2d_forward(out, scratch, u->out_s.x, u->conv_out.w, u->conv_out.b,
-                   N, base, cfg->C, cfg->H, cfg->W, 3, 1);
+                   N, base, u->conv_out.C_out, cfg->H, cfg->W, 3, 1);   /* C or 2 C */
 }
 
 /* ========================================================================================
@@ -1156,7 +1160,7 @@ void unet_backward(Unet *u, real *dx, const real *dout, int N) {
     Act *h = top->has_attn ? &top->up_attn_out[R] : &top->up_res_out[R];
     int HW = cfg->H * cfg->W;
     conv2d_backward(u->out_s.dx, u->conv_out.dw, u->conv_out.db, scratch, dout, u->out_s.x,
-                    u->conv_out.w, N, base, cfg->C, cfg->H, cfg->W, 3, 1);
+                    u->conv_out.w, N, base, u->conv_out.C_out, cfg->H, cfg->W, 3, 1);
     silu_backward(u->out_a.dx, u->out_s.dx, u->out_a.x, (size_t)N * base * HW);
     groupnorm_backward(h->dx, u->dout_gn_gamma, u->dout_gn_beta, u->out_a.dx, u->out_gn_mean,
                        u->out_gn_rstd, h->x, u->out_gn_gamma, N, base, HW, G);
@@ -1242,6 +1246,7 @@ static void unet_backward_fn(void *self, real *dx, const real *dout, int N) {
 Denoiser unet_denoiser(Unet *u) {
     return (Denoiser){ .self = u, .D = u->cfg.C * u->cfg.H * u->cfg.W,
                        .max_batch = u->cfg.max_batch, .params = u->params,
+                       .learned_var = u->cfg.learned_var,
                        .forward = unet_forward_fn, .backward = unet_backward_fn };
 }
 

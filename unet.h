@@ -158,6 +158,8 @@ typedef struct {
     int mid_attn;         /* 1: attention between the two middle blocks, e.g. 1 */
     int groups;           /* group norm groups, divides every channel count, e.g. 8 */
     int max_batch;        /* largest N for forward/backward (buffers are sized once), e.g. 32 */
+    int learned_var;      /* 1: conv_out gives 2 C channels, the prediction then v for a
+                             learned variance (denoiser.h); 0 (the default): C */
 } UnetConfig;
 
 /* The defaults; for 1×28×28 exactly: base 32, mult (1, 2, 2), 2 res blocks per level,

@@ -17,6 +17,7 @@
 #include "harness.h"
 #include "gauss_oracle.h"
 #include "../mlp.h"
+#include "../unet.h"
 
 #define LOG_TOL 1e-15        /* frac·a + (1 − frac)·b at frac ∈ {0, 1}: exact up to one rounding */
 #define SAME_TOL 1e-11       /* the same bound / sample by exp(log σ²) instead of σ²: rounding */
@@ -265,7 +266,54 @@ static void test_mlp_two_outputs(void) {
     params_free(&ps);
 }
 
+/* the U-Net with learned_var = 1: 2 C output channels, its backward takes them */
+typedef struct { Unet *u; real *x, *out, *dout; int *t; int N; size_t n_out; } UnetCtx;
+
+static double unet_fake_loss(void *p) {
+    UnetCtx *c = p;
+    unet_forward(c->u, c->out, c->x, c->t, NULL, c->N);
+    double L = 0;
+    for (size_t i = 0; i < c->n_out; i++) L += c->out[i] * c->dout[i];
+    return L;
+}
+
+static void test_unet_two_outputs(void) {
+    UnetConfig cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.C = 1; cfg.H = 4; cfg.W = 4;
+    cfg.base = 4; cfg.levels = 1; cfg.mult[0] = 1;
+    cfg.num_res_blocks = 1;
+    cfg.groups = 2;
+    cfg.max_batch = 2;
+    cfg.learned_var = 1;
+    enum { N = 2 };
+    Rng r;
+    rng_seed(&r, 44);
+    Unet u;
+    ParamSet ps;
+    params_init(&ps);
+    CHECK(unet_init(&u, &cfg, &ps, &r) == 0, "a U-Net with learned_var builds");
+    Denoiser net = unet_denoiser(&u);
+    const Param *out_w = params_find(&ps, "out.conv.w");
+    CHECK(net.learned_var == 1 && out_w && out_w->shape[0] == 2, "learned_var: conv_out has 2 C = 2 output channels");
+    size_t n_in = (size_t)N * 16, n_out = 2 * n_in;
+    real x[N * 16], out[2 * N * 16], dout[2 * N * 16], dx[N * 16];
+    int t[N] = { 1, 9 };
+    rng_fill_normal(&r, x, n_in);
+    rng_fill_normal(&r, dout, n_out);
+    UnetCtx c = { &u, x, out, dout, t, N, n_out };
+    unet_fake_loss(&c);
+    params_zero_grad(&ps);
+    unet_backward(&u, dx, dout, N);
+    gradcheck("unet (2 C outputs) conv_out.w", ps.w + out_w->offset, ps.g + out_w->offset, out_w->n,
+              unet_fake_loss, &c, 20);
+    gradcheck("unet (2 C outputs) input x", x, dx, n_in, unet_fake_loss, &c, 0);
+    unet_free(&u);
+    params_free(&ps);
+}
+
 int main(void) {
+    test_unet_two_outputs();
     test_log_variance_endpoints();
     test_learned_equals_fixed();
     test_hybrid_gradients();
