@@ -280,21 +280,11 @@ static void cell_bands(void) {
     }
 }
 
-/* dog/cat in standardized coordinates, by the mixture's exact mean and standard deviation */
-static void dogcat_standardized(Mixture2D *m, double mean[2], double sd[2]) {
-    Mixture2D note;
-    toy_mixture(TOY_DOGCAT, &note);
-    double cov[2][2];
-    mixture_moments(&note, mean, cov);
-    for (int d = 0; d < 2; d++) sd[d] = sqrt(cov[d][d]);
-    mixture_affine(&note, mean, sd, m);
-}
-
 /* 05 §4: where the sampler starts against where training examples x_t land */
 static void cell_far(const Schedule *s) {
     Mixture2D m;
     double mean[2], sd[2];
-    dogcat_standardized(&m, mean, sd);
+    dogcat_standardized_exact(&m, mean, sd);
     enum { N = 20000 };
     Rng r;
     rng_seed(&r, 5);
@@ -303,13 +293,9 @@ static void cell_far(const Schedule *s) {
     printf("%d start points z ~ N(0, I) (standardized coordinates); q_t = the diffused dog/cat landscape\n", N);
     printf("%4s %12s %34s\n", "t", "alphabar_t", "share of z where q_t(z) < 1e-3");
     const int ts[8] = { 0, 1, 5, 10, 20, 30, 40, 50 };
-    for (int k = 0; k < 8; k++) {
-        Mixture2D q;
-        mixture_diffuse(&m, s->alpha_bar[ts[k]], &q);
-        int empty = 0;
-        for (int n = 0; n < N; n++) empty += mixture_logpdf(&q, z[n]) < log(1e-3);
-        printf("%4d %12.4g %33.1f%%\n", ts[k], s->alpha_bar[ts[k]], 100.0 * empty / N);
-    }
+    for (int k = 0; k < 8; k++)
+        printf("%4d %12.4g %33.1f%%\n", ts[k], s->alpha_bar[ts[k]],
+               100.0 * empty_share(&m, s->alpha_bar[ts[k]], (const double (*)[2])z, N, 1e-3));
 }
 
 /* 05 §3: one particle of the sampler in score form, x_{t−1} = (x_t + β_t s)/√α_t + σ_t z,
@@ -317,7 +303,7 @@ static void cell_far(const Schedule *s) {
 static void cell_slope(const Schedule *s) {
     Mixture2D m;
     double mean[2], sd[2];
-    dogcat_standardized(&m, mean, sd);
+    dogcat_standardized_exact(&m, mean, sd);
     Rng r;
     rng_seed(&r, 11);
     double x[2] = { rng_normal(&r), rng_normal(&r) };

@@ -185,4 +185,29 @@ static inline double two_hill_reverse_kl(double beta, double xt) {
     return kl;
 }
 
+/* ----------------------------------------------------------------------------------------
+ * Two helpers for the 2D dog/cat landscape (data.h), shared the same way. */
+#include "../data.h"
+
+/* dog/cat in standardized coordinates, by the mixture's exact mean and standard deviation */
+static inline void dogcat_standardized_exact(Mixture2D *m, double mean[2], double sd[2]) {
+    Mixture2D note;
+    toy_mixture(TOY_DOGCAT, &note);
+    double cov[2][2];
+    mixture_moments(&note, mean, cov);
+    for (int d = 0; d < 2; d++) sd[d] = sqrt(cov[d][d]);
+    mixture_affine(&note, mean, sd, m);
+}
+
+/* The share of the N points z (N, 2) where the landscape q_t = mixture_diffuse(m, ᾱ) has
+ * density below `floor`: where training examples x_t ~ q_t (almost) never land. */
+static inline double empty_share(const Mixture2D *m, double alpha_bar, const double (*z)[2], int N,
+                                 double floor) {
+    Mixture2D q;
+    mixture_diffuse(m, alpha_bar, &q);
+    int empty = 0;
+    for (int n = 0; n < N; n++) empty += mixture_logpdf(&q, z[n]) < log(floor);
+    return (double)empty / N;
+}
+
 #endif

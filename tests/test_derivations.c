@@ -10,6 +10,7 @@
  *   5. Gaussian reverse step, σ² choices    test_reverse_step_gaussian, test_variance_choice,
  *                                           test_bound_gap_limit       (notebook 02 §2, 07 §2)
  *   6. the score view, Tweedie              test_tweedie, test_score_sampler (notebook 05 §3)
+ *      and 001's "왜 완만하게?"               test_start_region_covered  (notebook 05 §4)
  * and two pins the notebooks rely on: L_simple's value (test_l_simple_value) and the
  * sampler's use of σ_t² (test_sampler_uses_var).
  */
@@ -361,6 +362,35 @@ static void test_score_sampler(void) {
     schedule_free(&s);
 }
 
+/* 001's "왜 완만하게?": training draws x_t ~ q_t, so the network learns a direction only where
+ * q_t has mass. Of the sampler's start points z ~ N(0, I), those where q_t is nearly empty
+ * (density < 10⁻³) must be many for the clean data (> 40 %), fewer at every larger t, and at
+ * t = T only N(0, I)'s own tail: P(density < 10⁻³) = 2π·10⁻³ exactly for N(0, I) in 2D. */
+static void test_start_region_covered(void) {
+    Schedule s;
+    schedule_build(&s, SCHED_COSINE, 50);
+    Mixture2D m;
+    double mean[2], sd[2];
+    dogcat_standardized_exact(&m, mean, sd);
+    enum { N = 20000 };
+    static double z[N][2];
+    Rng r;
+    rng_seed(&r, 5);
+    for (int n = 0; n < N; n++) { z[n][0] = rng_normal(&r); z[n][1] = rng_normal(&r); }
+    double prev = 1.1;
+    int falling = 1;
+    for (int t = 0; t <= s.T; t += 5) {
+        double share = empty_share(&m, s.alpha_bar[t], (const double (*)[2])z, N, 1e-3);
+        falling &= share <= prev;
+        prev = share;
+        if (t == 0) CHECK(share > 0.4, "t = 0: %.3f of the start points lie where the data are absent", share);
+    }
+    double tail = 2 * PI * 1e-3, se = sqrt(tail * (1 - tail) / N);
+    CHECK(falling, "the empty share falls as t grows");
+    CHECK(fabs(prev - tail) <= Z_MC * se, "t = T: empty share %.4f vs N(0, I)'s tail %.4f (5 SE %.4f)", prev, tail, Z_MC * se);
+    schedule_free(&s);
+}
+
 /* ---- pins --------------------------------------------------------------------------------
  * L_simple = mean over the N examples and D numbers of (out − target)², so its gradient is
  * 2 (out − target)/(N D): a hand sum, which a change of the 1/D weight (or of the 1/N) fails. */
@@ -437,6 +467,7 @@ int main(void) {
     test_bound_gap_limit();
     test_tweedie();
     test_score_sampler();
+    test_start_region_covered();
     test_l_simple_value();
     test_sampler_uses_var();
     return test_summary("test_derivations");
