@@ -365,6 +365,59 @@ void draw_scatter(Image *img, int x, int y, int w, int h, const real *pts, int n
     }
 }
 
+/* The tick step for a span shown with about n ticks: the smallest of 1, 2, 5 times a power of
+ * ten that is at least span / n. */
+double axis_tick_step(double span, int n) {
+    if (!(span > 0) || n < 1) return 0;
+    double raw = span / n, p = pow(10.0, floor(log10(raw)));
+    const double mult[4] = { 1, 2, 5, 10 };
+    for (int k = 0; k < 3; k++)
+        if (mult[k] * p >= raw * (1 - 1e-12)) return mult[k] * p;
+    return mult[3] * p;
+}
+
+/* Ticks at every multiple of the step, mapped like draw_scatter maps points: the column of
+ * data x is x + round((x − xmin)/(xmax − xmin) (w − 1)). Labels are moved inside the panel
+ * at its edges; those that would crowd the bottom-left corner (where the two axes meet) are
+ * left out. */
+void draw_axes_inside(Image *img, int x, int y, int w, int h, double xmin, double xmax,
+                      double ymin, double ymax, int n, const unsigned char rgb[3]) {
+    const int tick = 4, corner = 2 * FONT_LINE;
+    for (int axis = 0; axis < 2; axis++) {
+        double lo = axis ? ymin : xmin, hi = axis ? ymax : xmax, step = axis_tick_step(hi - lo, n);
+        if (step <= 0) continue;
+        int decimals = step >= 1 ? 0 : (int)ceil(-log10(step) - 1e-9);
+        for (double k = ceil(lo / step - 1e-9); k * step <= hi + 1e-9 * step; k++) {
+            double v = k * step, f = (v - lo) / (hi - lo);
+            char label[32];
+            snprintf(label, sizeof label, "%.*f", decimals, k == 0 ? 0.0 : v);
+            if (axis == 0) {                    /* x: a tick up from the bottom edge, label above */
+                int px = x + (int)(f * (w - 1) + 0.5);
+                draw_line(img, px, y + h - 1, px, y + h - tick, rgb);
+                int lx = px - text_width(label, 1) / 2, lw = text_width(label, 1);
+                lx = lx < x ? x : lx + lw > x + w ? x + w - lw : lx;        /* keep it inside */
+                if (px - x >= corner) draw_text(img, lx, y + h - tick - FONT_LINE, label, rgb, 1);
+            } else {                            /* y: a tick right from the left edge, label beside */
+                int py = y + (int)((1 - f) * (h - 1) + 0.5);
+                draw_line(img, x, py, x + tick, py, rgb);
+                int ly = py - FONT_H / 2;
+                ly = ly < y ? y : ly + FONT_H > y + h ? y + h - FONT_H : ly;  /* keep it inside */
+                if (y + h - py >= corner) draw_text(img, x + tick + 2, ly, label, rgb, 1);
+            }
+        }
+    }
+}
+
+/* A legend: one filled square of each colour and its label, one entry per line from (x, y). */
+void draw_legend(Image *img, int x, int y, const char *const *labels, const unsigned char (*rgb)[3],
+                 int n, const unsigned char text_rgb[3]) {
+    for (int i = 0; i < n; i++) {
+        int row = y + i * FONT_LINE;
+        image_fill_rect(img, x, row, FONT_H, FONT_H, rgb[i]);
+        draw_text(img, x + FONT_H + 3, row, labels[i], text_rgb, 1);
+    }
+}
+
 /* ========================================================================================
  * 5. Grids of small images
  * ======================================================================================== */

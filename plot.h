@@ -63,6 +63,19 @@ void draw_scatter(Image *img, int x, int y, int w, int h, const real *pts, int n
                   double xmin, double xmax, double ymin, double ymax,
                   int r, const unsigned char rgb[3]);
 
+/* Axes for a panel (x, y, w, h) that shows data x in [xmin, xmax] and y in [ymin, ymax]
+ * (data y grows up, as in draw_scatter): ticks at the multiples of axis_tick_step(span, n)
+ * (1, 2 or 5 times a power of ten, about n per axis) along the bottom and left edges, each
+ * labelled with its value, all in rgb and drawn inside the panel, so that a picture needs
+ * no margin for them. */
+double axis_tick_step(double span, int n);
+void draw_axes_inside(Image *img, int x, int y, int w, int h, double xmin, double xmax,
+                      double ymin, double ymax, int n, const unsigned char rgb[3]);
+/* A legend: a filled square of colour rgb[i] and labels[i] beside it, one entry per line
+ * (FONT_LINE pixels) from (x, y) down, the text in text_rgb. */
+void draw_legend(Image *img, int x, int y, const char *const *labels, const unsigned char (*rgb)[3],
+                 int n, const unsigned char text_rgb[3]);
+
 /* ----------------------------------------------------------------------------------------
  * Colormaps: v in [0, 1] (clamped) to a colour. colormap() is viridis-like: dark purple
  * through blue and green to yellow, brightness rising monotonically, so that order reads

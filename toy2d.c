@@ -259,12 +259,22 @@ static double grid_max(const double *g) {
 static const unsigned char BLACK[3] = { 0, 0, 0 }, WHITE[3] = { 255, 255, 255 };
 static const unsigned char ORANGE[3] = { 255, 140, 0 }, RED[3] = { 220, 30, 30 };
 
-/* one labelled panel: a heatmap of grid, with an optional title above */
+/* one labelled panel: a heatmap of grid over the view, with ticks in the note's coordinates
+ * (so that the dog near (10, 20) can be read off) and an optional title above */
 #define PANEL 220
 #define TITLE_H 18
-static void draw_panel(Image *img, int x, int y, const double *grid, const char *title) {
+static void draw_panel(Image *img, int x, int y, const double *grid, const char *title, const View *v) {
     draw_heatmap(img, x, y + TITLE_H, PANEL, PANEL, grid, GRID, GRID, 0.0, grid_max(grid));
+    draw_axes_inside(img, x, y + TITLE_H, PANEL, PANEL, v->lo[0], v->hi[0], v->lo[1], v->hi[1], 4, WHITE);
     if (title) draw_text(img, x + 2, y + 4, title, BLACK, 1);
+}
+
+/* a legend in the top-right corner of a panel at (x, y): n entries of colour and label */
+static void panel_legend(Image *img, int x, int y, const char *const *labels,
+                         const unsigned char (*rgb)[3], int n) {
+    int wmax = 0;
+    for (int i = 0; i < n; i++) wmax = text_width(labels[i], 1) > wmax ? text_width(labels[i], 1) : wmax;
+    draw_legend(img, x + PANEL - wmax - FONT_H - 6, y + TITLE_H + 3, labels, rgb, n, WHITE);
 }
 
 /* pixel of a point in the note's coordinates inside a panel at (x, y + TITLE_H) */
@@ -357,6 +367,8 @@ static void trace_step(void *ctx, int t, const real *x, const real *x0_hat, int 
     } else {
         image_fill_rect(&frame, 0, TITLE_H, PANEL, PANEL, BLACK);
     }
+    const View *v = tr->view;
+    draw_axes_inside(&frame, 0, TITLE_H, PANEL, PANEL, v->lo[0], v->hi[0], v->lo[1], v->hi[1], 4, WHITE);
     char title[64];
     snprintf(title, sizeof title, "reverse process t = %d", t);
     draw_text(&frame, 2, 4, title, BLACK, 1);
@@ -382,6 +394,9 @@ static void trace_step(void *ctx, int t, const real *x, const real *x0_hat, int 
         to_pixel(tr->view, 0, 0, tr->scratch[2 * k], tr->scratch[2 * k + 1], &ix, &iy);
         draw_dot(&frame, ix, iy, 3, RED);
     }
+    const char *legend[3] = { "samples x_t", "8 paths", "their x_t" };
+    const unsigned char colours[3][3] = { { 255, 255, 255 }, { 255, 140, 0 }, { 220, 30, 30 } };
+    panel_legend(&frame, 0, 0, legend, colours, 3);
     int frames = t == 0 ? 15 : 1;                 /* hold the last frame */
     for (int i = 0; i < frames; i++) gif_add_frame(tr->gif, &frame);
     for (int k = 0; k < STRIP_FRAMES; k++)        /* t = T, 4T/5, ..., 0 into the strip */
@@ -452,7 +467,7 @@ static Results run_story(Options o) {
                 memset(grid, 0, GRID * GRID * sizeof(double));
                 snprintf(title, sizeof title, "t = %d: no closed form", t);
             }
-            draw_panel(&img, x, 4, grid, title);
+            draw_panel(&img, x, 4, grid, title, &view);
             /* x_t = √ᾱ_t x₀ + √(1 − ᾱ_t) ε (q_sample), then in the note's coordinates */
             for (int n = 0; n < N; n++) tt[n] = t;
             rng_fill_normal(&rng, eps, (size_t)N * 2);
@@ -461,7 +476,7 @@ static Results run_story(Options o) {
             unstandardize(xt, N, 2, mean, std);
             histogram_grid(grid, xt, N, &view);
             snprintf(title, sizeof title, "histogram of x_t, t = %d", t);
-            draw_panel(&img, x, PANEL + TITLE_H + 12, grid, title);
+            draw_panel(&img, x, PANEL + TITLE_H + 12, grid, title, &view);
         }
         draw_text(&img, 8, img.h - 14, "forward process: the dog/cat hills flatten into N(0, I) "
                   "(top: closed form, bottom: diffused points)", BLACK, 1);
@@ -698,17 +713,21 @@ static Results run_story(Options o) {
         image_init(&img, 2 * (PANEL + 8) + 8, PANEL + TITLE_H + 24);
         if (have_mix) {
             density_grid(grid, &note_mix, &box);
-            draw_panel(&img, 8, 4, grid, "true density and data");
+            draw_panel(&img, 8, 4, grid, "true density and data", &box);
         } else {
             histogram_grid(grid, fresh_a, N, &box);
-            draw_panel(&img, 8, 4, grid, "true data (histogram)");
+            draw_panel(&img, 8, 4, grid, "true data (histogram)", &box);
         }
         draw_scatter(&img, 8, 4 + TITLE_H, PANEL, PANEL, fresh_a, N > 500 ? 500 : N, box.lo[0],
                      box.hi[0], box.lo[1], box.hi[1], 1, WHITE);
         histogram_grid(grid, samples, N, &box);
-        draw_panel(&img, PANEL + 16, 4, grid, "generated (histogram)");
+        draw_panel(&img, PANEL + 16, 4, grid, "generated (histogram)", &box);
         draw_scatter(&img, PANEL + 16, 4 + TITLE_H, PANEL, PANEL, samples, N > 500 ? 500 : N,
                      box.lo[0], box.hi[0], box.lo[1], box.hi[1], 1, WHITE);
+        const unsigned char dots[1][3] = { { 255, 255, 255 } };
+        const char *true_pts[1] = { "500 true points" }, *gen_pts[1] = { "500 samples" };
+        panel_legend(&img, 8, 4, true_pts, dots, 1);
+        panel_legend(&img, PANEL + 16, 4, gen_pts, dots, 1);
         char line[128];
         snprintf(line, sizeof line, "energy distance %.4f (floor %.4f)", ed, ed_floor);
         draw_text(&img, 8, img.h - 14, line, BLACK, 1);
@@ -770,7 +789,7 @@ static Results run_story(Options o) {
             density_grid(grid, &m, &view);
             char title[64];
             snprintf(title, sizeof title, "-eps field, t = %d", t);
-            draw_panel(&img, px, 4, grid, title);
+            draw_panel(&img, px, 4, grid, title, &view);
             for (int a = 0; a < ARROWS * ARROWS; a++) {
                 double x = view.lo[0] + ((a % ARROWS) + 0.5) * (view.hi[0] - view.lo[0]) / ARROWS;
                 double y = view.lo[1] + ((a / ARROWS) + 0.5) * (view.hi[1] - view.lo[1]) / ARROWS;
@@ -798,6 +817,9 @@ static Results run_story(Options o) {
                 draw_dot(&img, x0p, y0p, 1, RED);
             }
         }
+        const char *legend[2] = { "exact -eps*", "learned -eps_hat" };
+        const unsigned char colours[2][3] = { { 255, 255, 255 }, { 255, 140, 0 } };
+        panel_legend(&img, 8, 4, legend, colours, 2);
         draw_text(&img, 8, img.h - 14, "white: exact -eps* = sqrt(1-abar) grad log q_t;  orange: learned -eps_hat",
                   BLACK, 1);
         png_write(path_in(o.out, "field.png"), &img);

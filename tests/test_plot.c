@@ -680,6 +680,53 @@ static void test_shapes(void) {
     image_free(&dst);
 }
 
+/* Ticks: the step is 1, 2 or 5 times a power of ten; the tick of data value v sits where
+ * draw_scatter would put a point at v; the note's dog (10, 20) falls on a tick of each axis
+ * in toy2d's view of dog/cat (x from -1.6 to 17.1, y from 12.9 to 31.6). */
+static void test_axes(void) {
+    CHECK(axis_tick_step(18.7, 5) == 5 && axis_tick_step(10, 5) == 2 && axis_tick_step(100, 10) == 10,
+          "tick steps 5, 2, 10");
+    CHECK(fabs(axis_tick_step(0.37, 4) - 0.1) < 1e-15 && fabs(axis_tick_step(1, 4) - 0.5) < 1e-15,
+          "tick steps 0.1, 0.5");
+    CHECK(axis_tick_step(0, 5) == 0 && axis_tick_step(1, 0) == 0, "no ticks for an empty span");
+    Image img;
+    image_init(&img, 130, 130);
+    draw_axes_inside(&img, 10, 10, 101, 101, 0, 10, 20, 30, 5, black);
+    /* x ticks at 0, 2, ..., 10: columns 10, 30, ..., 110 of the bottom row (y = 110) */
+    int ok = 1;
+    for (int k = 0; k <= 5; k++) ok &= same_rgb(pixel(&img, 10 + 20 * k, 110), black) &&
+                                        same_rgb(pixel(&img, 10 + 20 * k, 107), black);
+    CHECK(ok, "x ticks at the columns of 0, 2, ..., 10");
+    CHECK(same_rgb(pixel(&img, 31, 110), white) && same_rgb(pixel(&img, 30, 105), white),
+          "an x tick is one column wide and 4 pixels high");
+    /* y ticks at 20, 22, ..., 30: rows 110, 90, ..., 10 of the left column */
+    ok = 1;
+    for (int k = 0; k <= 5; k++) ok &= same_rgb(pixel(&img, 10, 110 - 20 * k), black) &&
+                                        same_rgb(pixel(&img, 13, 110 - 20 * k), black);
+    CHECK(ok, "y ticks at the rows of 20, 22, ..., 30");
+    CHECK(count_not_white(&img, 30 - 3, 110 - 4 - FONT_LINE, 30 + 4, 110 - 4) > 0 &&
+          count_not_white(&img, 16, 90 - FONT_H / 2, 16 + 2 * FONT_ADVANCE, 90 + FONT_H) > 0,
+          "tick labels drawn beside the ticks");
+    CHECK(count_not_white(&img, 0, 0, 130, 10) == 0 && count_not_white(&img, 111, 0, 130, 130) == 0,
+          "nothing drawn outside the panel");
+    image_free(&img);
+    image_init(&img, 230, 230);
+    const double lo[2] = { -1.6, 12.9 }, hi[2] = { 17.1, 31.6 };
+    draw_axes_inside(&img, 0, 0, 220, 220, lo[0], hi[0], lo[1], hi[1], 5, black);
+    int dx = (int)((10 - lo[0]) / (hi[0] - lo[0]) * 219 + 0.5), dy = (int)((hi[1] - 20) / (hi[1] - lo[1]) * 219 + 0.5);
+    CHECK(same_rgb(pixel(&img, dx, 219), black) && same_rgb(pixel(&img, 0, dy), black),
+          "dog/cat view: ticks at x = 10 (column %d) and y = 20 (row %d)", dx, dy);
+    image_free(&img);
+    image_init(&img, 60, 30);
+    const unsigned char colours[2][3] = { { 255, 0, 0 }, { 0, 0, 255 } };
+    const char *labels[2] = { "a", "b" };
+    draw_legend(&img, 2, 2, labels, colours, 2, black);
+    CHECK(same_rgb(pixel(&img, 3, 3), colours[0]) && same_rgb(pixel(&img, 3, 3 + FONT_LINE), colours[1]) &&
+          count_not_white(&img, 2 + FONT_H + 3, 2, 2 + FONT_H + 3 + FONT_W, 2 + FONT_H) > 0,
+          "legend: a swatch of each colour and its label");
+    image_free(&img);
+}
+
 static void test_text(void) {
     Image img;
     image_init(&img, 100, 40);
@@ -858,6 +905,7 @@ int main(void) {
     test_checksums();
     test_shapes();
     test_text();
+    test_axes();
     test_colormap_heatmap();
     test_image_grids();
     test_png();
