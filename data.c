@@ -1009,3 +1009,74 @@ void image_set_free(ImageSet *set) {
     free(set->label);
     memset(set, 0, sizeof *set);
 }
+
+/* ========================================================================================
+ * Gaussian mixtures, class-conditional: one component is one class
+ *
+ * For the mixture q(x₀) = Σ_k w_k q(x₀|k), the class c picks a component, so
+ * q(x_t | c) = N(x_t; √ᾱ μ_c, ᾱ Σ_c + (1 − ᾱ) I) in closed form, and the optimal
+ * conditional denoiser is Tweedie's formula applied to that one Gaussian. */
+
+void mixture_component(const Mixture2D *m, int k, Mixture2D *out) {
+    check_mixture(m);
+    if (k < 0 || k >= m->K) die("mixture_component: k = %d, the mixture has %d", k, m->K);
+    Mixture2D one;
+    memset(&one, 0, sizeof one);
+    one.K = 1;
+    one.w[0] = 1.0;
+    memcpy(one.mu[0], m->mu[k], sizeof one.mu[0]);
+    memcpy(one.cov[0], m->cov[k], sizeof one.cov[0]);
+    one.label[0] = m->label[k];
+    *out = one;
+}
+
+/* r_k(x) = exp(lw_k − log p(x)) */
+double mixture_posterior(const Mixture2D *m, const double x[2], int k) {
+    double lw[MIX_MAX];
+    Gauss2Cache g[MIX_MAX];
+    double logp = log_sum_exp(lw, m->K, component_logs(m, x, lw, g));
+    if (k < 0 || k >= m->K) die("mixture_posterior: k = %d, the mixture has %d", k, m->K);
+    return exp(lw[k] - logp);
+}
+
+void mixture_eps_star_cond(const Mixture2D *m0, double alpha_bar, const double x_t[2], int c,
+                           double eps[2]) {
+    if (c == m0->K) {                          /* ∅: the unconditional ε* */
+        mixture_eps_star(m0, alpha_bar, x_t, eps);
+        return;
+    }
+    Mixture2D one;
+    mixture_component(m0, c, &one);            /* q(x₀ | c), then diffused inside */
+    mixture_eps_star(&one, alpha_bar, x_t, eps);
+}
+
+/* ε̃ = ε*_c + w (ε*_c − ε*_∅): since ε* = −√(1−ᾱ) ∇ log q_t, this is
+ * −√(1−ᾱ) ∇ [(1 + w) log q_t(x|c) − w log q_t(x)] */
+void mixture_eps_guided(const Mixture2D *m0, double alpha_bar, const double x_t[2], int c,
+                        double w, double eps[2]) {
+    double ec[2], en[2];
+    mixture_eps_star_cond(m0, alpha_bar, x_t, c, ec);
+    mixture_eps_star_cond(m0, alpha_bar, x_t, m0->K, en);
+    for (int i = 0; i < 2; i++) eps[i] = ec[i] + w * (ec[i] - en[i]);
+}
+
+/* p_w(x₀) ∝ q(x₀|c) (q(x₀|c)/q(x₀))^w = q(x₀|c) (P(c|x₀)/w_c)^w ∝ q(x₀|c) P(c|x₀)^w:
+ * propose x₀ ~ q(·|c), accept with probability P(c|x₀)^w. */
+double tilted_sample(const Mixture2D *m, int c, double w, real *x, int N, Rng *rng) {
+    if (!(w >= 0.0)) die("tilted_sample: w = %g, the rejection sampler needs w >= 0", w);
+    Mixture2D one;
+    mixture_component(m, c, &one);
+    long tries = 0;
+    for (int n = 0; n < N; ) {
+        real p[2];
+        mixture_sample(&one, p, NULL, 1, rng);
+        double xd[2] = { p[0], p[1] };
+        tries++;
+        if (rng_uniform(rng) < pow(mixture_posterior(m, xd, c), w)) {
+            x[2 * n] = p[0];
+            x[2 * n + 1] = p[1];
+            n++;
+        }
+    }
+    return tries ? (double)N / (double)tries : 1.0;
+}

@@ -107,6 +107,34 @@ void mixture_eps_star_jacobian(const Mixture2D *m0, double alpha_bar, const doub
 void mixture_x0_star(const Mixture2D *m0, double alpha_bar, const double x_t[2],
                      double x0[2]);
 
+/* ----------------------------------------------------------------------------------------
+ * Class-conditional: each component k is a class c (dogcat: 0 = dog, 1 = cat), the null
+ * label ∅ = K means "any class" (classifier-free guidance, guidance.h). */
+
+/* Component k alone, as a one-component mixture of weight 1: q(x₀ | c = k). */
+void mixture_component(const Mixture2D *m, int k, Mixture2D *out);
+
+/* The posterior P(c = k | x) = w_k N(x; μ_k, Σ_k) / p(x) (the responsibility of k). */
+double mixture_posterior(const Mixture2D *m, const double x[2], int k);
+
+/* The exact class-conditional denoiser: component c diffused in closed form,
+ *   ε*(x_t, c) = E[ε | x_t, c] = −√(1−ᾱ) ∇ log q_t(x_t | c),
+ * q_t(·|c) = mixture_diffuse(component c, ᾱ); c = m0->K (∅) is mixture_eps_star. */
+void mixture_eps_star_cond(const Mixture2D *m0, double alpha_bar, const double x_t[2], int c,
+                           double eps[2]);
+
+/* The exact guided field (guidance.h): ε̃ = ε*(x_t, c) + w (ε*(x_t, c) − ε*(x_t, ∅)), which
+ * is −√(1−ᾱ) ∇ log [q_t(x_t|c)^{1+w} q_t(x_t)^{−w}] at every ᾱ. */
+void mixture_eps_guided(const Mixture2D *m0, double alpha_bar, const double x_t[2], int c,
+                        double w, double eps[2]);
+
+/* The tilted density p_w(x₀) ∝ q(x₀|c)^{1+w} q(x₀)^{−w} (w >= 0), which guidance is often
+ * said to sample and does not. Since q(x₀|c)/q(x₀) = P(c|x₀)/w_c ≤ 1/w_c,
+ *   p_w(x₀) ∝ q(x₀|c) P(c|x₀)^w,
+ * so rejection from q(x₀|c) with acceptance P(c|x₀)^w ≤ 1 draws it exactly. x (N, 2);
+ * returns the acceptance rate (the normalizer E_{q(·|c)}[P(c|x₀)^w]). */
+double tilted_sample(const Mixture2D *m, int c, double w, real *x, int N, Rng *rng);
+
 /* ========================================================================================
  * Standardization and the energy distance */
 

@@ -1,6 +1,7 @@
 /* mlp.c: the 2D denoiser (see mlp.h for the exact default architecture).
  *
- * forward:  in = [x, emb(t)];  h_l = SiLU(Linear_l(h_{l−1}));  out = Linear_L(h_{L−1})
+ * forward:  in = [x, emb(t)] (+ cls_emb[y] if K > 0);  h_l = SiLU(Linear_l(h_{l−1}));
+ *           out = Linear_L(h_{L−1})
  * backward: the same layers in exact reverse order, each quoting its forward.
  * Sizes: N = batch, D = data dimension, E = embedding size, H = hidden width.
  */
@@ -17,10 +18,10 @@ MlpConfig mlp_default_config(int D, int max_batch) {
 void mlp_init(Mlp *m, const MlpConfig *cfg, ParamSet *ps, Rng *rng) {
     memset(m, 0, sizeof *m);
     if (cfg->layers < 1 || cfg->layers > MLP_MAX_HIDDEN_LAYERS || cfg->emb_dim % 2 ||
-        cfg->D < 1 || cfg->hidden < 1 || cfg->max_batch < 1 ||
+        cfg->D < 1 || cfg->hidden < 1 || cfg->max_batch < 1 || cfg->num_classes < 0 ||
         (cfg->learned_var != 0 && cfg->learned_var != 1))
         die("MLP config: need 1..%d hidden layers, an even embedding size, positive sizes, "
-            "learned_var 0 or 1",
+            "learned_var 0 or 1, num_classes >= 0",
             MLP_MAX_HIDDEN_LAYERS);
     m->cfg = *cfg;
     m->params = ps;
@@ -35,16 +36,21 @@ void mlp_init(Mlp *m, const MlpConfig *cfg, ParamSet *ps, Rng *rng) {
         snprintf(name, sizeof name, "fc%d.b", l);
         params_add(ps, &m->b[l], &m->db[l], name, 1, m->out_dim[l]);
     }
+    int K = cfg->num_classes;
+    if (K > 0) params_add(ps, &m->cls_emb, &m->dcls_emb, "cls_emb", 2, K + 1, in0);
     params_alloc(ps);
     for (int l = 0; l < m->n_linear; l++) {  /* U(−1/√fan_in, 1/√fan_in) */
         init_uniform(m->w[l], (size_t)m->in_dim[l] * m->out_dim[l], m->in_dim[l], rng);
         init_uniform(m->b[l], (size_t)m->out_dim[l], m->in_dim[l], rng);
     }
+    if (K > 0)   /* N(0, 1), as the common embedding layers start */
+        for (size_t i = 0; i < (size_t)(K + 1) * in0; i++) m->cls_emb[i] = (real)rng_normal(rng);
     ema_reset(ps);
 
     size_t N = (size_t)cfg->max_batch, widest = (size_t)(in0 > H ? in0 : H);
     m->t_real = xmalloc(N * sizeof(real), "MLP t");
     m->input = xmalloc(N * in0 * sizeof(real), "MLP input");
+    m->y = xmalloc(N * sizeof(int), "MLP labels");
     for (int l = 0; l < cfg->layers; l++) {
         m->pre[l] = xmalloc(N * H * sizeof(real), "MLP pre-activation");
         m->act[l] = xmalloc(N * H * sizeof(real), "MLP activation");
@@ -54,7 +60,7 @@ void mlp_init(Mlp *m, const MlpConfig *cfg, ParamSet *ps, Rng *rng) {
 }
 
 void mlp_free(Mlp *m) {
-    free(m->t_real); free(m->input);
+    free(m->t_real); free(m->input); free(m->y);
     for (int l = 0; l < m->cfg.layers; l++) { free(m->pre[l]); free(m->act[l]); }
     free(m->grad_a); free(m->grad_b);
     memset(m, 0, sizeof *m);
@@ -64,7 +70,7 @@ void mlp_forward(Mlp *m, real *out, const real *x, const int *t, const int *y, i
     const MlpConfig *c = &m->cfg;
     int D = c->D, E = c->emb_dim, in0 = D + E, H = c->hidden;
     if (N > c->max_batch) die("mlp_forward: batch %d > max_batch %d", N, c->max_batch);
-    (void)y;   /* labels: read once the MLP has a class embedding */
+    if (y && c->num_classes == 0) die("mlp_forward: labels given to an unconditional MLP");
     /* in = [x, emb(t)] */
     for (int n = 0; n < N; n++) m->t_real[n] = (real)t[n];
     real *emb = m->grad_a;  /* scratch: (N, E), copied into the input right away */
@@ -73,6 +79,11 @@ void mlp_forward(Mlp *m, real *out, const real *x, const int *t, const int *y, i
         real *in_n = m->input + (size_t)n * in0;          /* seek to input[n, :] */
         memcpy(in_n, x + (size_t)n * D, (size_t)D * sizeof(real));
         memcpy(in_n + D, emb + (size_t)n * E, (size_t)E * sizeof(real));
+    }
+    /* in += cls_emb[y] (conditional only); the labels are kept for the backward */
+    if (c->num_classes > 0) {
+        for (int n = 0; n < N; n++) m->y[n] = y ? y[n] : c->num_classes;
+        label_embedding_forward(m->input, m->cls_emb, m->y, c->num_classes, N, in0);
     }
     /* h_l = SiLU(Linear_l(h_{l−1})) */
     const real *h = m->input;
@@ -100,12 +111,15 @@ void mlp_backward(Mlp *m, real *dx, const real *dout, int N) {
         /* forward: pre[l] = Linear_l(h_{l−1}), h_{−1} = input */
         const real *h_in = l > 0 ? m->act[l - 1] : m->input;
         int width = m->in_dim[l];
-        int need_din = l > 0 || dx != NULL;
+        int need_din = l > 0 || dx != NULL || c->num_classes > 0;
         memset(dh, 0, (size_t)N * width * sizeof(real));
         linear_backward(need_din ? dh : NULL, m->dw[l], m->db[l], dpre, h_in, m->w[l],
                         N, width, H);
     }
-    /* forward: input = [x, emb(t)]; t is an integer, so only the x columns flow back */
+    /* forward: input = [x, emb(t)] + cls_emb[y]: every column flows into cls_emb[y];
+     * t is an integer, so besides it only the x columns flow back */
+    if (c->num_classes > 0)
+        label_embedding_backward(m->dcls_emb, dh, m->y, c->num_classes, N, in0);
     if (dx)
         for (int n = 0; n < N; n++)
             memcpy(dx + (size_t)n * D, dh + (size_t)n * in0, (size_t)D * sizeof(real));

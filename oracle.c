@@ -27,12 +27,18 @@ void mixture_oracle_free(MixtureOracle *o) {
 
 static void oracle_forward(void *self, real *out, const real *x, const int *t, const int *y,
                            int N) {
-    (void)y;   /* the unconditional mixture: no labels */
     MixtureOracle *o = self;
     if (N > o->max_batch) die("oracle forward: batch %d > max_batch %d", N, o->max_batch);
+    int K = o->mix.K;
     for (int n = 0; n < N; n++) {
+        /* label c < K: the class-conditional ε*(x_t, c) of component c alone (guidance.h);
+         * ∅ (c = K, or y == NULL): the whole mixture's ε* */
+        int c = y ? y[n] : K;
+        if (c < 0 || c > K) die("oracle forward: label %d is not a class 0..%d or %d", c, K - 1, K);
+        Mixture2D one;
+        if (c < K) mixture_component(&o->mix, c, &one);
         double xt[2] = { x[2 * n], x[2 * n + 1] }, e[2], J[2][2], a, b;
-        mixture_eps_star_jacobian(&o->mix, o->s->alpha_bar[t[n]], xt, e, J);
+        mixture_eps_star_jacobian(c < K ? &one : &o->mix, o->s->alpha_bar[t[n]], xt, e, J);
         eps_affine(&a, &b, o->param, o->s, t[n]);
         double *jac = o->jac + 4 * n;                  /* seek to ∂out_n/∂x_n, (2, 2) */
         for (int i = 0; i < 2; i++) {

@@ -2,7 +2,9 @@
  *
  * forward returns, for each x_t, the target of the chosen parametrization built from
  * ε* = E[ε | x_t] (data.c mixture_eps_star), i.e. what a perfectly trained network would
- * output; backward returns the vector-Jacobian product with its exact Jacobian
+ * output. With labels y (denoiser.h) it is the exact class-conditional denoiser of the
+ * mixture: for y_n = c < K the ε* of component c diffused alone, for ∅ = K (or y = NULL)
+ * the whole mixture's (data.h mixture_eps_star_cond; guidance.h). Backward returns the vector-Jacobian product with its exact Jacobian
  * (mixture_eps_star_jacobian), so the probability-flow ODE's likelihood (ddpm.h) can be
  * taken of the exact denoiser, and compared with the mixture's true density.
  * Not here: parameters (params is NULL, backward adds no parameter gradient).

@@ -310,6 +310,35 @@ void timestep_embedding_backward(real *dt, const real *dout, const real *t, int 
 }
 
 /* ========================================================================================
+ * Label embedding: out (N, dim) += table (K + 1, dim)[y_n, :]; y == NULL is ∅ = K */
+
+static int label_row(const int *y, int K, int n) {
+    int c = y ? y[n] : K;
+    if (c < 0 || c > K) die("label %d of example %d is not a class 0..%d or the null label %d",
+                            c, n, K - 1, K);
+    return c;
+}
+
+void label_embedding_forward(real *out, const real *table, const int *y, int K, int N,
+                             int dim) {
+    for (int n = 0; n < N; n++) {
+        const real *row = table + (size_t)label_row(y, K, n) * dim;   /* seek to table[y_n, :] */
+        real *out_n = out + (size_t)n * dim;
+        for (int j = 0; j < dim; j++) out_n[j] += row[j];
+    }
+}
+
+/* forward: out[n, j] += table[y_n, j]   ⇒   dL/dtable[c, j] = Σ_{n: y_n = c} dout[n, j] */
+void label_embedding_backward(real *dtable, const real *dout, const int *y, int K, int N,
+                              int dim) {
+    for (int n = 0; n < N; n++) {
+        real *drow = dtable + (size_t)label_row(y, K, n) * dim;
+        const real *dout_n = dout + (size_t)n * dim;
+        for (int j = 0; j < dim; j++) drow[j] += dout_n[j];
+    }
+}
+
+/* ========================================================================================
  * MSE: L = scale Σ_i (pred[i] − target[i])² */
 
 double mse_forward(const real *pred, const real *target, size_t n, double scale) {

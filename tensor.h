@@ -112,6 +112,16 @@ void silu_backward(real *din, const real *dout, const real *in, size_t n);
 void timestep_embedding_forward(real *out, const real *t, int N, int dim);
 void timestep_embedding_backward(real *dt, const real *dout, const real *t, int N, int dim);
 
+/* Label embedding, added to features: out[n, :] += table[y_n, :], table (K + 1, dim) with
+ * one learned row per class c = 0..K−1 and the last row for the null label ∅ = K (the
+ * "no label" of classifier-free guidance). y (N) in 0..K; y == NULL means ∅ for every n.
+ * A label outside 0..K is a programming error: die() names it. The backward adds
+ * dtable[y_n, :] += dout[n, :] (rows of labels absent from the batch get nothing). */
+void label_embedding_forward(real *out, const real *table, const int *y, int K, int N,
+                             int dim);
+void label_embedding_backward(real *dtable, const real *dout, const int *y, int K, int N,
+                              int dim);
+
 /* MSE: L = scale * Σ_i (pred[i] - target[i])², the caller chooses scale (e.g. 1/n). */
 double mse_forward(const real *pred, const real *target, size_t n, double scale);
 void mse_backward(real *dpred, const real *pred, const real *target, size_t n, double scale);

@@ -809,6 +809,7 @@ int unet_config_check(const UnetConfig *cfg, char *msg, size_t msg_len) {
     if (cfg->n_attn < 0 || cfg->n_attn > UNET_MAX_ATTN)
         BAD("n_attn = %d: use 0..%d", cfg->n_attn, UNET_MAX_ATTN);
     if (cfg->max_batch < 1) BAD("max_batch = %d: must be >= 1", cfg->max_batch);
+    if (cfg->num_classes < 0) BAD("num_classes = %d: must be >= 0", cfg->num_classes);
     return 0;
 #undef BAD
 }
@@ -816,7 +817,7 @@ int unet_config_check(const UnetConfig *cfg, char *msg, size_t msg_len) {
 /* ========================================================================================
  * U-Net construction. This is where the architecture is spelled out (Ho et al., app. B):
  *
- *   temb = Linear(SiLU(Linear(sinusoidal(t, base))))                  (N, 4·base)
+ *   temb = Linear(SiLU(Linear(sinusoidal(t, base)))) [+ label_emb[y]]  (N, 4·base)
  *   h = conv_in(x)                                       push h
  *   for l = 0 .. L−1:  for b < num_res_blocks:  h = Res(h) [; h = Attn(h)]   push h
  *                      if l < L−1:  h = Down(h)  (stride-2 3×3)           push h
@@ -863,6 +864,7 @@ int unet_init(Unet *u, const UnetConfig *cfg, ParamSet *ps, Rng *rng) {
     params_add(ps, &u->temb2_b, &u->dtemb2_b, "temb.fc2.b", 1, T_emb);
     u->x_in = alloc_reals((size_t)NB * cfg->C * cfg->H * cfg->W, "copy of the input x");
     u->t_real = alloc_reals((size_t)NB, "t");
+    u->y = xmalloc((size_t)NB * sizeof(int), "U-Net labels");
     u->temb0 = alloc_reals((size_t)NB * base, "temb0");
     size_t ne = (size_t)NB * T_emb;
     u->temb1 = alloc_reals(ne, "temb1");           u->dtemb1 = alloc_reals(ne, "dtemb1");
@@ -958,6 +960,9 @@ int unet_init(Unet *u, const UnetConfig *cfg, ParamSet *ps, Rng *rng) {
     act_alloc(u, &u->out_s, base, cfg->H, cfg->W);
     conv2d_declare(&u->conv_out, ps, "out", "conv", base, cfg->C * (1 + cfg->learned_var),
                    3, 1);
+    /* the label embedding, one row per class and ∅ (declared last: K = 0 is unchanged) */
+    int K = cfg->num_classes;
+    if (K > 0) params_add(ps, &u->label_emb, &u->dlabel_emb, "label_emb", 2, K + 1, T_emb);
 
     /* every tensor is declared: place them, then initialize in the same order */
     params_alloc(ps);
@@ -1007,6 +1012,9 @@ int unet_init(Unet *u, const UnetConfig *cfg, ParamSet *ps, Rng *rng) {
     }
     groupnorm_init(u->out_gn_gamma, u->out_gn_beta, base);
     conv2d_init(&u->conv_out, rng, 1);   /* zero: the untrained net predicts 0 (Ho et al.) */
+    if (K > 0)   /* N(0, 1), as the common embedding layers start; drawn last */
+        for (size_t i = 0; i < (size_t)(K + 1) * T_emb; i++)
+            u->label_emb[i] = (real)rng_normal(rng);
     scratch = max_size(scratch, conv2d_scratch_size(base, cfg->C * (1 + cfg->learned_var),
                                                     cfg->H, cfg->W, 3, 1));
     u->scratch_size = scratch;
@@ -1031,7 +1039,7 @@ void unet_free(Unet *u) {
     if (u->cfg.mid_attn) attention_free(&u->mid_attn);
     resblock_free(&u->mid2);
     for (int i = 0; i < u->n_acts; i++) { free(u->acts[i]->x); free(u->acts[i]->dx); }
-    free(u->x_in); free(u->t_real); free(u->temb0);
+    free(u->x_in); free(u->t_real); free(u->y); free(u->temb0);
     free(u->temb1); free(u->dtemb1); free(u->temb1_act); free(u->dtemb1_act);
     free(u->temb); free(u->dtemb); free(u->temb_act); free(u->dtemb_act);
     free(u->out_gn_mean); free(u->out_gn_rstd);
@@ -1052,10 +1060,10 @@ void unet_forward(Unet *u, real *out, const real *x, const int *t, const int *y,
     const UnetConfig *cfg = &u->cfg;
     int L = cfg->levels, R = cfg->num_res_blocks, G = cfg->groups, base = cfg->base;
     int T_emb = u->T_emb;
-    (void)y;   /* labels: read once the U-Net has a class embedding */
     size_t ne = (size_t)N * T_emb;
     real *scratch = u->scratch;
     check_batch(u, N, "unet_forward");
+    if (y && cfg->num_classes == 0) die("unet_forward: labels given to an unconditional U-Net");
     u->last_N = N;
 
     /* 1. timestep embedding: temb_act = SiLU(Linear(SiLU(Linear(sinusoidal(t))))) */
@@ -1064,6 +1072,10 @@ void unet_forward(Unet *u, real *out, const real *x, const int *t, const int *y,
     linear_forward(u->temb1, u->temb0, u->temb1_w, u->temb1_b, N, base, T_emb);
     silu_forward(u->temb1_act, u->temb1, ne);
     linear_forward(u->temb, u->temb1_act, u->temb2_w, u->temb2_b, N, T_emb, T_emb);
+    if (cfg->num_classes > 0) {   /* temb += label_emb[y]; the labels kept for the backward */
+        for (int n = 0; n < N; n++) u->y[n] = y ? y[n] : cfg->num_classes;
+        label_embedding_forward(u->temb, u->label_emb, u->y, cfg->num_classes, N, T_emb);
+    }
     silu_forward(u->temb_act, u->temb, ne);   /* the SiLU of each block's Linear(SiLU(temb)) */
 
     /* 2. conv_in (x is copied: its backward needs it for dw) */
@@ -1224,6 +1236,8 @@ void unet_backward(Unet *u, real *dx, const real *dout, int N) {
 
     /* 1. timestep embedding, reversed (t itself is an integer: no gradient) */
     silu_backward(u->dtemb, u->dtemb_act, u->temb, ne);
+    if (cfg->num_classes > 0)     /* forward: temb += label_emb[y] */
+        label_embedding_backward(u->dlabel_emb, u->dtemb, u->y, cfg->num_classes, N, T_emb);
     linear_backward(u->dtemb1_act, u->dtemb2_w, u->dtemb2_b, u->dtemb, u->temb1_act, u->temb2_w,
                     N, T_emb, T_emb);
     silu_backward(u->dtemb1, u->dtemb1_act, u->temb1, ne);

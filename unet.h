@@ -160,6 +160,7 @@ typedef struct {
     int max_batch;        /* largest N for forward/backward (buffers are sized once), e.g. 32 */
     int learned_var;      /* 1: conv_out gives 2 C channels, the prediction then v for a
                              learned variance (denoiser.h); 0 (the default): C */
+    int num_classes;      /* K class labels (+ ∅ = K); 0 = unconditional (the default), e.g. 10 */
 } UnetConfig;
 
 /* The defaults; for 1×28×28 exactly: base 32, mult (1, 2, 2), 2 res blocks per level,
@@ -198,6 +199,8 @@ typedef struct {
     /* timestep embedding: sinusoidal(t, base) → Linear → SiLU → Linear → (SiLU in blocks) */
     real *temb1_w, *dtemb1_w, *temb1_b, *dtemb1_b;   /* (base, T_emb), (T_emb) */
     real *temb2_w, *dtemb2_w, *temb2_b, *dtemb2_b;   /* (T_emb, T_emb), (T_emb) */
+    real *label_emb, *dlabel_emb; /* (K + 1, T_emb) added to temb (K > 0 only): row ∅ = K */
+    int *y;                       /* (N) labels of the last forward, ∅ = K for NULL */
     real *x_in;                   /* (N, C, H, W) copy of the input x, for conv_in's dw */
     real *t_real;                 /* (N) t as real */
     real *temb0;                  /* (N, base) sinusoidal embedding */
@@ -231,7 +234,9 @@ typedef struct {
 int unet_init(Unet *u, const UnetConfig *cfg, ParamSet *ps, Rng *rng);
 void unet_free(Unet *u);
 
-/* out (N, C, H, W) = f_θ(x (N, C, H, W), t (N), t = 1..T); keeps what backward needs. */
+/* out (N, C, H, W) = f_θ(x (N, C, H, W), t (N), y (N)), t = 1..T; keeps what backward
+ * needs. A conditional U-Net (K > 0) adds label_emb[y_n] to the timestep embedding before
+ * its SiLU, so every residual block sees the class (y == NULL: ∅ for all; K = 0: NULL only). */
 void unet_forward(Unet *u, real *out, const real *x, const int *t, const int *y, int N);
 /* Given dout = dL/dout of the last forward: adds dL/dθ into the ParamSet's gradients
  * and, if dx is not NULL, writes dL/dx (N, C, H, W). */

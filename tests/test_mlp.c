@@ -1,6 +1,8 @@
 /* test_mlp.c: the 2D denoiser. The default architecture exactly (34→128→128→128→2),
  * its backward against finite differences for every parameter tensor and the input, and
- * gradient accumulation. Built with real = double. */
+ * gradient accumulation; the class-conditional MLP (label embedding added to the input
+ * features) the same way, and its relation to the unconditional one. Built with
+ * real = double. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,14 +12,77 @@
 
 #define CHECKS_PER_TENSOR 40   /* entries sampled per parameter tensor: keeps the test fast */
 
-typedef struct { Mlp *m; real *x, *out, *dout; int *t; int N; } Ctx;
+typedef struct { Mlp *m; real *x, *out, *dout; int *t; const int *y; int N; } Ctx;
 
 static double fake_loss(void *p) {    /* L = Σ out · dout */
     Ctx *c = p;
-    mlp_forward(c->m, c->out, c->x, c->t, NULL, c->N);
+    mlp_forward(c->m, c->out, c->x, c->t, c->y, c->N);
     double L = 0;
     for (int i = 0; i < c->N * c->m->cfg.D; i++) L += c->out[i] * c->dout[i];
     return L;
+}
+
+/* The conditional MLP: input = [x, emb(t)] + cls_emb[y], K = 3 classes and ∅ = 3. */
+static void test_conditional(void) {
+    enum { N = 4, D = 2, K = 3 };
+    MlpConfig cfg = mlp_default_config(D, N), cfg0 = cfg;
+    cfg.num_classes = K;
+    cfg.hidden = 16;  cfg0.hidden = 16;   /* small: every entry can be checked */
+    Rng r, r0;
+    rng_seed(&r, 5); rng_seed(&r0, 5);
+    Mlp m, m0;
+    ParamSet ps, ps0;
+    params_init(&ps); params_init(&ps0);
+    mlp_init(&m, &cfg, &ps, &r);
+    mlp_init(&m0, &cfg0, &ps0, &r0);
+    const Param *emb = params_find(&ps, "cls_emb");
+    CHECK(emb && emb->shape[0] == K + 1 && emb->shape[1] == D + 32 && ps.count == ps0.count + 1,
+          "cls_emb is one extra (K + 1, D + E) tensor");
+    CHECK(memcmp(ps.w, ps0.w, ps0.total * sizeof(real)) == 0,
+          "the same seed gives the conditional MLP the unconditional one's linear weights");
+
+    real x[N * D], out[N * D], dout[N * D], dx[N * D];
+    int t[N] = { 1, 7, 25, 50 }, y[N] = { 0, 2, K, 1 };   /* every kind of label, ∅ too */
+    rng_fill_normal(&r, x, N * D);
+    rng_fill_normal(&r, dout, N * D);
+    Ctx c = { &m, x, out, dout, t, y, N };
+    fake_loss(&c);
+    params_zero_grad(&ps);
+    memset(dx, 0, sizeof dx);
+    mlp_backward(&m, dx, dout, N);
+    for (int i = 0; i < ps.count; i++) {
+        const Param *p = &ps.p[i];
+        gradcheck(p->name, ps.w + p->offset, ps.g + p->offset, p->n, fake_loss, &c, 0);
+    }
+    gradcheck("conditional mlp input x", x, dx, N * D, fake_loss, &c, 0);
+    /* the ∅ row is trained by the one example labelled ∅ (example 2) */
+    const real *dnull = ps.g + emb->offset + (size_t)K * emb->shape[1];
+    double sum_null = 0.0;
+    for (int j = 0; j < emb->shape[1]; j++) sum_null += fabs(dnull[j]);
+    CHECK(sum_null > 0, "the null label's row is trained by the examples that carry it");
+
+    /* y == NULL is ∅ for every example */
+    real a[N * D], b[N * D];
+    int all_null[N] = { K, K, K, K };
+    mlp_forward(&m, a, x, t, NULL, N);
+    mlp_forward(&m, b, x, t, all_null, N);
+    CHECK(memcmp(a, b, sizeof a) == 0, "labels NULL = the null label for all");
+    /* the label matters: the same x, t with another label gives another output */
+    int other[N] = { 1, 0, 0, 2 };
+    mlp_forward(&m, b, x, t, other, N);
+    int differs = 1;
+    for (int n = 0; n < N; n++) differs &= b[2 * n] != a[2 * n] || b[2 * n + 1] != a[2 * n + 1];
+    CHECK(differs, "the output changes with the label");
+    /* with cls_emb = 0 the conditional MLP is the unconditional one, number for number */
+    memset(ps.w + emb->offset, 0, emb->n * sizeof(real));
+    mlp_forward(&m, a, x, t, y, N);
+    mlp_forward(&m0, b, x, t, NULL, N);
+    int same = 1;
+    for (int i = 0; i < N * D; i++) same &= a[i] == b[i];
+    CHECK(same, "a zero label embedding gives the unconditional MLP's outputs exactly");
+
+    mlp_free(&m); mlp_free(&m0);
+    params_free(&ps); params_free(&ps0);
 }
 
 int main(void) {
@@ -40,7 +105,7 @@ int main(void) {
     int t[N] = { 1, 25, 50 };
     rng_fill_normal(&r, x, N * D);
     rng_fill_normal(&r, dout, N * D);
-    Ctx c = { &m, x, out, dout, t, N };
+    Ctx c = { &m, x, out, dout, t, NULL, N };
     fake_loss(&c);
     params_zero_grad(&ps);
     memset(dx, 0, sizeof dx);
@@ -71,5 +136,6 @@ int main(void) {
 
     mlp_free(&m);
     params_free(&ps);
+    test_conditional();
     return test_summary("test_mlp");
 }

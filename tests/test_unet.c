@@ -395,6 +395,80 @@ static void test_unet_gradients(Rng *rng) {
     free(c.x); free(c.out); free(c.dout); free(dx); free(g1); free(out2);
 }
 
+/* The class-conditional U-Net: temb += label_emb[y] before the SiLU that feeds every
+ * residual block; its gradient, ∅, and the relation to the unconditional net. */
+typedef struct { Unet *u; real *x, *out, *dout; const int *t, *y; int N; size_t n; } CondCase;
+
+static double cond_loss(void *ctx) {
+    CondCase *c = ctx;
+    unet_forward(c->u, c->out, c->x, c->t, c->y, c->N);
+    return dot(c->out, c->dout, c->n);
+}
+
+static void test_unet_label_gradients(Rng *rng) {
+    enum { K = 3 };
+    UnetConfig cfg = small_config(), cfg0 = small_config();
+    cfg.num_classes = K;
+    Unet u, u0;
+    ParamSet ps, ps0;
+    params_init(&ps); params_init(&ps0);
+    Rng r1, r0;
+    rng_seed(&r1, 77); rng_seed(&r0, 77);
+    CHECK(unet_init(&u, &cfg, &ps, &r1) == 0 && unet_init(&u0, &cfg0, &ps0, &r0) == 0,
+          "conditional and unconditional small U-Nets build");
+    const Param *emb = params_find(&ps, "label_emb");
+    CHECK(emb && emb->shape[0] == K + 1 && emb->shape[1] == u.T_emb && ps.count == ps0.count + 1,
+          "label_emb is one extra (K + 1, T_emb) tensor");
+    CHECK(memcmp(ps.w, ps0.w, ps0.total * sizeof(real)) == 0,
+          "the same seed gives the conditional U-Net the unconditional one's other weights");
+    randomize_params(&ps, rng);
+    int N = 2, t[2] = { 3, 850 }, y[2] = { 1, K };     /* a class and the null label */
+    CondCase c = { &u, 0, 0, 0, t, y, N, (size_t)N * cfg.C * cfg.H * cfg.W };
+    c.x = random_reals(rng, c.n, 1.0);
+    c.out = xcalloc(c.n, sizeof(real), "out");
+    c.dout = random_reals(rng, c.n, 1.0);
+    double norm = sqrt(dot(c.dout, c.dout, c.n));   /* unit length, as in the test above */
+    for (size_t i = 0; i < c.n; i++) c.dout[i] /= norm;
+    real *dx = xcalloc(c.n, sizeof(real), "dx");
+    cond_loss(&c);
+    params_zero_grad(&ps);
+    unet_backward(&u, dx, c.dout, N);
+    gradcheck("conditional unet x", c.x, dx, c.n, cond_loss, &c, MAX_CHECKS);
+    gradcheck("conditional unet label_emb", ps.w + emb->offset, ps.g + emb->offset, emb->n,
+              cond_loss, &c, 0);
+    const char *near[] = { "temb.fc1.w", "temb.fc2.w", "temb.fc2.b" };   /* before the sum */
+    for (int i = 0; i < 3; i++) {
+        const Param *p = params_find(&ps, near[i]);
+        gradcheck(near[i], ps.w + p->offset, ps.g + p->offset, p->n, cond_loss, &c, MAX_CHECKS);
+    }
+    /* rows of labels absent from the batch (0 and 2) get no gradient */
+    double absent = 0.0;
+    for (int j = 0; j < u.T_emb; j++)
+        absent += fabs(ps.g[emb->offset + j]) + fabs(ps.g[emb->offset + 2 * u.T_emb + j]);
+    CHECK(absent == 0.0, "label_emb rows of absent labels get no gradient");
+
+    /* y == NULL is ∅ for every example; another label changes the output */
+    real *a = xcalloc(c.n, sizeof(real), "a"), *b = xcalloc(c.n, sizeof(real), "b");
+    int nulls[2] = { K, K }, other[2] = { 0, 2 };
+    unet_forward(&u, a, c.x, t, NULL, N);
+    unet_forward(&u, b, c.x, t, nulls, N);
+    CHECK(memcmp(a, b, c.n * sizeof(real)) == 0, "U-Net labels NULL = the null label for all");
+    unet_forward(&u, b, c.x, t, other, N);
+    CHECK(memcmp(a, b, c.n * sizeof(real)) != 0, "the U-Net output changes with the label");
+    /* with label_emb = 0 (and the same other weights) it is the unconditional U-Net */
+    memcpy(ps0.w, ps.w, ps0.total * sizeof(real));
+    memset(ps.w + emb->offset, 0, emb->n * sizeof(real));
+    unet_forward(&u, a, c.x, t, y, N);
+    unet_forward(&u0, b, c.x, t, NULL, N);
+    int same = 1;
+    for (size_t i = 0; i < c.n; i++) same &= a[i] == b[i];
+    CHECK(same, "a zero label embedding gives the unconditional U-Net's outputs exactly");
+
+    unet_free(&u); unet_free(&u0);
+    params_free(&ps); params_free(&ps0);
+    free(c.x); free(c.out); free(c.dout); free(dx); free(a); free(b);
+}
+
 /* the same seed gives bit-identical weights and outputs */
 static void test_unet_reproducible(void) {
     UnetConfig cfg = small_config();
@@ -497,6 +571,7 @@ int main(void) {
     test_resblock(4, 4, &rng);
     test_attention(&rng);
     test_unet_gradients(&rng);
+    test_unet_label_gradients(&rng);
     test_unet_reproducible();
     test_default_config(&rng);
     test_bad_configs();
