@@ -94,7 +94,7 @@ static void test_guided_w0_is_conditional(void) {
     Denoiser gd = guided_denoiser(&g);
     Schedule s;
     schedule_build(&s, SCHED_COSINE, T);
-    DdpmConfig dc = { PRED_EPS, LOSS_SIMPLE, VAR_BETA_TILDE };
+    DdpmConfig dc = { .param = PRED_EPS, .weighting = LOSS_SIMPLE, .var = VAR_BETA_TILDE };
     int y[N];
     for (int n = 0; n < N; n++) y[n] = n % (K + 1);   /* classes and ∅ */
     real a[N * 2], b[N * 2];
@@ -284,7 +284,7 @@ static void test_oracle_conditional_sampling(const Mixture2D *mix) {
     MixtureOracle o;
     mixture_oracle_init(&o, mix, &s, PRED_EPS, N);
     Denoiser net = mixture_oracle_denoiser(&o);
-    DdpmConfig dc = { PRED_EPS, LOSS_SIMPLE, VAR_BETA_TILDE };
+    DdpmConfig dc = { .param = PRED_EPS, .weighting = LOSS_SIMPLE, .var = VAR_BETA_TILDE };
     real *x = xmalloc((size_t)N * 2 * sizeof(real), "samples");
     int *y = xmalloc((size_t)N * sizeof(int), "labels");
     Rng r;
