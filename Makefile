@@ -112,9 +112,9 @@ FUZZ_SAN := -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=all
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
 build/fuzz/lib/%.o: %.c $(HEADERS)
 	@mkdir -p build/fuzz/lib
-	$(FUZZ_CC) $(WARN) $(FUZZ_SAN) -fsanitize=fuzzer-no-link -DDDPM_DOUBLE -c $< -o $@
+	$(FUZZ_CC) $(WARN) $(FUZZ_SAN) $(STD) -fsanitize=fuzzer-no-link -DDDPM_DOUBLE -c $< -o $@
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_model.h $(LIB_SRC:%.c=build/fuzz/lib/%.o)
-	$(FUZZ_CC) $(WARN) $(FUZZ_SAN) -fsanitize=fuzzer -DDDPM_DOUBLE $< $(LIB_SRC:%.c=build/fuzz/lib/%.o) -o $@ -lm
+	$(FUZZ_CC) $(WARN) $(FUZZ_SAN) $(STD) -fsanitize=fuzzer -DDDPM_DOUBLE $< $(LIB_SRC:%.c=build/fuzz/lib/%.o) -o $@ -lm
 build/fuzz/make_seeds: tests/fuzz/make_seeds.c tests/fuzz/fuzz_model.h $(LIB_SRC:%.c=build/test/%.o)
 	@mkdir -p build/fuzz
 	$(CC) $(CFLAGS) -DDDPM_DOUBLE $< $(LIB_SRC:%.c=build/test/%.o) -o $@ $(LDLIBS)

@@ -166,6 +166,30 @@ double params_grad_norm(const ParamSet *ps) {
     return sqrt(sum);
 }
 
+int params_check_finite(const ParamSet *ps, double loss, long step, char *msg, size_t len) {
+    if (!isfinite(loss)) {
+        snprintf(msg, len, "step %ld: the loss is %g", step, loss);
+        return -1;
+    }
+    const struct { const real *x; const char *what; } bufs[] = {
+        { ps->g, "the gradient of" }, { ps->w, "the weights of" }, { ps->m, "Adam's first moment of" },
+        { ps->v, "Adam's second moment of" }, { ps->ema, "the EMA of" },
+    };
+    for (int b = 0; b < 5; b++)
+        for (int i = 0; i < ps->count; i++) {
+            const Param *p = &ps->p[i];
+            const real *x = bufs[b].x + p->offset;               /* seek to this tensor */
+            for (size_t k = 0; k < p->n; k++)
+                if (!isfinite(x[k])) {
+                    snprintf(msg, len, "step %ld: %s %s holds %g (at index %zu)", step,
+                             bufs[b].what, p->name, (double)x[k], k);
+                    return -1;
+                }
+        }
+    if (len) msg[0] = '\0';
+    return 0;
+}
+
 const Param *params_find(const ParamSet *ps, const char *name) {
     for (int i = 0; i < ps->count; i++)
         if (strcmp(ps->p[i].name, name) == 0) return &ps->p[i];

@@ -87,6 +87,12 @@ void params_free(ParamSet *ps);
 void params_zero_grad(ParamSet *ps);
 double params_grad_norm(const ParamSet *ps);
 const Param *params_find(const ParamSet *ps, const char *name);
+/* After a training step (backward, adam_step, ema_update), before anything is saved: 0 if
+ * the loss and every number of g, w, m, v and ema is finite; else −1 and one line in msg
+ * naming the step and the first bad tensor, e.g. "step 37: the gradient of fc1.w holds
+ * nan (at index 12)" or "step 37: the loss is inf". Checked in that order (the loss, then
+ * g, w, m, v, ema), so the message names where the trouble entered. */
+int params_check_finite(const ParamSet *ps, double loss, long step, char *msg, size_t len);
 
 /* Uniform init U(-k, k) with k = 1/sqrt(fan_in), as the common framework default. */
 void init_uniform(real *w, size_t n, int fan_in, Rng *rng);
