@@ -282,6 +282,15 @@ static int check_savable(const Report *rep, const CkptHeader *h, const ParamSet 
     return 0;
 }
 
+int checkpoint_check_dest(const char *path, char *err, size_t err_len) {
+    Report rep = { path, err, err_len };
+    char why[1024];
+    if (io_check_dest(path, MAGIC, sizeof MAGIC, "a DDPM checkpoint", why, sizeof why) != 0)
+        return fail_io(&rep, why);
+    report_ok(&rep);
+    return 0;
+}
+
 int checkpoint_save_err(const char *path, const CkptHeader *h, const ParamSet *ps,
                         const Rng *rng, char *err, size_t err_len) {
     Report rep = { path, err, err_len };

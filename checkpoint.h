@@ -151,6 +151,11 @@ void ckpt_print(FILE *f, const CkptHeader *h);
  * before writing anything, a `path` that holds something other than a checkpoint. */
 int checkpoint_save(const char *path, const CkptHeader *h, const ParamSet *ps, const Rng *rng);
 
+/* What checkpoint_save checks first, for a program to call before training: 0 if `path`
+ * may receive a checkpoint (nothing there, or a checkpoint; its folder writable), else −1
+ * with one line on stderr ("error: ...") or in err. */
+int checkpoint_check_dest(const char *path, char *err, size_t err_len);
+
 /* Reads and validates the whole file (magic, version, size, checksum) and fills h with its
  * settings, so that the program can build its model before loading the numbers. */
 int checkpoint_read_header(const char *path, CkptHeader *h);

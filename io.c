@@ -31,6 +31,10 @@ static struct {
     int env_read;        /* DDPM_IO_FAULT looked at already */
 } fault;
 
+static int failed_writes;   /* io_failed_writes(): failed io_create and io_commit calls */
+
+int io_failed_writes(void) { return failed_writes; }
+
 void io_fault_arm(IoFaultKind kind, uint64_t k) {
     fault.kind = kind; fault.k = k; fault.bytes = 0; fault.calls = 0; fault.fired = 0;
     fault.env_read = 1;
@@ -182,6 +186,7 @@ IoFile *io_create(const char *path, char *err, size_t err_len) {
         if (fd < 0 && errno != EEXIST) break;
     }
     if (fd < 0) {
+        failed_writes++;
         snprintf(err, err_len, "cannot create %s: %s (does the folder exist and is it "
                  "writable?)", tmp, strerror(errno));
         free(f); free(dest); free(tmp);
@@ -258,6 +263,7 @@ static void io_free(IoFile *f) {
 
 void io_abort(IoFile *f) {
     if (!f) return;
+    failed_writes++;                     /* an output given up is an output lost */
     if (f->fd >= 0) close(f->fd);
     unlink(f->tmp);
     io_free(f);
@@ -278,7 +284,7 @@ static int sync_folder(const char *path) {
     return (rc != 0 && e != EINVAL) ? -1 : 0;
 }
 
-int io_commit(IoFile *f, char *err, size_t err_len) {
+static int commit(IoFile *f, char *err, size_t err_len) {
     if (err_len) err[0] = '\0';
     flush_buffer(f);
     if (!f->err_no && sys_fsync(f->fd) != 0) remember(f, "fsync", errno);
@@ -307,6 +313,30 @@ int io_commit(IoFile *f, char *err, size_t err_len) {
         return -1;
     }
     io_free(f);
+    return 0;
+}
+
+int io_commit(IoFile *f, char *err, size_t err_len) {
+    int rc = commit(f, err, err_len);
+    failed_writes += rc != 0;
+    return rc;
+}
+
+int io_check_folder(const char *dir, char *err, size_t err_len) {
+    size_t n = strlen(dir) + 32;
+    char *probe = malloc(n);
+    if (!probe) { snprintf(err, err_len, "out of memory"); return -1; }
+    snprintf(probe, n, "%s/.probe.%ld", dir, (long)getpid());
+    int fd = open(probe, O_WRONLY | O_CREAT | O_EXCL, 0666);
+    if (fd < 0) {
+        snprintf(err, err_len, "cannot write in %s: %s", dir, strerror(errno));
+        free(probe);
+        return -1;
+    }
+    close(fd);
+    unlink(probe);
+    free(probe);
+    if (err_len) err[0] = '\0';
     return 0;
 }
 

@@ -60,8 +60,20 @@ int io_failed(const IoFile *f);       /* 1 once anything failed */
 /* Flush, fsync, close, rename over path, fsync the folder; frees f. 0 on success; on
  * failure −1, the temporary removed and the message in err. */
 int io_commit(IoFile *f, char *err, size_t err_len);
-/* Gives up: closes and removes the temporary, frees f. `path` is untouched. */
+/* Gives up: closes and removes the temporary, frees f. `path` is untouched; the file
+ * counts as a failed write (io_failed_writes). */
 void io_abort(IoFile *f);
+
+/* Files this process failed to write (each failed io_create or io_commit, and each
+ * io_abort, counts one), so
+ * that a program can exit non-zero at the end if any output was lost, after writing all
+ * the others: `return io_failed_writes() ? 1 : 0;`. */
+int io_failed_writes(void);
+
+/* A folder where outputs will go: 0 if a file can be created (and removed) in it now,
+ * else −1 and the reason in err, e.g. "cannot write in out/x: Read-only file system".
+ * For programs to check every output before the first training step. */
+int io_check_folder(const char *dir, char *err, size_t err_len);
 
 /* What may be replaced at `path`, checked before any work is done:
  *   nothing there, or a regular file that starts with `magic` (magic_len bytes; with

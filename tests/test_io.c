@@ -309,6 +309,36 @@ static void test_names(void) {
           strstr(err, "too long"), "a 4999-byte path: %.80s", err);
 }
 
+/* The count a program exits by, and the folder probe it checks before training. */
+static void test_counts(void) {
+    char path[256], err[2048];
+    path_in_dir(path, sizeof path, "count.txt");
+    int before = io_failed_writes();
+    IoFile *f = io_create(path, err, sizeof err);
+    io_puts(f, "ok\n");
+    CHECK(io_commit(f, err, sizeof err) == 0 && io_failed_writes() == before,
+          "a good write counts nothing");
+    io_fault_arm(IO_FAULT_FULL, 0);
+    f = io_create(path, err, sizeof err);
+    io_puts(f, "lost\n");
+    CHECK(io_commit(f, err, sizeof err) == -1 && io_failed_writes() == before + 1,
+          "a failed commit counts one");
+    io_fault_arm(IO_FAULT_EIO, 0);
+    CHECK(io_create(path, err, sizeof err) == NULL && io_failed_writes() == before + 2,
+          "a failed create counts one");
+    io_fault_disarm();
+    io_abort(io_create(path, err, sizeof err));
+    CHECK(io_failed_writes() == before + 3, "an abort counts one");
+    CHECK(same_file(path, (const unsigned char *)"ok\n", 3), "the good file survived");
+    remove(path);
+    CHECK(io_check_folder(dir, err, sizeof err) == 0 && temporaries_left() == 0,
+          "the test folder is writable: %s", err);
+    char missing[300];
+    snprintf(missing, sizeof missing, "%s/none", dir);
+    CHECK(io_check_folder(missing, err, sizeof err) == -1 && strstr(err, "No such file"),
+          "a missing folder: %s", err);
+}
+
 int main(void) {
     alarm(TEST_ALARM);
     snprintf(dir, sizeof dir, "/tmp/test_io_XXXXXX");
@@ -318,6 +348,7 @@ int main(void) {
     test_short_writes();
     test_pictures_full_disk();
     test_names();
+    test_counts();
     remove_temporaries();
     rmdir(dir);
     return test_summary("test_io");
