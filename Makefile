@@ -3,27 +3,32 @@
 #   make            build the programs (toy2d, images) with float `real`
 #   make test       build every source with real = double and run all tests
 #   make test-san   the same tests under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make test-threads  OpenMP build: matmul and training on 2 threads give the same bits as on 1
 #   make toy2d      build and run the 2D dog/cat story (pictures in out/toy2d/)
 #   make images     build and run the small-image story (pictures in out/images/)
 #   make fashion    train, sample and --eval on Fashion-MNIST (out/fashion/), about 15 minutes
 #   make lab        the loss lab: every parametrization x weighting on dog/cat (out/lab/lab.md)
 #   make notebooks  rerun every command quoted in notebooks_md/ and refresh outputs and pictures
+#   make bench      speed of the default MLP and U-Net against this machine's FMA peak (dev/bench.c)
 #   make fuzz       build the libFuzzer targets (tests/fuzz/, clang) and their seed corpora
 #   make fuzz-smoke run each fuzz target a few seconds (skips if clang/libFuzzer is missing)
 #   make clean      remove build/ and the programs (out/ is yours and is kept)
 #
 # CC and CFLAGS are overridable: `make CC=clang`, `make CFLAGS=-O1`, `make PORTABLE=1` (no
-# -march=native), `make OMP=1` (optional OpenMP pragmas). CFLAGS holds only optimization
-# and target: the language and the warnings (STD, WARN) are in every recipe whatever
-# CFLAGS is. -ffp-contract=off (gcc implies it with -std=c11, clang does not) keeps fused
-# multiply-adds out, so results are bit-reproducible; never any fast-math option.
+# -march=native), `make OMP=1` (the `#pragma omp` lines run on all cores; without it they
+# are comments, and the results are the same bits either way: `make test-threads`).
+# CFLAGS holds only optimization and target: the language and the warnings (STD, WARN) are
+# in every recipe whatever CFLAGS is. -ffp-contract=off (gcc implies it with -std=c11,
+# clang does not) stops the compiler from fusing a·b + c on its own, so results are
+# bit-reproducible; the fused multiply-adds the code asks for (fmaf in matmul.c) are
+# exactly rounded, the same on every machine. Never any fast-math option.
 
 CC      ?= cc
 OPT     ?= -O3
 ARCH    := $(if $(PORTABLE),,-march=native)
 CFLAGS  ?= $(OPT) $(ARCH)
 STD     := -std=c11 -ffp-contract=off
-WARN    := -Wall -Wextra -Wpedantic -Wshadow
+WARN    := -Wall -Wextra -Wpedantic -Wshadow $(if $(OMP),,-Wno-unknown-pragmas)
 OMPFLAG := $(if $(OMP),-fopenmp,)
 # WARN before CFLAGS (CFLAGS=-Werror or -Wno-... still work), STD after it (it always holds)
 COMPILE   = $(CC) $(WARN) $(CFLAGS) $(STD) $(OMPFLAG)
@@ -36,7 +41,8 @@ LIB_SRC := $(filter-out $(PROGRAMS:=.c),$(wildcard *.c))
 HEADERS := $(wildcard *.h) $(wildcard tests/*.h)
 TESTS   := $(patsubst tests/%.c,%,$(wildcard tests/test_*.c))
 
-.PHONY: all test test-san toy2d images fashion lab notebooks clean bins fuzz fuzz-smoke
+.PHONY: all test test-san test-threads toy2d images fashion lab notebooks bench clean bins \
+        fuzz fuzz-smoke
 
 all: bins
 bins: $(addprefix build/,$(PROGS))
@@ -59,6 +65,12 @@ build/test/test_%: build/test/tests/test_%.o $(LIB_SRC:%.c=build/test/%.o)
 # The crash replays include the fuzz targets' code.
 build/test/tests/test_fuzz_crashes.o build/san/tests/test_fuzz_crashes.o: $(wildcard tests/fuzz/*.c tests/fuzz/*.h)
 
+# The matmul test once more in the programs' precision (float), against the float objects.
+build/test/test_matmul_float: tests/test_matmul.c $(LIB_SRC:%.c=build/float/%.o) $(HEADERS)
+	@mkdir -p build/test
+	$(COMPILE) tests/test_matmul.c $(LIB_SRC:%.c=build/float/%.o) -o $@ $(LDLIBS)
+FLOAT_TESTS := test_matmul_float
+
 # Sanitized tests: -O1 keeps them quick, -fno-sanitize-recover makes any report fatal.
 SAN := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 build/san/%.o: %.c $(HEADERS)
@@ -73,8 +85,8 @@ build/nb_cells: notebooks_md/cells.c $(LIB_SRC:%.c=build/test/%.o) $(HEADERS)
 
 # Run all tests; tests/run.sh prints each file's line and the total
 # "N passed, N failed", and exits non-zero if any test failed.
-test: bins build/nb_cells $(TESTS:%=build/test/%)
-	@sh tests/run.sh $(TESTS:%=build/test/%)
+test: bins build/nb_cells $(TESTS:%=build/test/%) $(FLOAT_TESTS:%=build/test/%)
+	@sh tests/run.sh $(TESTS:%=build/test/%) $(FLOAT_TESTS:%=build/test/%)
 
 test-san: bins build/nb_cells $(TESTS:%=build/san/%)
 	@sh tests/run.sh $(TESTS:%=build/san/%)
@@ -103,6 +115,28 @@ lab: build/toy2d
 
 notebooks: bins build/nb_cells build/test/test_notebooks
 	./build/test/test_notebooks --update
+
+# The benchmark, single-threaded and with OpenMP on two threads (objects in build/omp/,
+# float), and the thread tests on the same OpenMP objects. The threaded runs wait
+# passively (OMP_WAIT_POLICY): on a shared machine, spinning threads only steal time.
+build/omp/%.o: %.c $(HEADERS)
+	@mkdir -p build/omp
+	$(CC) -Wall -Wextra -Wpedantic -Wshadow $(CFLAGS) $(STD) -fopenmp -c $< -o $@
+build/bench: dev/bench.c $(LIB_SRC:%.c=build/float/%.o) $(HEADERS)
+	$(COMPILE) dev/bench.c $(LIB_SRC:%.c=build/float/%.o) -o $@ $(LDLIBS)
+build/bench_omp: dev/bench.c $(LIB_SRC:%.c=build/omp/%.o) $(HEADERS)
+	$(COMPILE) -fopenmp dev/bench.c $(LIB_SRC:%.c=build/omp/%.o) -o $@ -lm -fopenmp
+build/test_threads_omp: tests/test_threads.c $(LIB_SRC:%.c=build/omp/%.o) $(HEADERS)
+	$(COMPILE) -fopenmp tests/test_threads.c $(LIB_SRC:%.c=build/omp/%.o) -o $@ -lm -fopenmp
+build/test_matmul_omp: tests/test_matmul.c $(LIB_SRC:%.c=build/omp/%.o) $(HEADERS)
+	$(COMPILE) -fopenmp tests/test_matmul.c $(LIB_SRC:%.c=build/omp/%.o) -o $@ -lm -fopenmp
+test-threads: build/test_threads_omp build/test_matmul_omp
+	@OMP_NUM_THREADS=2 OMP_WAIT_POLICY=passive sh tests/run.sh build/test_matmul_omp build/test_threads_omp
+bench: build/bench build/bench_omp
+	@echo "machine: $$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $$(nproc) cores, $$($(CC) --version | head -n 1); load average $$(cut -d' ' -f1-3 /proc/loadavg)"
+	@p=$$(build/bench peak | tee /dev/stderr | sed -E 's/.*: ([0-9.]+) GFLOP.*/\1/'); \
+	for w in mlp unet sample; do build/bench $$w $$p; \
+	    OMP_NUM_THREADS=2 OMP_WAIT_POLICY=passive build/bench_omp $$w $$p; done
 
 # Fuzz targets (tests/fuzz/fuzz_*.c): the library with ASan + UBSan and libFuzzer's
 # coverage, one binary per reader; seeds written by the project's own writers. Long runs by

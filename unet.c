@@ -1,6 +1,6 @@
 /* unet.c: the image denoiser, a small U-Net with hand-written backprop (see unet.h).
  *
- * Reading order: two matrix helpers (the only hot loops), conv2d, upsampling, group norm,
+ * Reading order: conv2d (im2col and matmul.c's matmul, the only hot loop), upsampling, group norm,
  * concatenation, the residual block, the attention block, then the U-Net: config,
  * construction (where the architecture is spelled out), forward, backward (the forward's
  * calls in exact reverse order), and the Denoiser glue.
@@ -10,133 +10,32 @@
  *        a conv (H_out·W_out), K = C_in·k·k, G = groups.
  */
 #include "unet.h"
+#include "matmul.h"
 
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* ========================================================================================
- * Matrix helpers. Everything heavy in this file is one of these two calls. */
-
-/* C (M, Nc) += A (M, K) · B (K, Nc), all row-major (or C = A · B, with accumulate = 0).
- * The plain loop would be: for i, for k, for j: C[i, j] += A[i, k] B[k, j]. The same sums
- * in the same order (k increasing for every C[i, j], so results are bit-identical) are
- * done tile by tile: a tile of MR × NR numbers of C stays in registers (acc) for the whole
- * k loop, its inner loop is a contiguous multiply-add over NR columns that the compiler
- * vectorizes, and the panel B[:, j0 : j0+NR] stays in cache while every row tile of A
- * passes over it. The last Nc mod NR columns are copied into a zero-padded (K, NR) panel
- * (the caller's scratch) and go through the same tile code, on a padded copy of C's tile:
- * a plain loop there would run at a fraction of the speed. */
-enum { MR = 4, NR = 16 };   /* 4 rows × 16 floats = 8 AVX registers of accumulators */
-
-/* c (MR, NR) += a (MR, K) · b (K, NR), or = if !accumulate; rows of c, a, b are ldc, lda,
- * ldb apart */
-static void tile_add(real *c, int ldc, const real *a, int lda, const real *b, int ldb, int K,
-                     int accumulate) {
-    real acc0[NR], acc1[NR], acc2[NR], acc3[NR];
-    real *c0 = c, *c1 = c0 + ldc, *c2 = c1 + ldc, *c3 = c2 + ldc;
-    if (!accumulate)                        /* the tile is in cache right after this */
-        for (int r = 0; r < MR; r++)
-            for (int j = 0; j < NR; j++) c[(size_t)r * ldc + j] = 0;
-    for (int j = 0; j < NR; j++) {
-        acc0[j] = c0[j]; acc1[j] = c1[j]; acc2[j] = c2[j]; acc3[j] = c3[j];
-    }
-    const real *a0 = a, *a1 = a0 + lda, *a2 = a1 + lda, *a3 = a2 + lda;
-    for (int k = 0; k < K; k++) {
-        const real *b_k = b + (size_t)k * ldb;               /* seek to b[k, 0] */
-        real x0 = a0[k], x1 = a1[k], x2 = a2[k], x3 = a3[k];
-        for (int j = 0; j < NR; j++) {
-            acc0[j] += x0 * b_k[j];
-            acc1[j] += x1 * b_k[j];
-            acc2[j] += x2 * b_k[j];
-            acc3[j] += x3 * b_k[j];
-        }
-    }
-    for (int j = 0; j < NR; j++) {
-        c0[j] = acc0[j]; c1[j] = acc1[j]; c2[j] = acc2[j]; c3[j] = acc3[j];
-    }
-}
-
-/* c (1, NR) += a (1, K) · b (K, NR): the last M mod MR rows */
-static void row_add(real *c, const real *a, const real *b, int ldb, int K, int accumulate) {
-    real acc[NR];
-    if (!accumulate)
-        for (int j = 0; j < NR; j++) c[j] = 0;
-    for (int j = 0; j < NR; j++) acc[j] = c[j];
-    for (int k = 0; k < K; k++) {
-        const real *b_k = b + (size_t)k * ldb;
-        for (int j = 0; j < NR; j++) acc[j] += a[k] * b_k[j];
-    }
-    for (int j = 0; j < NR; j++) c[j] = acc[j];
-}
-
 static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
-
-/* scratch reals that matmul needs for the panel of its last columns */
-static size_t matmul_scratch_size(int K) { return (size_t)K * NR; }
-
-static void matmul(real *C, const real *A, const real *B, int M, int K, int Nc, real *panel,
-                   int accumulate) {
-    int j0 = 0;
-    for (; j0 + NR <= Nc; j0 += NR) {
-        int i = 0;
-        for (; i + MR <= M; i += MR)
-            tile_add(C + (size_t)i * Nc + j0, Nc, A + (size_t)i * K, K, B + j0, Nc, K, accumulate);
-        for (; i < M; i++)
-            row_add(C + (size_t)i * Nc + j0, A + (size_t)i * K, B + j0, Nc, K, accumulate);
-    }
-    int jr = Nc - j0;                       /* 0 < jr < NR columns left */
-    if (jr == 0) return;
-    for (int k = 0; k < K; k++)             /* panel (K, NR) = [B[:, j0 : Nc], 0] */
-        for (int j = 0; j < NR; j++)
-            panel[(size_t)k * NR + j] = j < jr ? B[(size_t)k * Nc + j0 + j] : 0;
-    real ct[MR * NR];                       /* C[i : i+MR, j0 : Nc], zero-padded */
-    int i = 0;
-    for (; i + MR <= M; i += MR) {
-        for (int r = 0; r < MR; r++)
-            for (int j = 0; j < NR; j++)
-                ct[r * NR + j] = j < jr ? C[(size_t)(i + r) * Nc + j0 + j] : 0;
-        tile_add(ct, NR, A + (size_t)i * K, K, panel, NR, K, accumulate);
-        for (int r = 0; r < MR; r++)
-            for (int j = 0; j < jr; j++) C[(size_t)(i + r) * Nc + j0 + j] = ct[r * NR + j];
-    }
-    for (; i < M; i++) {
-        for (int j = 0; j < NR; j++) ct[j] = j < jr ? C[(size_t)i * Nc + j0 + j] : 0;
-        row_add(ct, A + (size_t)i * K, panel, NR, K, accumulate);
-        for (int j = 0; j < jr; j++) C[(size_t)i * Nc + j0 + j] = ct[j];
-    }
-}
-
-/* out (cols, rows) = in (rows, cols)ᵀ, TB rows of in at a time: each column c then
- * writes TB neighbouring numbers of out (one cache line), instead of one number per line. */
-enum { TB = 16 };
-static void transpose(real *out, const real *in, int rows, int cols) {
-    for (int r0 = 0; r0 < rows; r0 += TB) {
-        int r1 = r0 + TB < rows ? r0 + TB : rows;
-        for (int c = 0; c < cols; c++)
-            for (int r = r0; r < r1; r++) out[(size_t)c * rows + r] = in[(size_t)r * cols + c];
-    }
-}
 
 /* ========================================================================================
  * conv2d: k×k kernel, padding k/2, stride s. Per image, the input is unrolled into the
  * im2col matrix col (K, P), K = C_in·k·k, P = H_out·W_out, so that
  *   out[n] (C_out, P) = w (C_out, K) · col (K, P) + b
- * and the backward is two more matrix products:
- *   dwᵀ (K, C_out) += col (K, P) · dout[n]ᵀ (P, C_out)     (dw (C_out, K) += dwᵀᵀ at the end)
- *   dcol (K, P)     = wᵀ (K, C_out) · dout[n] (C_out, P),  then din += col2im(dcol).
- * (dw is built transposed so that the transposed copy is of dout, C_out·P numbers, rather
- * than of col, K·P = 9 C_in·P numbers.) */
+ * and the backward is two more matrix products (matmul reads the transposes in place):
+ *   dw (C_out, K) += dout[n] (C_out, P) · colᵀ (P, K)
+ *   dcol (K, P)    = wᵀ (K, C_out) · dout[n] (C_out, P),  then din += col2im(dcol).
+ * One image's col is the only scratch (dcol overwrites it once dw has used it), so the
+ * memory does not grow with the batch. */
 
 int conv2d_out_size(int size, int k, int stride) { return (size + 2 * (k / 2) - k) / stride + 1; }
 
 size_t conv2d_scratch_size(int C_in, int C_out, int H, int W, int k, int stride) {
     size_t K = (size_t)C_in * k * k;
     size_t P = (size_t)conv2d_out_size(H, k, stride) * conv2d_out_size(W, k, stride);
-    size_t panel = matmul_scratch_size((int)max_size(max_size(K, P), (size_t)C_out));
-    return 2 * K * P + 2 * K * (size_t)C_out + P * (size_t)C_out  /* col, dcol, wᵀ, dwᵀ, doutᵀ */
-           + panel;                                               /* matmul's panel */
+    (void)C_out;
+    return K * P;                                                 /* col, then dcol */
 }
 
 /* The outputs x = 0 … n_out − 1 whose input s·x + j − pad lies inside 0 … n_in − 1 form
@@ -159,6 +58,7 @@ static void inside_run(int *lo, int *hi, int j, int pad, int stride, int n_in, i
 static void im2col(real *col, const real *in, int C_in, int H, int W, int k, int stride) {
     int pad = k / 2, Ho = conv2d_out_size(H, k, stride), Wo = conv2d_out_size(W, k, stride);
     size_t P = (size_t)Ho * Wo;
+#pragma omp parallel for schedule(static) if (C_in * P > 20000)
     for (int c = 0; c < C_in; c++)
         for (int i = 0; i < k; i++)
             for (int j = 0; j < k; j++) {
@@ -202,6 +102,7 @@ static void im2col(real *col, const real *in, int C_in, int H, int W, int k, int
  * of dcol that belong to the padding (so dcol, a scratch buffer, is changed). */
 static void col2im_add(real *din, real *dcol, int C_in, int H, int W, int k, int stride) {
     int pad = k / 2, Ho = conv2d_out_size(H, k, stride), Wo = conv2d_out_size(W, k, stride);
+#pragma omp parallel for schedule(static) if (C_in * Ho * Wo > 20000)
     for (int c = 0; c < C_in; c++)
         for (int i = 0; i < k; i++)
             for (int j = 0; j < k; j++) {
@@ -234,7 +135,6 @@ void conv2d_forward(real *out, real *scratch, const real *in, const real *w, con
     int K = C_in * k * k;
     int P = conv2d_out_size(H, k, stride) * conv2d_out_size(W, k, stride);
     int direct = (k == 1 && stride == 1);   /* a 1×1 conv's im2col matrix is the input */
-    real *panel = scratch + (size_t)K * P;  /* after col (K, P) */
     for (int n = 0; n < N; n++) {
         const real *in_n = in + (size_t)n * C_in * H * W;   /* seek to in[n, :, :, :] */
         real *out_n = out + (size_t)n * C_out * P;          /* seek to out[n, :, :, :] */
@@ -245,7 +145,7 @@ void conv2d_forward(real *out, real *scratch, const real *in, const real *w, con
         }
         for (int o = 0; o < C_out; o++)
             for (int p = 0; p < P; p++) out_n[(size_t)o * P + p] = b[o];
-        matmul(out_n, w, col, C_out, K, P, panel, 1);
+        matmul(out_n, P, w, K, 0, col, P, 0, C_out, P, K, 1);
     }
 }
 
@@ -256,14 +156,7 @@ void conv2d_backward(real *din, real *dw, real *db, real *scratch, const real *d
     int K = C_in * k * k;
     int P = conv2d_out_size(H, k, stride) * conv2d_out_size(W, k, stride);
     int direct = (k == 1 && stride == 1);
-    real *col = scratch;                         /* (K, P) */
-    real *dcol = col + (size_t)K * P;            /* (K, P) */
-    real *wT = dcol + (size_t)K * P;             /* (K, C_out) */
-    real *dwT = wT + (size_t)K * C_out;          /* (K, C_out), summed over the batch */
-    real *doutT = dwT + (size_t)K * C_out;       /* (P, C_out) */
-    real *panel = doutT + (size_t)P * C_out;     /* matmul's */
-    if (din) transpose(wT, w, C_out, K);
-    memset(dwT, 0, (size_t)K * C_out * sizeof(real));
+    real *col = scratch;                         /* (K, P): col, then dcol */
     for (int n = 0; n < N; n++) {
         const real *in_n = in + (size_t)n * C_in * H * W;
         const real *dout_n = dout + (size_t)n * C_out * P;  /* seek to dout[n, :, :, :] */
@@ -274,33 +167,30 @@ void conv2d_backward(real *din, real *dw, real *db, real *scratch, const real *d
             for (int p = 0; p < P; p++) sum += dout_o[p];
             db[o] += sum;
         }
-        /* dwᵀ (K, C_out) += col (K, P) · dout[n]ᵀ (P, C_out) */
+        /* dw (C_out, K) += dout[n] (C_out, P) · colᵀ (P, K) */
         const real *col_n = in_n;
         if (!direct) {
             im2col(col, in_n, C_in, H, W, k, stride);
             col_n = col;
         }
-        transpose(doutT, dout_n, C_out, P);
-        matmul(dwT, col_n, doutT, K, P, C_out, panel, 1);
+        matmul(dw, K, dout_n, P, 0, col_n, P, 1, C_out, K, P, 1);
         if (!din) continue;
         /* dcol (K, P) = wᵀ (K, C_out) · dout[n] (C_out, P);  din[n] += col2im(dcol) */
         real *din_n = din + (size_t)n * C_in * H * W;
         if (direct) {
-            matmul(din_n, wT, dout_n, K, C_out, P, panel, 1);    /* dcol is din[n] itself */
+            matmul(din_n, P, w, K, 1, dout_n, P, 0, K, P, C_out, 1);   /* dcol is din[n] */
         } else {
-            matmul(dcol, wT, dout_n, K, C_out, P, panel, 0);
-            col2im_add(din_n, dcol, C_in, H, W, k, stride);
+            matmul(col, P, w, K, 1, dout_n, P, 0, K, P, C_out, 0);
+            col2im_add(din_n, col, C_in, H, W, k, stride);
         }
     }
-    /* dw[o, kk] += dwᵀ[kk, o] */
-    for (int o = 0; o < C_out; o++)
-        for (int kk = 0; kk < K; kk++) dw[(size_t)o * K + kk] += dwT[(size_t)kk * C_out + o];
 }
 
 /* ========================================================================================
  * Nearest-neighbour ×2 upsampling: out (N, C, 2H, 2W), in (N, C, H, W) */
 
 void upsample_forward(real *out, const real *in, int N, int C, int H, int W) {
+#pragma omp parallel for schedule(static) if ((size_t)N * C * H * W > 20000)
     for (size_t nc = 0; nc < (size_t)N * C; nc++) {
         const real *in_c = in + nc * H * W;                 /* seek to in[n, c, :, :] */
         real *out_c = out + nc * 4 * H * W;                 /* seek to out[n, c, :, :] */
@@ -313,6 +203,7 @@ void upsample_forward(real *out, const real *in, int N, int C, int H, int W) {
 /* forward: out[y, x] = in[y/2, x/2], so each input feeds four outputs:
  *   din[y, x] += dout[2y, 2x] + dout[2y, 2x+1] + dout[2y+1, 2x] + dout[2y+1, 2x+1] */
 void upsample_backward(real *din, const real *dout, int N, int C, int H, int W) {
+#pragma omp parallel for schedule(static) if ((size_t)N * C * H * W > 20000)
     for (size_t nc = 0; nc < (size_t)N * C; nc++) {
         real *din_c = din + nc * H * W;
         const real *dout_c = dout + nc * 4 * H * W;
@@ -331,11 +222,10 @@ void groupnorm_forward(real *out, real *mean, real *rstd, const real *in,
                        const real *gamma, const real *beta, int N, int C, int HW, int G) {
     int Cg = C / G;
     size_t M = (size_t)Cg * HW;
+#pragma omp parallel for collapse(2) schedule(static) if ((size_t)N * C * HW > 20000)
     for (int n = 0; n < N; n++)
         for (int g = 0; g < G; g++) {
-            size_t start = ((size_t)n * C + (size_t)g * Cg) * HW;  /* seek to in[n, g·Cg, :] */
-            const real *x = in + start;
-            real *y = out + start;
+            const real *x = in + ((size_t)n * C + (size_t)g * Cg) * HW; /* seek to in[n, g·Cg, :] */
             double sum = 0.0;
             for (size_t i = 0; i < M; i++) sum += x[i];
             double mu = sum / (double)M;
@@ -344,13 +234,22 @@ void groupnorm_forward(real *out, real *mean, real *rstd, const real *in,
             double r = 1.0 / sqrt(sq / (double)M + GROUPNORM_EPS);
             mean[n * G + g] = (real)mu;
             rstd[n * G + g] = (real)r;
-            for (int c = 0; c < Cg; c++) {
-                real ga = gamma[g * Cg + c], be = beta[g * Cg + c];
-                real m = (real)mu, rs = (real)r;
-                const real *xc = x + (size_t)c * HW;
-                real *yc = y + (size_t)c * HW;
-                for (int p = 0; p < HW; p++) yc[p] = ga * ((xc[p] - m) * rs) + be;
-            }
+        }
+    groupnorm_apply(out, mean, rstd, in, gamma, beta, N, C, HW, G);
+}
+
+void groupnorm_apply(real *out, const real *mean, const real *rstd, const real *in,
+                     const real *gamma, const real *beta, int N, int C, int HW, int G) {
+    int Cg = C / G;
+#pragma omp parallel for collapse(2) schedule(static) if ((size_t)N * C * HW > 20000)
+    for (int n = 0; n < N; n++)
+        for (int c = 0; c < C; c++) {
+            size_t start = ((size_t)n * C + c) * HW;           /* seek to in[n, c, :] */
+            const real *xc = in + start;
+            real *yc = out + start;
+            real ga = gamma[c], be = beta[c];
+            real m = mean[n * G + c / Cg], rs = rstd[n * G + c / Cg];
+            for (int p = 0; p < HW; p++) yc[p] = ga * ((xc[p] - m) * rs) + be;
         }
 }
 
@@ -363,8 +262,11 @@ void groupnorm_backward(real *din, real *dgamma, real *dbeta, const real *dout,
                         const real *gamma, int N, int C, int HW, int G) {
     int Cg = C / G;
     size_t M = (size_t)Cg * HW;
-    for (int n = 0; n < N; n++)
-        for (int g = 0; g < G; g++) {
+    /* groups outside, images inside: threads split the groups, and each dγ, dβ still adds
+     * its images in the order n = 0, 1, …, N−1 */
+#pragma omp parallel for schedule(static) if ((size_t)N * C * HW > 20000)
+    for (int g = 0; g < G; g++)
+        for (int n = 0; n < N; n++) {
             size_t start = ((size_t)n * C + (size_t)g * Cg) * HW;
             const real *x = in + start, *dy = dout + start;
             real *dx = din + start;
@@ -404,6 +306,7 @@ void groupnorm_backward(real *din, real *dgamma, real *dbeta, const real *dout,
 void concat_forward(real *out, const real *h, const real *skip, int N, int C_h, int C_skip,
                     int HW) {
     size_t nh = (size_t)C_h * HW, ns = (size_t)C_skip * HW;
+#pragma omp parallel for schedule(static) if ((nh + ns) * N > 20000)
     for (int n = 0; n < N; n++) {
         real *out_n = out + (size_t)n * (nh + ns);          /* seek to out[n, :, :] */
         memcpy(out_n, h + (size_t)n * nh, nh * sizeof(real));
@@ -415,6 +318,7 @@ void concat_forward(real *out, const real *h, const real *skip, int N, int C_h, 
 void concat_backward(real *dh, real *dskip, const real *dout, int N, int C_h, int C_skip,
                      int HW) {
     size_t nh = (size_t)C_h * HW, ns = (size_t)C_skip * HW;
+#pragma omp parallel for schedule(static) if ((nh + ns) * N > 20000)
     for (int n = 0; n < N; n++) {
         const real *dout_n = dout + (size_t)n * (nh + ns);
         real *dh_n = dh + (size_t)n * nh, *dskip_n = dskip + (size_t)n * ns;
@@ -501,19 +405,12 @@ void resblock_create(ResBlock *rb, ParamSet *ps, const char *name, int C_in, int
     if (rb->has_skip) conv2d_declare(&rb->skip, ps, name, "skip", C_in, C_out, 1, 1);
 
     size_t HW = (size_t)H * W, NB = (size_t)max_batch;
-    size_t big = NB * (size_t)(C_in > C_out ? C_in : C_out) * HW;
     rb->gn1_mean = alloc_reals(NB * G, "resblock gn1 mean");
     rb->gn1_rstd = alloc_reals(NB * G, "resblock gn1 rstd");
-    rb->a1 = alloc_reals(NB * C_in * HW, "resblock a1");
-    rb->s1 = alloc_reals(NB * C_in * HW, "resblock s1");
     rb->tproj = alloc_reals(NB * C_out, "resblock tproj");
     rb->h = alloc_reals(NB * C_out * HW, "resblock h");
     rb->gn2_mean = alloc_reals(NB * G, "resblock gn2 mean");
     rb->gn2_rstd = alloc_reals(NB * G, "resblock gn2 rstd");
-    rb->a2 = alloc_reals(NB * C_out * HW, "resblock a2");
-    rb->s2 = alloc_reals(NB * C_out * HW, "resblock s2");
-    rb->g1 = alloc_reals(big, "resblock gradient g1");
-    rb->g2 = alloc_reals(big, "resblock gradient g2");
     rb->dtproj = alloc_reals(NB * C_out, "resblock dtproj");
 }
 
@@ -527,21 +424,35 @@ void resblock_init_weights(ResBlock *rb, Rng *rng, int zero_last) {
     if (rb->has_skip) conv2d_init(&rb->skip, rng, 0);
 }
 
-size_t resblock_scratch_size(const ResBlock *rb) {
+/* The scratch of a block: [conv scratch | a | s | g1 | g2], with a a group norm's output,
+ * s = SiLU(a) the input of a conv, and g1, g2 the gradients passed along inside the
+ * backward (each (N, max(C_in, C_out), H, W)). The convs get the front part, which they
+ * use for one image's im2col. */
+static size_t resblock_conv_scratch(const ResBlock *rb) {
     size_t s = conv2d_scratch_size(rb->C_in, rb->C_out, rb->H, rb->W, 3, 1);
     s = max_size(s, conv2d_scratch_size(rb->C_out, rb->C_out, rb->H, rb->W, 3, 1));
     return max_size(s, conv2d_scratch_size(rb->C_in, rb->C_out, rb->H, rb->W, 1, 1));
+}
+static size_t resblock_big(const ResBlock *rb) {
+    return (size_t)rb->max_batch * (size_t)(rb->C_in > rb->C_out ? rb->C_in : rb->C_out) *
+           rb->H * rb->W;
+}
+
+size_t resblock_scratch_size(const ResBlock *rb) {
+    return resblock_conv_scratch(rb) + 4 * resblock_big(rb);
 }
 
 void resblock_forward(ResBlock *rb, real *out, real *scratch, const real *x,
                       const real *temb_act, int N) {
     int Ci = rb->C_in, Co = rb->C_out, H = rb->H, W = rb->W, HW = H * W, G = rb->G;
-    /* a1 = GN1(x); s1 = SiLU(a1) */
-    groupnorm_forward(rb->a1, rb->gn1_mean, rb->gn1_rstd, x, rb->gn1_gamma, rb->gn1_beta,
+    real *a = scratch + resblock_conv_scratch(rb), *s = a + resblock_big(rb);
+    real *g1 = s + resblock_big(rb);
+    /* a = a1 = GN1(x); s = SiLU(a1) */
+    groupnorm_forward(a, rb->gn1_mean, rb->gn1_rstd, x, rb->gn1_gamma, rb->gn1_beta,
                       N, Ci, HW, G);
-    silu_forward(rb->s1, rb->a1, (size_t)N * Ci * HW);
-    /* h = conv1(s1) + tproj[n, c],  tproj = Linear(temb_act) */
-    conv2d_forward(rb->h, scratch, rb->s1, rb->conv1.w, rb->conv1.b, N, Ci, Co, H, W, 3, 1);
+    silu_forward(s, a, (size_t)N * Ci * HW);
+    /* h = conv1(s) + tproj[n, c],  tproj = Linear(temb_act) */
+    conv2d_forward(rb->h, scratch, s, rb->conv1.w, rb->conv1.b, N, Ci, Co, H, W, 3, 1);
     linear_forward(rb->tproj, temb_act, rb->temb_w, rb->temb_b, N, rb->T_emb, Co);
     for (int n = 0; n < N; n++)
         for (int c = 0; c < Co; c++) {
@@ -549,17 +460,17 @@ void resblock_forward(ResBlock *rb, real *out, real *scratch, const real *x,
             real tp = rb->tproj[n * Co + c];
             for (int p = 0; p < HW; p++) h_nc[p] += tp;
         }
-    /* a2 = GN2(h); s2 = SiLU(a2) */
-    groupnorm_forward(rb->a2, rb->gn2_mean, rb->gn2_rstd, rb->h, rb->gn2_gamma, rb->gn2_beta,
+    /* a = a2 = GN2(h); s = SiLU(a2) */
+    groupnorm_forward(a, rb->gn2_mean, rb->gn2_rstd, rb->h, rb->gn2_gamma, rb->gn2_beta,
                       N, Co, HW, G);
-    silu_forward(rb->s2, rb->a2, (size_t)N * Co * HW);
-    /* out = conv2(s2) + skip(x) */
-    conv2d_forward(out, scratch, rb->s2, rb->conv2.w, rb->conv2.b, N, Co, Co, H, W, 3, 1);
+    silu_forward(s, a, (size_t)N * Co * HW);
+    /* out = conv2(s) + skip(x) */
+    conv2d_forward(out, scratch, s, rb->conv2.w, rb->conv2.b, N, Co, Co, H, W, 3, 1);
     size_t n_out = (size_t)N * Co * HW;
     if (rb->has_skip) {
         /* the 1×1 skip conv goes through g1 (free during the forward) and is added */
-        conv2d_forward(rb->g1, scratch, x, rb->skip.w, rb->skip.b, N, Ci, Co, H, W, 1, 1);
-        for (size_t i = 0; i < n_out; i++) out[i] += rb->g1[i];
+        conv2d_forward(g1, scratch, x, rb->skip.w, rb->skip.b, N, Ci, Co, H, W, 1, 1);
+        for (size_t i = 0; i < n_out; i++) out[i] += g1[i];
     } else {
         for (size_t i = 0; i < n_out; i++) out[i] += x[i];
     }
@@ -569,22 +480,27 @@ void resblock_backward(ResBlock *rb, real *dx, real *dtemb_act, real *scratch,
                        const real *dout, const real *x, const real *temb_act, int N) {
     int Ci = rb->C_in, Co = rb->C_out, H = rb->H, W = rb->W, HW = H * W, G = rb->G;
     size_t n_in = (size_t)N * Ci * HW, n_out = (size_t)N * Co * HW;
-    /* forward: out = conv2(s2) + skip(x) */
+    real *a = scratch + resblock_conv_scratch(rb), *s = a + resblock_big(rb);
+    real *g1 = s + resblock_big(rb), *g2 = g1 + resblock_big(rb);
+    /* forward: out = conv2(s2) + skip(x), s2 = SiLU(a2), a2 = GN2(h): recomputed into s, a */
     if (rb->has_skip)
         conv2d_backward(dx, rb->skip.dw, rb->skip.db, scratch, dout, x, rb->skip.w,
                         N, Ci, Co, H, W, 1, 1);
     else
         for (size_t i = 0; i < n_in; i++) dx[i] += dout[i];
-    real *ds2 = rb->g1;
+    groupnorm_apply(a, rb->gn2_mean, rb->gn2_rstd, rb->h, rb->gn2_gamma, rb->gn2_beta,
+                    N, Co, HW, G);
+    silu_forward(s, a, n_out);
+    real *ds2 = g1;
     memset(ds2, 0, n_out * sizeof(real));
-    conv2d_backward(ds2, rb->conv2.dw, rb->conv2.db, scratch, dout, rb->s2, rb->conv2.w,
+    conv2d_backward(ds2, rb->conv2.dw, rb->conv2.db, scratch, dout, s, rb->conv2.w,
                     N, Co, Co, H, W, 3, 1);
     /* forward: s2 = SiLU(a2) */
-    real *da2 = rb->g2;
+    real *da2 = g2;
     memset(da2, 0, n_out * sizeof(real));
-    silu_backward(da2, ds2, rb->a2, n_out);
+    silu_backward(da2, ds2, a, n_out);
     /* forward: a2 = GN2(h) */
-    real *dh = rb->g1;
+    real *dh = g1;
     memset(dh, 0, n_out * sizeof(real));
     groupnorm_backward(dh, rb->dgn2_gamma, rb->dgn2_beta, da2, rb->gn2_mean, rb->gn2_rstd,
                        rb->h, rb->gn2_gamma, N, Co, HW, G);
@@ -599,29 +515,32 @@ void resblock_backward(ResBlock *rb, real *dx, real *dtemb_act, real *scratch,
         }
     linear_backward(dtemb_act, rb->dtemb_w, rb->dtemb_b, rb->dtproj, temb_act, rb->temb_w,
                     N, rb->T_emb, Co);
-    real *ds1 = rb->g2;
+    /* forward: h = conv1(s1) + …, s1 = SiLU(a1), a1 = GN1(x): recomputed into s, a */
+    groupnorm_apply(a, rb->gn1_mean, rb->gn1_rstd, x, rb->gn1_gamma, rb->gn1_beta,
+                    N, Ci, HW, G);
+    silu_forward(s, a, n_in);
+    real *ds1 = g2;
     memset(ds1, 0, n_in * sizeof(real));
-    conv2d_backward(ds1, rb->conv1.dw, rb->conv1.db, scratch, dh, rb->s1, rb->conv1.w,
+    conv2d_backward(ds1, rb->conv1.dw, rb->conv1.db, scratch, dh, s, rb->conv1.w,
                     N, Ci, Co, H, W, 3, 1);
     /* forward: s1 = SiLU(a1) */
-    real *da1 = rb->g1;
+    real *da1 = g1;
     memset(da1, 0, n_in * sizeof(real));
-    silu_backward(da1, ds1, rb->a1, n_in);
+    silu_backward(da1, ds1, a, n_in);
     /* forward: a1 = GN1(x) */
     groupnorm_backward(dx, rb->dgn1_gamma, rb->dgn1_beta, da1, rb->gn1_mean, rb->gn1_rstd,
                        x, rb->gn1_gamma, N, Ci, HW, G);
 }
 
 void resblock_free(ResBlock *rb) {
-    free(rb->gn1_mean); free(rb->gn1_rstd); free(rb->a1); free(rb->s1); free(rb->tproj);
-    free(rb->h); free(rb->gn2_mean); free(rb->gn2_rstd); free(rb->a2); free(rb->s2);
-    free(rb->g1); free(rb->g2); free(rb->dtproj);
+    free(rb->gn1_mean); free(rb->gn1_rstd); free(rb->tproj);
+    free(rb->h); free(rb->gn2_mean); free(rb->gn2_rstd); free(rb->dtproj);
     memset(rb, 0, sizeof *rb);
 }
 
 /* ========================================================================================
  * Attention block. Per image the matrices are (C, HW) with HW = P positions; the two
- * products become matmul calls on transposed copies in the scratch:
+ * products are matmul calls that read the transposes in place:
  *   S (P, P) = qᵀ (P, C) · k (C, P) / √C          o (C, P) = v (C, P) · Probᵀ (P, P) */
 
 void attention_create(AttnBlock *ab, ParamSet *ps, const char *name, int C, int G, int H,
@@ -656,8 +575,7 @@ void attention_init_weights(AttnBlock *ab, Rng *rng, int zero_last) {
 
 size_t attention_scratch_size(const AttnBlock *ab) {
     size_t P = (size_t)ab->H * ab->W;
-    size_t core = 2 * P * P + P * (size_t)ab->C      /* S or dP, Probᵀ or dSᵀ, qᵀ or doᵀ */
-                  + matmul_scratch_size((int)max_size(P, (size_t)ab->C));   /* panel */
+    size_t core = P * P;                             /* dProb, then dS (backward) */
     return max_size(core, conv2d_scratch_size(ab->C, ab->C, ab->H, ab->W, 1, 1));
 }
 
@@ -670,15 +588,11 @@ void attention_forward(AttnBlock *ab, real *out, real *scratch, const real *x, i
     conv2d_forward(ab->kx, scratch, ab->a, ab->k.w, ab->k.b, N, C, C, H, W, 1, 1);
     conv2d_forward(ab->vx, scratch, ab->a, ab->v.w, ab->v.b, N, C, C, H, W, 1, 1);
     real scale = (real)(1.0 / sqrt((double)C));
-    real *qT = scratch;                        /* (P, C) */
-    real *probT = scratch + (size_t)P * C;     /* (P, P) */
-    real *panel = probT + 2 * (size_t)P * P;   /* matmul's, where the backward has it */
     for (int n = 0; n < N; n++) {
         size_t off = (size_t)n * C * P;        /* seek to q[n], k[n], v[n], o[n] */
         real *prob = ab->prob + (size_t)n * P * P;   /* seek to prob[n, :, :] */
         /* S = qᵀ k / √C, written into prob and turned into probabilities row by row */
-        transpose(qT, ab->qx + off, C, P);
-        matmul(prob, qT, ab->kx + off, P, C, P, panel, 0);
+        matmul(prob, P, ab->qx + off, P, 1, ab->kx + off, P, 0, P, P, C, 0);
         for (int i = 0; i < P; i++) {
             real *row = prob + (size_t)i * P;  /* S[i, :] → softmax_j(S[i, j]) */
             real mx = row[0] * scale;
@@ -690,8 +604,7 @@ void attention_forward(AttnBlock *ab, real *out, real *scratch, const real *x, i
         }
         /* o (C, P) = v (C, P) · Probᵀ (P, P) */
         real *o_n = ab->o + off;
-        transpose(probT, prob, P, P);
-        matmul(o_n, ab->vx + off, probT, C, P, P, panel, 0);
+        matmul(o_n, P, ab->vx + off, P, 0, prob, P, 1, C, P, P, 0);
     }
     /* out = x + proj(o) */
     conv2d_forward(out, scratch, ab->o, ab->proj.w, ab->proj.b, N, C, C, H, W, 1, 1);
@@ -713,19 +626,15 @@ void attention_backward(AttnBlock *ab, real *dx, real *scratch, const real *dout
     memset(dq, 0, n_all * sizeof(real));
     memset(dk, 0, n_all * sizeof(real));
     memset(dv, 0, n_all * sizeof(real));
-    real *doT = scratch;                       /* (P, C) */
-    real *dP = scratch + (size_t)P * C;        /* (P, P): dProb, then dS in place */
-    real *dST = dP + (size_t)P * P;            /* (P, P) */
-    real *panel = dST + (size_t)P * P;         /* matmul's */
+    real *dP = scratch;                        /* (P, P): dProb, then dS in place */
     for (int n = 0; n < N; n++) {
         size_t off = (size_t)n * C * P;
         const real *prob = ab->prob + (size_t)n * P * P;
         /* forward: o = v Probᵀ, i.e. o[c, i] = Σ_j Prob[i, j] v[c, j]
          *   dv (C, P) += do (C, P) · Prob (P, P)
          *   dProb (P, P) = doᵀ (P, C) · v (C, P) */
-        matmul(dv + off, d_o + off, prob, C, P, P, panel, 1);
-        transpose(doT, d_o + off, C, P);
-        matmul(dP, doT, ab->vx + off, P, C, P, panel, 0);
+        matmul(dv + off, P, d_o + off, P, 0, prob, P, 0, C, P, P, 1);
+        matmul(dP, P, d_o + off, P, 1, ab->vx + off, P, 0, P, P, C, 0);
         /* forward: Prob[i, :] = softmax(S[i, :])
          *   dS[i, j] = Prob[i, j] (dProb[i, j] − Σ_j' Prob[i, j'] dProb[i, j']) */
         for (int i = 0; i < P; i++) {
@@ -737,9 +646,8 @@ void attention_backward(AttnBlock *ab, real *dx, real *scratch, const real *dout
         }
         /* forward: S = qᵀ k / √C (the 1/√C is folded into dS above)
          *   dq (C, P) += k (C, P) · dSᵀ (P, P),   dk (C, P) += q (C, P) · dS (P, P) */
-        transpose(dST, dP, P, P);
-        matmul(dq + off, ab->kx + off, dST, C, P, P, panel, 1);
-        matmul(dk + off, ab->qx + off, dP, C, P, P, panel, 1);
+        matmul(dq + off, P, ab->kx + off, P, 0, dP, P, 1, C, P, P, 1);
+        matmul(dk + off, P, ab->qx + off, P, 0, dP, P, 0, C, P, P, 1);
     }
     /* forward: q, k, v = 1×1 convs of a; the three paths add into da */
     real *da = d_o;

@@ -56,6 +56,10 @@ void upsample_backward(real *din, const real *dout, int N, int C, int H, int W);
 #define GROUPNORM_EPS 1e-5
 void groupnorm_forward(real *out, real *mean, real *rstd, const real *in,
                        const real *gamma, const real *beta, int N, int C, int HW, int G);
+/* the second half of the forward, out = γ x̂ + β from the cached mean and rstd: the same
+ * bits as the forward wrote, so a block can recompute out instead of keeping it */
+void groupnorm_apply(real *out, const real *mean, const real *rstd, const real *in,
+                     const real *gamma, const real *beta, int N, int C, int HW, int G);
 void groupnorm_backward(real *din, real *dgamma, real *dbeta, const real *dout,
                         const real *mean, const real *rstd, const real *in,
                         const real *gamma, int N, int C, int HW, int G);
@@ -70,8 +74,11 @@ void concat_backward(real *dh, real *dskip, const real *dout, int N, int C_h, in
  *   h   = conv1(SiLU(GN1(x)))                         3×3, C_in → C_out
  *   h  += Linear(temb_act)[n, c]  over every (y, x)   temb_act = SiLU(temb), (N, T_emb)
  *   out = conv2(SiLU(GN2(h))) + skip(x)               skip: 1×1 conv if C_in ≠ C_out
- * The block owns its weights (declared in a ParamSet), its caches and its gradient
- * buffers, all sized for max_batch; the output buffer belongs to the caller. */
+ * The block owns its weights (declared in a ParamSet) and its caches, sized for max_batch;
+ * the output buffer belongs to the caller. The group norms' and SiLUs' outputs and the
+ * gradients inside the backward live in the shared scratch (resblock_scratch_size): the
+ * backward recomputes GN1(x), GN2(h) and their SiLUs there, from the cached statistics,
+ * instead of keeping them for every block (they are elementwise and cheap). */
 typedef struct {
     int C_in, C_out, H, W, T_emb, G, max_batch;  /* e.g. 64, 32, 28, 28, 128, 8, 32 */
     int has_skip;                 /* 1 if C_in ≠ C_out: skip is a 1×1 conv */
@@ -84,16 +91,10 @@ typedef struct {
     Conv2d skip;                  /* 1×1, C_in → C_out (only if has_skip) */
     /* caches: what the forward keeps for the backward */
     real *gn1_mean, *gn1_rstd;    /* (N, G) statistics of GN1 over x */
-    real *a1;     /* (N, C_in, H, W)  GN1(x), the input of SiLU1 */
-    real *s1;     /* (N, C_in, H, W)  SiLU1 output, the input of conv1 */
     real *tproj;  /* (N, C_out)       Linear(temb_act) */
     real *h;      /* (N, C_out, H, W) conv1(s1) + tproj, the input of GN2 */
-    real *gn2_mean, *gn2_rstd;    /* (N, G) */
-    real *a2;     /* (N, C_out, H, W) GN2(h), the input of SiLU2 */
-    real *s2;     /* (N, C_out, H, W) SiLU2 output, the input of conv2 */
-    /* gradient buffers used inside the backward */
-    real *g1, *g2;  /* (N, max(C_in, C_out), H, W) */
-    real *dtproj;   /* (N, C_out) */
+    real *gn2_mean, *gn2_rstd;    /* (N, G) statistics of GN2 over h */
+    real *dtproj; /* (N, C_out)       used inside the backward */
 } ResBlock;
 
 /* declares the weights in ps under "<name>." and allocates caches; weights are set by

@@ -1,11 +1,14 @@
-/* bench_matmul.c: GFLOP/s of unet.c's matmul on the shapes the default 28×28 U-Net
- * uses (per image: forward w·col, backward col·doutᵀ for dw and wᵀ·dout for dcol).
- *   cc -std=c11 -ffp-contract=off -O3 -march=native dev/bench_matmul.c tensor.c -o /tmp/bench_matmul -lm
- * It includes unet.c itself to reach the static helper. CPU time, best of 25 (the machine
- * is shared: the best of many short runs is the least disturbed). */
+/* bench_matmul.c: GFLOP/s of matmul.c on the shapes the default 28×28 U-Net and the 2D MLP
+ * use (per image: forward w·col, backward dout·colᵀ for dw and wᵀ·dout for dcol).
+ *   make build/float/matmul.o build/float/tensor.o
+ *   cc -std=c11 -ffp-contract=off -O3 -march=native dev/bench_matmul.c build/float/matmul.o \
+ *      build/float/tensor.o -o /tmp/bench_matmul -lm
+ * CPU time, best of 15 (the machine is shared: the best of many short runs is the least
+ * disturbed). */
 #define _POSIX_C_SOURCE 199309L
 #include <time.h>
-#include "../unet.c"
+#include <stdlib.h>
+#include "../matmul.h"
 
 static double now(void) {
     struct timespec ts;
@@ -14,33 +17,32 @@ static double now(void) {
 }
 
 int main(void) {
-    static const int shapes[][3] = {   /* M, K, Nc */
-        {32, 288, 784}, {32, 576, 784}, {64, 576, 196}, {64, 1152, 196}, {64, 1152, 49},
-        {288, 784, 32}, {576, 784, 32}, {576, 196, 64}, {1152, 196, 64}, {1152, 49, 64},
-        {288, 32, 784}, {576, 32, 784}, {576, 64, 196}, {1152, 64, 196}, {1152, 64, 49},
+    static const struct { const char *what; int M, N, K, a_trans, b_trans; } shapes[] = {
+        {"conv fwd", 32, 784, 288, 0, 0},   {"conv fwd", 64, 196, 576, 0, 0},
+        {"conv fwd", 128, 49, 1152, 0, 0},  {"conv dw", 32, 288, 784, 0, 1},
+        {"conv dw", 64, 576, 196, 0, 1},    {"conv dw", 128, 1152, 49, 0, 1},
+        {"conv dcol", 288, 784, 32, 1, 0},  {"conv dcol", 576, 196, 64, 1, 0},
+        {"conv dcol", 1152, 49, 128, 1, 0}, {"mlp fwd", 256, 128, 128, 0, 0},
+        {"mlp dw", 128, 128, 256, 1, 0},    {"mlp din", 256, 128, 128, 0, 1},
     };
-    const char *what[] = {"forward", "forward", "forward", "forward", "forward",
-                          "dw", "dw", "dw", "dw", "dw", "dcol", "dcol", "dcol", "dcol", "dcol"};
     size_t big = 2000000;
     real *A = xmalloc(big * sizeof(real), "A"), *B = xmalloc(big * sizeof(real), "B");
-    real *C = xmalloc(big * sizeof(real), "C"), *panel = xmalloc(big * sizeof(real), "panel");
+    real *C = xmalloc(big * sizeof(real), "C");
     for (size_t i = 0; i < big; i++) { A[i] = (real)(i % 13) * 0.01f; B[i] = (real)(i % 7) * 0.02f; C[i] = 0; }
-    double total = 0;
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
-        int M = shapes[s][0], K = shapes[s][1], Nc = shapes[s][2];
-        double flop = 2.0 * M * K * Nc, best = 1e9;
-        int is_dcol = what[s][1] == 'c';    /* dcol = wᵀ · dout overwrites */
-        int reps = (int)(5e7 / flop) + 1;
-        for (int t = 0; t < 25; t++) {
+        int M = shapes[s].M, N = shapes[s].N, K = shapes[s].K;
+        int at = shapes[s].a_trans, bt = shapes[s].b_trans;
+        double flop = 2.0 * M * K * N, best = 1e9;
+        int reps = (int)(2e7 / flop) + 1;
+        for (int t = 0; t < 15; t++) {
             double t0 = now();
-            for (int r = 0; r < reps; r++) matmul(C, A, B, M, K, Nc, panel, !is_dcol);
+            for (int r = 0; r < reps; r++)
+                matmul(C, N, A, at ? M : K, at, B, bt ? K : N, bt, M, N, K, 1);
             double dt = (now() - t0) / reps;
             if (dt < best) best = dt;
         }
-        total += best;
-        printf("%-8s M %5d K %5d Nc %4d: %5.1f GFLOP/s\n", what[s], M, K, Nc, flop / best / 1e9);
+        printf("%-9s M %5d N %5d K %5d: %5.1f GFLOP/s\n", shapes[s].what, M, N, K, flop / best / 1e9);
     }
-    printf("sum of best times %.2f ms\n", total * 1e3);
-    free(A); free(B); free(C); free(panel);
+    free(A); free(B); free(C);
     return 0;
 }

@@ -1,6 +1,8 @@
 /* test_tensor.c: the random generator, every layer's backward by finite differences,
  * the timestep embedding against hand-computed values, Adam and EMA against hand-worked
  * steps. Built with real = double (see tests/gradcheck.h for the tolerances). */
+#include <float.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -91,26 +93,83 @@ static real *random_buffer(size_t n, Rng *r) {
     return x;
 }
 
-static void test_linear(void) {
+/* one shape smaller than matmul's register tile, one just larger in every dimension */
+static void test_linear_shape(int N, int C_in, int C_out, uint64_t seed) {
     Rng r;
-    rng_seed(&r, 3);
-    LinearCtx c = { 3, 5, 4, NULL, NULL, NULL, NULL, NULL };
-    c.in = random_buffer(15, &r); c.w = random_buffer(20, &r); c.b = random_buffer(4, &r);
-    c.out = random_buffer(12, &r); c.dout = random_buffer(12, &r);
-    real din[15] = { 0 }, dw[20] = { 0 }, db[4] = { 0 };
+    rng_seed(&r, seed);
+    size_t n_in = (size_t)N * C_in, n_w = (size_t)C_in * C_out, n_out = (size_t)N * C_out;
+    LinearCtx c = { N, C_in, C_out, NULL, NULL, NULL, NULL, NULL };
+    c.in = random_buffer(n_in, &r); c.w = random_buffer(n_w, &r); c.b = random_buffer(C_out, &r);
+    c.out = random_buffer(n_out, &r); c.dout = random_buffer(n_out, &r);
+    real *din = xcalloc(n_in, sizeof(real), "din"), *dw = xcalloc(n_w, sizeof(real), "dw");
+    real *db = xcalloc(C_out, sizeof(real), "db"), *dw2 = xmalloc(n_w * sizeof(real), "dw2");
     linear_loss(&c);
-    linear_backward(din, dw, db, c.dout, c.in, c.w, 3, 5, 4);
-    gradcheck("linear.in", c.in, din, 15, linear_loss, &c, 0);
-    gradcheck("linear.w", c.w, dw, 20, linear_loss, &c, 0);
-    gradcheck("linear.b", c.b, db, 4, linear_loss, &c, 0);
+    linear_backward(din, dw, db, c.dout, c.in, c.w, N, C_in, C_out);
+    gradcheck("linear.in", c.in, din, n_in, linear_loss, &c, 0);
+    gradcheck("linear.w", c.w, dw, n_w, linear_loss, &c, 0);
+    gradcheck("linear.b", c.b, db, C_out, linear_loss, &c, 0);
 
     /* backward accumulates: a second call doubles every gradient */
-    real dw2[20]; memcpy(dw2, dw, sizeof dw);
-    linear_backward(din, dw, db, c.dout, c.in, c.w, 3, 5, 4);
+    memcpy(dw2, dw, n_w * sizeof(real));
+    linear_backward(din, dw, db, c.dout, c.in, c.w, N, C_in, C_out);
     int doubled = 1;
-    for (int i = 0; i < 20; i++) doubled &= fabs(dw[i] - 2 * dw2[i]) <= EXACT_TOL * (1 + fabs(dw[i]));
+    for (size_t i = 0; i < n_w; i++) doubled &= fabs(dw[i] - 2 * dw2[i]) <= EXACT_TOL * (1 + fabs(dw[i]));
     CHECK(doubled, "linear_backward must accumulate (+=) into dw");
     free(c.in); free(c.w); free(c.b); free(c.out); free(c.dout);
+    free(din); free(dw); free(db); free(dw2);
+}
+
+static void test_linear(void) {
+    test_linear_shape(3, 5, 4, 3);
+    test_linear_shape(7, 37, 33, 5);     /* > MATMUL_MR rows, > MATMUL_NR columns */
+}
+
+/* ---------------------------------------------------------------------------------------
+ * fast_expf against libm's exp in double (exact enough to be the reference: its error is
+ * ~1e-16 relative, 1e-9 of a float ulp) on every EXP_STRIDE-th float of the whole range,
+ * bit pattern by bit pattern (positive and negative, normal and subnormal, 0, ±inf), and
+ * on the edges: the overflow and underflow thresholds, tiny arguments, NaN.
+ * EXP_MAX_ULP: tensor.c states at most 1 ulp (Taylor remainder 0.06 ulp plus the rounding
+ * of about eight fused operations and of the scaling); one ulp is the bound we promise. */
+#define EXP_STRIDE 101u    /* 42.5 million floats of the 2^32, about half a second */
+#define EXP_MAX_ULP 1.0
+
+/* the error of y in ulps of the float nearest to the exact e (spacing 2^−149 at 0) */
+static double ulp_error(float y, double e) {
+    float nearest = (float)e;
+    if (isinf(nearest)) return isinf(y) && y > 0 ? 0.0 : INFINITY;
+    float a = fabsf(nearest);
+    double spacing = (double)nextafterf(a, INFINITY) - (double)a;
+    if (a > 0 && a == FLT_MAX) spacing = (double)a - (double)nextafterf(a, 0);
+    return fabs((double)y - e) / spacing;
+}
+
+static void test_fast_expf(void) {
+    double worst = 0.0;
+    float worst_x = 0;
+    for (uint64_t bits = 0; bits <= 0xFFFFFFFFu; bits += EXP_STRIDE) {
+        uint32_t b32 = (uint32_t)bits;
+        float x;
+        memcpy(&x, &b32, sizeof x);
+        if (isnan(x)) continue;
+        double err = ulp_error(fast_expf(x), exp((double)x));
+        if (err > worst) { worst = err; worst_x = x; }
+    }
+    static const float edges[] = { 0.0f, -0.0f, 1.0f, -1.0f, 1e-8f, -1e-8f, 0.34657359f,
+                                   -0.34657359f, 88.7228f, 88.72283f, 88.7229f, 89.0f, 100.0f,
+                                   -87.33654f, -87.34f, -100.0f, -103.9f, -103.97f, -103.98f,
+                                   -104.0f, -200.0f, FLT_MAX, -FLT_MAX, INFINITY, -INFINITY };
+    for (size_t i = 0; i < sizeof edges / sizeof edges[0]; i++) {
+        double err = ulp_error(fast_expf(edges[i]), exp((double)edges[i]));
+        if (err > worst) { worst = err; worst_x = edges[i]; }
+    }
+    printf("fast_expf: max error %.3f ulp over %u floats (at x = %.9g)\n", worst,
+           (unsigned)(0xFFFFFFFFu / EXP_STRIDE) + 1, (double)worst_x);
+    CHECK(worst <= EXP_MAX_ULP, "fast_expf: %.3f ulp at x = %.9g, more than %.1f", worst,
+          (double)worst_x, EXP_MAX_ULP);
+    CHECK(fast_expf(0.0f) == 1.0f && fast_expf(INFINITY) == INFINITY &&
+          fast_expf(-INFINITY) == 0.0f, "fast_expf(0) = 1, exp(inf) = inf, exp(-inf) = 0");
+    CHECK(isnan(fast_expf(NAN)), "fast_expf(NaN) must be NaN");
 }
 
 typedef struct { size_t n; real *in, *out, *dout; } SiluCtx;
@@ -263,6 +322,7 @@ int main(void) {
     test_rng();
     test_linear();
     test_silu();
+    test_fast_expf();
     test_embedding();
     test_mse();
     test_params_adam_ema();
