@@ -130,7 +130,7 @@ static void bench_mlp(double peak) {
     train_work_init(&c.w, c.N, 2);
     c.x0 = xmalloc((size_t)c.N * 2 * sizeof(real), "x0");
     rng_fill_normal(&c.rng, c.x0, (size_t)c.N * 2);
-    c.cfg = (DdpmConfig){ PRED_EPS, LOSS_SIMPLE, VAR_BETA_TILDE };
+    c.cfg = (DdpmConfig){ .param = PRED_EPS, .weighting = LOSS_SIMPLE, .var = VAR_BETA_TILDE };
     c.adam = adam_default(1e-3);
     double macs = 0;
     for (int l = 0; l < m.n_linear; l++) macs += (double)m.in_dim[l] * m.out_dim[l];
@@ -183,7 +183,7 @@ static void bench_unet(double peak, int sample) {
         c.net = unet_denoiser(&u); c.ps = &ps;
         train_work_init(&c.w, N, (int)D);
         c.x0 = x;
-        c.cfg = (DdpmConfig){ PRED_EPS, LOSS_SIMPLE, VAR_BETA_TILDE };
+        c.cfg = (DdpmConfig){ .param = PRED_EPS, .weighting = LOSS_SIMPLE, .var = VAR_BETA_TILDE };
         c.adam = adam_default(2e-4);
         train_work(&c);                                  /* warm up */
         best_of(train_work, &c, 3, &cpu, &wall);

@@ -35,7 +35,7 @@ static void set_threads(int n) {
 static void train(Denoiser *net, ParamSet *ps, const real *x0, int N, int D, int T) {
     Schedule s;
     schedule_build(&s, SCHED_COSINE, T);
-    DdpmConfig cfg = { PRED_EPS, LOSS_SIMPLE, VAR_BETA_TILDE };
+    DdpmConfig cfg = { .param = PRED_EPS, .weighting = LOSS_SIMPLE, .var = VAR_BETA_TILDE };
     AdamConfig adam = adam_default(1e-3);
     TrainWork w;
     train_work_init(&w, N, D);
