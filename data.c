@@ -660,6 +660,13 @@ static int read_data_file(const char *path, unsigned char **bytes, size_t *size,
     if (!f)
         return load_error(path, "cannot open (%s); check the path, e.g. %s", strerror(errno),
                           example);
+    errno = 0;
+    if (fgetc(f) == EOF && ferror(f)) {       /* a folder opens, but cannot be read */
+        int e = errno;
+        fclose(f);
+        return load_error(path, "cannot read (%s); pass a file such as %s",
+                          e ? strerror(e) : "read error", example);
+    }
     long end = -1;
     if (fseek(f, 0, SEEK_END) == 0) end = ftell(f);
     if (end < 0 || fseek(f, 0, SEEK_SET) != 0) {

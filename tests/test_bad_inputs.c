@@ -1,0 +1,181 @@
+/* test_bad_inputs.c: every row of BAD_INPUTS.md is run and must hold.
+ *
+ * BAD_INPUTS.md is a table of bad inputs (options, data files, checkpoints, output
+ * paths): each row names a command, the exit code it must end with, and a piece of the
+ * one-line message it must print. This test makes the fixture files the table refers to
+ * (under build/bad/, listed in BAD_INPUTS.md), then runs every row's command with /bin/sh
+ * from the repository root and checks both. A row is "| n | `command` | exit | `message` |".
+ * The programs are the float build (`make test` builds them first).
+ */
+#define _POSIX_C_SOURCE 200809L   /* popen, symlink, mkdir */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "../checkpoint.h"
+#include "../crc32.h"
+
+#define TABLE "BAD_INPUTS.md"
+#define FIX "build/bad"
+#define MIN_ROWS 40
+#define TEST_ALARM 300
+
+static unsigned char *read_all(const char *path, size_t *size) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *buf = xmalloc((size_t)n + 1, "test file");
+    *size = fread(buf, 1, (size_t)n, f);
+    buf[*size] = 0;
+    fclose(f);
+    return buf;
+}
+
+static void write_all(const char *name, const void *buf, size_t size) {
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s", FIX, name);
+    remove(path);
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(buf, 1, size, f) != size || fclose(f) != 0) die("test: cannot write %s", path);
+}
+
+static void set_le32(unsigned char *b, uint32_t v) {
+    for (int k = 0; k < 4; k++) b[k] = (unsigned char)(v >> (8 * k));
+}
+static void set_le64(unsigned char *b, uint64_t v) {
+    for (int k = 0; k < 8; k++) b[k] = (unsigned char)(v >> (8 * k));
+}
+static void fix_crc(unsigned char *b, size_t n) { set_le32(b + n - 4, crc32_update(0, b, n - 4)); }
+
+/* A copy of the checkpoint ck (n bytes) with integer setting `name` set to v, CRC fixed. */
+static void with_setting(const char *out, const unsigned char *ck, size_t n, const char *name,
+                         int64_t v) {
+    unsigned char *b = xmalloc(n, "copy");
+    memcpy(b, ck, n);
+    size_t len = strlen(name);
+    for (size_t at = 28; at + 4 + len + 9 <= n; at++)
+        if (b[at] == len && !b[at + 1] && !b[at + 2] && !b[at + 3] &&
+            memcmp(b + at + 4, name, len) == 0 && b[at + 4 + len] == CKPT_INT) {
+            set_le64(b + at + 5 + len, (uint64_t)v);
+            break;
+        }
+    fix_crc(b, n);
+    write_all(out, b, n);
+    free(b);
+}
+
+/* The fixtures BAD_INPUTS.md lists. */
+static void make_fixtures(void) {
+    mkdir("build", 0777);
+    mkdir(FIX, 0777);
+    write_all("text.txt", "hello\n", 6);
+    write_all("empty", "", 0);
+    static const unsigned char trunc_idx[16] = { 0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 28, 0, 0, 0, 28 };
+    write_all("trunc.idx", trunc_idx, 16);
+    static const unsigned char zero_idx[16] = { 0, 0, 8, 3, 0, 0, 0, 0, 0, 0, 0, 28, 0, 0, 0, 28 };
+    write_all("zero.idx", zero_idx, 16);
+    static const unsigned char labels_idx[10] = { 0, 0, 8, 1, 0, 0, 0, 2, 1, 2 };
+    write_all("labels.idx", labels_idx, 10);
+    unsigned char *c100 = calloc(2 * 3074, 1);
+    write_all("c100.bin", c100, 2 * 3074);
+    free(c100);
+    static const unsigned char bad_gz[17] = { 0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 0xff, 'x', 'x', 'x', 'x', 'x', 'x' };
+    write_all("bad.gz", bad_gz, 17);
+    char folder[128];
+    snprintf(folder, sizeof folder, "%s/folder", FIX);
+    mkdir(folder, 0777);
+
+    /* a real checkpoint of a tiny images run, and damaged copies of it */
+    char ckpt[128];
+    snprintf(ckpt, sizeof ckpt, "%s/tiny.ckpt", FIX);
+    remove(ckpt);
+    int rc = system("./images --size 8 --base 8 --mult 1 --res-blocks 1 --attn none --T 10 "
+                    "--schedule cosine --steps 2 --batch 2 --warmup 0 --n-samples 1 "
+                    "--out " FIX "/out --save " FIX "/tiny.ckpt > /dev/null 2>&1");
+    size_t n = 0;
+    unsigned char *ck = read_all(ckpt, &n);
+    CHECK(rc == 0 && ck && n > 100, "the tiny checkpoint fixture was made");
+    if (!ck) return;
+    write_all("cut.ckpt", ck, 100);
+    unsigned char *b = xmalloc(n + 10, "copy");
+    memcpy(b, ck, n);
+    b[n / 2] ^= 0x10;
+    write_all("flipped.ckpt", b, n);
+    memcpy(b, ck, n);
+    set_le32(b + 8, 2);
+    write_all("v2.ckpt", b, n);
+    memcpy(b, ck, n);
+    set_le64(b + 12, (uint64_t)1 << 40);
+    write_all("huge.ckpt", b, n);
+    memcpy(b, ck, n);
+    memset(b + n, 0, 10);
+    write_all("joined.ckpt", b, n + 10);
+    free(b);
+    with_setting("base1e8.ckpt", ck, n, "base", 100000000);
+    with_setting("hw1e8.ckpt", ck, n, "H", 100000000);
+    with_setting("T1e8.ckpt", ck, n, "T", 100000000);
+    with_setting("negC.ckpt", ck, n, "C", -1);
+    free(ck);
+    char link[128];
+    snprintf(link, sizeof link, "%s/link.ckpt", FIX);
+    remove(link);
+    if (symlink("tiny.ckpt", link) != 0) CHECK(0, "symlink: %s", strerror(errno));
+}
+
+/* The text between the first two backticks of cell, into out. 0 if there are none. */
+static int backticked(const char *cell, char *out, size_t len) {
+    const char *a = strchr(cell, '`');
+    const char *b = a ? strchr(a + 1, '`') : NULL;
+    if (!b || (size_t)(b - a - 1) >= len) return 0;
+    memcpy(out, a + 1, (size_t)(b - a - 1));
+    out[b - a - 1] = '\0';
+    return 1;
+}
+
+int main(void) {
+    alarm(TEST_ALARM);
+    make_fixtures();
+    size_t size;
+    char *table = (char *)read_all(TABLE, &size);
+    CHECK(table != NULL, "%s is readable (run from the repository root)", TABLE);
+    if (!table) return test_summary("test_bad_inputs");
+    int rows = 0;
+    for (char *line = strtok(table, "\n"); line; line = strtok(NULL, "\n")) {
+        /* | n | `command` | exit | `message` | */
+        if (line[0] != '|') continue;
+        char *cells[5] = { 0 };
+        int nc = 0;
+        for (char *p = line; *p && nc < 5; p++)
+            if (*p == '|') { *p = '\0'; cells[nc++] = p + 1; }
+        char cmd[600], msg[400];
+        if (nc < 5 || !backticked(cells[1], cmd, sizeof cmd) ||
+            !backticked(cells[3], msg, sizeof msg) ||
+            (strncmp(cmd, "./", 2) != 0 && strncmp(cmd, "DDPM_", 5) != 0))
+            continue;
+        int want = atoi(cells[2]);
+        char full[700];
+        snprintf(full, sizeof full, "%s 2>&1", cmd);
+        fflush(NULL);
+        FILE *p = popen(full, "r");
+        static char out[1 << 16];
+        size_t got = p ? fread(out, 1, sizeof out - 1, p) : 0;
+        out[got] = '\0';
+        while (p && fgetc(p) != EOF) {}       /* drain the rest */
+        int status = p ? pclose(p) : -1;
+        int code = status != -1 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+        CHECK(code == want && strstr(out, msg),
+              "row %d `%s`: exit %d (want %d), message %s: %.300s", rows + 1, cmd, code, want,
+              strstr(out, msg) ? "found" : "NOT found", out);
+        rows++;
+    }
+    CHECK(rows >= MIN_ROWS, "%s has %d rows (at least %d)", TABLE, rows, MIN_ROWS);
+    printf("test_bad_inputs: %d rows of %s run\n", rows, TABLE);
+    free(table);
+    return test_summary("test_bad_inputs");
+}
