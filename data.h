@@ -2,7 +2,7 @@
  *
  * What is here:
  *   - toy 2D sets in the coordinates a person sees: "dogcat" first, the note's picture
- *     (001_32b43b095d77dc81.txt, 직관적 이해: '개' near (10, 20), '고양이' near (5, 25)),
+ *     (note 001, 직관적 이해: '개' near (10, 20), '고양이' near (5, 25)),
  *     then moons, ring, swissroll and one gaussian;
  *   - the Gaussian mixtures behind dogcat, ring and gaussian in closed form: log-density,
  *     score ∇ log p, the forward-diffused mixture q_t, and the exact optimal denoiser

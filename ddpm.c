@@ -1,6 +1,6 @@
 /* ddpm.c: the diffusion itself, network-agnostic (see ddpm.h for the interface).
  *
- * Reading order follows note 004_f73000859f39fe06.txt:
+ * Reading order follows note 004:
  *   1. Diffusion Process: q(x_t|x_{t−1}) and its reparametrization, q(x_t|x₀) in closed form
  *   2. The posterior q(x_{t−1}|x_t, x₀) by the x₀ route and the ε route (Variation)
  *   3. Parametrizations: ε̂, x̂₀, μ̂, v̂ and μ_θ(x_t, t) from each

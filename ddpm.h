@@ -1,8 +1,8 @@
 /* ddpm.h: the diffusion itself, network-agnostic.
  *
- * Notes: 004_f73000859f39fe06.txt (every formula: the diffusion process, the
+ * Notes (named in notebooks_md/00_index.md): 004 (every formula: the diffusion process, the
  * reparametrization trick, p_θ, the loss, the x₀ and ε variants, the algorithm),
- * 001_32b43b095d77dc81.txt and 003_6ec2639ff2e34877.txt (forward and reverse processes).
+ * 001 and 003 (forward and reverse processes).
  * The network is reached only through `Denoiser` (denoiser.h), so the same code drives
  * the 2D MLP and the image U-Net. Every function works on a batch of N examples of D numbers each,
  * stored (N, D) row-major; t is given per example (t = 1..T).

@@ -1,5 +1,5 @@
 /* images.c: the small-image story. A U-Net learns to undo the forward process on images,
- * then the note's algorithm (004_f73000859f39fe06.txt, 알고리즘) turns pure noise into new
+ * then the note's algorithm (note 004, 알고리즘) turns pure noise into new
  * images. Read it top to bottom; each step names the function it calls:
  *
  *   1. options                           (./images --help)

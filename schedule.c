@@ -1,8 +1,8 @@
 /* schedule.c: β_t schedules and every quantity derived from them, in double.
  *
- * Notes: 004_f73000859f39fe06.txt, "Noise Sampling" ("β_t 값은 설정된 값(선형, 지수,
+ * Notes: 004, "Noise Sampling" ("β_t 값은 설정된 값(선형, 지수,
  * 코사인파 등등)": β_t is set, not learned: linear, exponential, cosine, ...) and
- * 000_0948b6cb6cd772e4.txt §3-1 (the notation table). That table says β_t is
+ * 000 §3-1 (the notation table). That table says β_t is
  * "optimized by training"; in DDPM (Ho et al. 2020, §4) β_t is fixed, as 003 and 004 say.
  * Index: t = 1..T, arrays of T+1 entries, entry 0 is the data (β_0 = 0, ᾱ_0 = 1).
  * Not here: networks and random numbers.

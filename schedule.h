@@ -1,7 +1,7 @@
 /* schedule.h: the noise schedule β_t and every quantity derived from it, in double.
  *
- * Notes: 004_f73000859f39fe06.txt ("Noise Sampling": β_t is set, linear, exponential,
- * cosine...), 000_0948b6cb6cd772e4.txt §3-1 (the notation table: β_t, α_t = 1 − β_t, ᾱ_t).
+ * Notes: 004 ("Noise Sampling": β_t is set, linear, exponential,
+ * cosine...), 000 §3-1 (the notation table: β_t, α_t = 1 − β_t, ᾱ_t).
  * Index convention: t = 1..T as in the notes, t = 0 is the data. Every array has T+1
  * entries indexed by t directly: beta[0] = 0 and alpha_bar[0] = 1 are the "no noise yet"
  * values and are never used as a step. (Code that counts steps from 0, such as Ho et

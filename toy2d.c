@@ -1,4 +1,4 @@
-/* toy2d.c: the 2D dog/cat story of note 001_32b43b095d77dc81.txt, end to end.
+/* toy2d.c: the 2D dog/cat story of note 001, end to end.
  *
  * "개" (dog) points gather near (10, 20), "고양이" (cat) points near (5, 25); the forward
  * process flattens their probability landscape into N(0, I), and the reverse process moves
@@ -274,7 +274,9 @@ static void panel_legend(Image *img, int x, int y, const char *const *labels,
                          const unsigned char (*rgb)[3], int n) {
     int wmax = 0;
     for (int i = 0; i < n; i++) wmax = text_width(labels[i], 1) > wmax ? text_width(labels[i], 1) : wmax;
-    draw_legend(img, x + PANEL - wmax - FONT_H - 6, y + TITLE_H + 3, labels, rgb, n, WHITE);
+    int lx = x + PANEL - wmax - FONT_H - 6, ly = y + TITLE_H + 3;
+    image_fill_rect(img, lx - 2, ly - 2, wmax + FONT_H + 7, n * FONT_LINE + 2, BLACK);   /* readable over arrows */
+    draw_legend(img, lx, ly, labels, rgb, n, WHITE);
 }
 
 /* pixel of a point in the note's coordinates inside a panel at (x, y + TITLE_H) */
