@@ -166,7 +166,7 @@ static void test_jensen(void) {
         static real x0s[NB];
         static double total[NB];
         for (int n = 0; n < NB; n++) x0s[n] = (real)x0;
-        DdpmConfig cfg = { PRED_EPS, LOSS_KL, var };
+        DdpmConfig cfg = { .param = PRED_EPS, .weighting = LOSS_KL, .var = var };
         double terms[5], sq = 0;
         double bound = vlb_all_terms(terms, total, &net, x0s, NB, &cfg, &s, DECODER_GAUSSIAN, &r);
         for (int n = 0; n < NB; n++) sq += (total[n] - bound) * (total[n] - bound);
@@ -406,7 +406,7 @@ static void test_l_simple_value(void) {
         target[i] = (real)(0.3 * ((i * 7) % 5) - 0.4);
         sum += (out[i] - target[i]) * (out[i] - target[i]);
     }
-    DdpmConfig cfg = { PRED_EPS, LOSS_SIMPLE, VAR_BETA_TILDE };
+    DdpmConfig cfg = { .param = PRED_EPS, .weighting = LOSS_SIMPLE, .var = VAR_BETA_TILDE };
     double loss = ddpm_loss(dout, NULL, out, target, &cfg, &s, t, N, D);
     CHECK_CLOSE(loss, sum / (N * D), ALGEBRA_TOL, "L_simple = sum of squares / (N D)");
     double worst = 0;
@@ -438,7 +438,7 @@ static void test_sampler_uses_var(void) {
             Rng r;
             rng_seed(&r, 73);
             for (int i = 0; i < 2 * N; i++) x[v][i] = (real)(0.1 * i - 0.6);
-            DdpmConfig cfg = { PRED_EPS, LOSS_SIMPLE, (ReverseVar)v };
+            DdpmConfig cfg = { .param = PRED_EPS, .weighting = LOSS_SIMPLE, .var = (ReverseVar)v };
             p_sample(&net, x[v], NULL, NULL, &cfg, &s, t, N, 0, &r);
         }
         real x_t[2 * N];
