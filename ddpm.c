@@ -891,29 +891,30 @@ void ode_decode(Denoiser *net, real *x, const int *y, const DdpmConfig *cfg, con
                 int N, const OdeConfig *oc, SampleTrace trace, void *trace_ctx) {
     ode_check(net, s, oc);
     int D = net->D, B = N < net->max_batch ? N : net->max_batch;
+    size_t nd = (size_t)N * D;
     OdeWork w;
     ode_work_init(&w, B, D, D * (1 + net->learned_var));
-    double *xbar = xmalloc((size_t)B * D * sizeof(double), "ODE x-bar");
-    /* with a trace the whole batch must move together, so trace needs N ≤ max_batch */
-    if (trace && N > net->max_batch) die("ode_decode: a trace needs N <= max_batch");
+    double *xbar = xmalloc(nd * sizeof(double), "ODE x-bar");
+    /* step by step over the whole batch (in chunks of max_batch), so that a trace sees
+     * every x_τ together */
+    real *x0_all = trace ? xmalloc(nd * sizeof(real), "ODE x0_hat") : NULL;
+    to_xbar(xbar, x, s->sqrt_alpha_bar[s->T], nd);
     if (trace) trace(trace_ctx, s->T, x, NULL, N, D);
-    for (int start = 0; start < N; start += B) {
-        int n = N - start < B ? N - start : B;
-        size_t nd = (size_t)n * D;
-        real *xc = x + (size_t)start * D;
-        to_xbar(xbar, xc, s->sqrt_alpha_bar[s->T], nd);
-        for (int i = oc->S; i >= 1; i--) {
-            int t_a = ode_tau(i, oc->S, s->T), t_b = ode_tau(i - 1, oc->S, s->T);
-            ode_step(xbar, NULL, NULL, &w, net, cfg, s, y ? y + start : NULL, t_a, t_b, n, oc,
-                     NULL);
-            if (trace) {
-                from_xbar(xc, xbar, s->sqrt_alpha_bar[t_b], nd);
-                trace(trace_ctx, t_b, xc, w.x0_hat, N, D);
-            }
+    for (int i = oc->S; i >= 1; i--) {
+        int t_a = ode_tau(i, oc->S, s->T), t_b = ode_tau(i - 1, oc->S, s->T);
+        for (int start = 0; start < N; start += B) {
+            int n = N - start < B ? N - start : B;
+            ode_step(xbar + (size_t)start * D, NULL, NULL, &w, net, cfg, s,
+                     y ? y + start : NULL, t_a, t_b, n, oc, NULL);
+            if (trace) memcpy(x0_all + (size_t)start * D, w.x0_hat, (size_t)n * D * sizeof(real));
         }
-        from_xbar(xc, xbar, 1.0, nd);                            /* σ_0 = 0: x̄ = x₀ */
+        if (trace) {
+            from_xbar(x, xbar, s->sqrt_alpha_bar[t_b], nd);
+            trace(trace_ctx, t_b, x, x0_all, N, D);
+        }
     }
-    free(xbar);
+    from_xbar(x, xbar, 1.0, nd);                                 /* σ_0 = 0: x̄ = x₀ */
+    free(xbar); free(x0_all);
     ode_work_free(&w);
 }
 
