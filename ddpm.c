@@ -838,6 +838,11 @@ static void ode_div_weights(double *w_a, double *w_b, const Schedule *s, int t_a
     else { *w_a = 0.5 * wa; *w_b = 0.5 * wb; }
 }
 
+/* Heun's corrector switches from the trapezoid in σ to the variation-of-constants form on
+ * steps that span more than this factor in σ (cosine's last step spans 31.6; a linear
+ * schedule's steps at T = 200 never more than 1.5) */
+#define LONG_STEP 2.0
+
 /* One solver step of x̄ (n, D) from grid point t_a to t_b (either direction), h = σ_b − σ_a.
  * With ell (n) not NULL, adds ∫ div_x̄ g dσ over the step (ode_div_weights) into ell and
  * its estimate's variance into ell_var. w->x0_hat is left holding x̂₀ at (x̄, t_a). */
@@ -858,11 +863,32 @@ static void ode_step(double *xbar, double *ell, double *ell_var, OdeWork *w, Den
             }
         return;
     }
-    /* Heun: predictor x̄' = x̄ + h g(x̄, σ_a), corrector x̄ += h/2 (g(x̄, σ_a) + g(x̄', σ_b)) */
+    /* Heun: predictor x̄' = x̄ + h g(x̄, σ_a) (DDIM's step), then the corrector */
     for (size_t i = 0; i < nd; i++) w->xbar_pred[i] = xbar[i] + h * w->eps_a[i];
     ode_drift(w->eps_b, w->x0_pred, ell ? w->div_b : NULL, w->var_b, w, net, cfg, s,
               w->xbar_pred, y, t_b, n, oc, rng);
-    for (size_t i = 0; i < nd; i++) xbar[i] += 0.5 * h * ((double)w->eps_a[i] + w->eps_b[i]);
+    double ratio = t_a && t_b ? ode_sigma(s, t_a) / ode_sigma(s, t_b) : 0.0;
+    if (t_a == 0 || t_b == 0 || (ratio < LONG_STEP && ratio > 1.0 / LONG_STEP)) {
+        /* the trapezoid in σ, x̄ += h/2 (g(x̄, σ_a) + g(x̄', σ_b)), with g(·, 0) = 0 */
+        for (size_t i = 0; i < nd; i++) xbar[i] += 0.5 * h * ((double)w->eps_a[i] + w->eps_b[i]);
+    } else {
+        /* On a long step the trapezoid in σ is unstable: at large σ the drift
+         * g = (x̄ − D)/σ, D = x̂₀ = x̄ − σ ε̂, makes the corrector see the predictor's error
+         * times σ_a/σ_b (31.6 at cosine's clipped last step), and a trained network's
+         * small error at t = T ruined its samples. So the corrector is taken in the
+         * variation-of-constants form of the same ODE, d(x̄/σ)/dσ = −D/σ²:
+         *   x̄_b = r x̄_a + σ_b ∫_{σ_b}^{σ_a} D/σ² dσ,  r = σ_b/σ_a,
+         * exact with D constant (that is DDIM: r x̄_a + (1 − r) D_a) and, with
+         *   w_a = σ_b (ln(σ_a/σ_b) − (1 − r)) / (σ_a − σ_b),  w_b = (1 − r) − w_a,
+         * exact for D linear in σ: x̄_b = r x̄_a + w_a D_a + w_b D_b, D_b at the predictor. */
+        double sig_a = ode_sigma(s, t_a), sig_b = ode_sigma(s, t_b), r = sig_b / sig_a;
+        double w_a = sig_b * (log(sig_a / sig_b) - (1.0 - r)) / (sig_a - sig_b), w_b = 1.0 - r - w_a;
+        for (size_t i = 0; i < nd; i++) {
+            double d_a = xbar[i] - sig_a * w->eps_a[i];               /* D at (x̄, σ_a) */
+            double d_b = w->xbar_pred[i] - sig_b * w->eps_b[i];       /* D at (x̄', σ_b) */
+            xbar[i] = r * xbar[i] + w_a * d_a + w_b * d_b;
+        }
+    }
     if (ell)
         for (int k = 0; k < n; k++) {
             ell[k] += wa * w->div_a[k] + wb * w->div_b[k];

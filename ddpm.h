@@ -247,7 +247,9 @@ double gaussian_kl(const real *m1, double v1, const real *m2, double v2, int D);
  * The steps are DDIM's: τ_i = round(i T / S), i = 0..S (τ_0 = 0, τ_S = T). */
 typedef enum {
     ODE_EULER,  /* x̄ += h g(x̄, σ): exactly DDIM with η = 0 */
-    ODE_HEUN,   /* x̄' = x̄ + h g(x̄, σ), x̄ += h/2 (g(x̄, σ) + g(x̄', σ + h)): 2nd order */
+    ODE_HEUN,   /* x̄' = x̄ + h g(x̄, σ), x̄ += h/2 (g(x̄, σ) + g(x̄', σ + h)): 2nd order;
+                   on steps longer than a factor 2 in σ the corrector in the equivalent
+                   variation-of-constants form (ddpm.c ode_step), which stays stable */
     ODE_COUNT
 } OdeSolver;
 const char *ode_solver_name(OdeSolver m);
