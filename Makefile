@@ -42,7 +42,16 @@ HEADERS := $(wildcard *.h) $(wildcard tests/*.h)
 TESTS   := $(patsubst tests/%.c,%,$(wildcard tests/test_*.c))
 
 .PHONY: all test test-san test-threads toy2d images fashion lab notebooks bench clean bins \
-        fuzz fuzz-smoke
+        fuzz fuzz-smoke FORCE
+
+# The flags are part of what make compares: build/flags holds the compile command and is
+# rewritten only when it changes (make CC=clang, PORTABLE=1, OMP=1, CFLAGS=...), and every
+# object depends on it, so a changed flag rebuilds everything and an unchanged one nothing.
+FLAGS_NOW  = $(COMPILE) | $(LDLIBS) | $(FUZZ_CC)
+build/flags: FORCE
+	@mkdir -p build
+	@echo '$(FLAGS_NOW)' | cmp -s - $@ || echo '$(FLAGS_NOW)' > $@
+HEADERS += build/flags
 
 all: bins
 bins: $(addprefix build/,$(PROGS))
