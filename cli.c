@@ -1,44 +1,350 @@
-/* cli.c: options, time and folders for the programs (see cli.h). */
+/* cli.c: what the two programs share (see cli.h). Reading order: the command line, the
+ * diffusion's options and their help lines, checkpoint settings, the training pieces and
+ * the loss log, sampling and the schedule line, small helpers. */
+#define _POSIX_C_SOURCE 200809L /* isatty() under -std=c11 */
 #include "cli.h"
 
 #include <errno.h>
-#include <stdio.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
-#include "tensor.h"
+#include "plot.h"
 
-void cli_split(const char *program, char **argv, int i, char *name, int len, const char **value) {
-    const char *arg = argv[i], *eq = strchr(arg, '=');
-    if (strncmp(arg, "--", 2) != 0) die("unexpected argument '%s' (see %s --help)", arg, program);
-    if (eq) {
-        snprintf(name, (size_t)len, "%.*s", (int)(eq - arg), arg);
-        *value = eq + 1;
-    } else {
-        snprintf(name, (size_t)len, "%s", arg);
-        *value = NULL;
-    }
+/* ========================================================================================
+ * The command line */
+
+CliArgs cli_args(const char *program, int argc, char **argv) {
+    CliArgs a = { .program = program, .argc = argc, .argv = argv, .i = 0 };
+    return a;
 }
 
-long cli_int(const char *opt, const char *value, long lo, long hi) {
+int cli_next(CliArgs *a) {
+    if (++a->i >= a->argc) return 0;
+    const char *arg = a->argv[a->i], *eq = strchr(arg, '=');
+    if (strncmp(arg, "--", 2) != 0) die("unexpected argument '%s' (see %s --help)", arg, a->program);
+    if (eq) {
+        snprintf(a->name, sizeof a->name, "%.*s", (int)(eq - arg), arg);
+        a->value = eq + 1;
+    } else {
+        snprintf(a->name, sizeof a->name, "%s", arg);
+        a->value = NULL;
+    }
+    return 1;
+}
+
+int cli_is(const CliArgs *a, const char *name) { return strcmp(a->name, name) == 0; }
+
+const char *cli_value(CliArgs *a) {
+    if (!a->value) {
+        if (a->i + 1 >= a->argc) die("%s needs a value (see %s --help)", a->name, a->program);
+        a->value = a->argv[++a->i];
+    }
+    return a->value;
+}
+
+long cli_int(CliArgs *a, long lo, long hi) {
+    const char *value = cli_value(a);
     char *end;
     errno = 0;
     long x = strtol(value, &end, 10);
     if (errno || *end || end == value || x < lo || x > hi)
-        die("%s: '%s' is not an integer in %ld..%ld", opt, value, lo, hi);
+        die("%s: '%s' is not an integer in %ld..%ld", a->name, value, lo, hi);
     return x;
 }
 
-double cli_double(const char *opt, const char *value, double lo, double hi) {
+double cli_double(CliArgs *a, double lo, double hi) {
+    const char *value = cli_value(a);
     char *end;
     errno = 0;
     double x = strtod(value, &end);
     if (errno || *end || end == value || !(x >= lo && x <= hi))
-        die("%s: '%s' is not a number in [%g, %g]", opt, value, lo, hi);
+        die("%s: '%s' is not a number in [%g, %g]", a->name, value, lo, hi);
     return x;
 }
+
+void cli_unknown(const CliArgs *a) {
+    die("unknown option '%s' (see %s --help)", a->name, a->program);
+}
+
+int name_index(const char *value, const char *const *names, int n) {
+    for (int i = 0; i < n; i++)
+        if (strcmp(value, names[i]) == 0) return i;
+    return -1;
+}
+
+const char *names_join(char *buf, size_t len, const char *const *names, int n) {
+    size_t used = 0;
+    buf[0] = 0;
+    for (int i = 0; i < n && used < len; i++)
+        used += (size_t)snprintf(buf + used, len - used, "%s%s", i ? "|" : "", names[i]);
+    return buf;
+}
+
+/* ========================================================================================
+ * The diffusion's options */
+
+int diffusion_option(CliArgs *a, DiffusionOptions *d) {
+    if (cli_is(a, "--T")) {
+        d->T = (int)cli_int(a, 1, 100000);
+        d->given.T = 1;
+    } else if (cli_is(a, "--schedule")) {
+        const char *v = cli_value(a);
+        if (schedule_parse(v, &d->schedule)) die("--schedule: unknown '%s'; allowed: %s", v, schedule_names());
+        d->given.schedule = 1;
+    } else if (cli_is(a, "--param")) {
+        const char *v = cli_value(a);
+        if (parametrization_parse(v, &d->ddpm.param)) die("--param: unknown '%s'; allowed: eps|x0|mu|v", v);
+        d->given.param = 1;
+    } else if (cli_is(a, "--loss")) {
+        const char *v = cli_value(a);
+        if (loss_weighting_parse(v, &d->ddpm.weighting)) die("--loss: unknown '%s'; allowed: simple|kl", v);
+        d->given.loss = 1;
+    } else if (cli_is(a, "--var")) {
+        const char *v = cli_value(a);
+        if (reverse_var_parse(v, &d->ddpm.var)) die("--var: unknown '%s'; allowed: beta_tilde|beta", v);
+        d->given.var = 1;
+    } else if (cli_is(a, "--sampler")) {
+        const char *v = cli_value(a);
+        if (strcmp(v, "ddpm") == 0) d->ddim = 0;
+        else if (strcmp(v, "ddim") == 0) d->ddim = 1;
+        else die("--sampler: unknown '%s'; allowed: ddpm|ddim", v);
+    } else if (cli_is(a, "--ddim-steps")) {
+        d->ddim_steps = (int)cli_int(a, 1, 100000);
+        d->ddim = 1;
+    } else if (cli_is(a, "--eta")) {
+        d->eta = cli_double(a, 0.0, 1.0);
+    } else if (cli_is(a, "--seed")) {
+        d->seed = (unsigned long)cli_int(a, 0, 2147483647L);
+        d->given.seed = 1;
+    } else if (cli_is(a, "--out")) {
+        d->out = cli_value(a);
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
+void diffusion_check(DiffusionOptions *d) {
+    if (!d->ddim) d->ddim_steps = 0;
+    else if (d->ddim_steps == 0) d->ddim_steps = d->T;
+    if (d->ddim_steps > d->T) die("--ddim-steps %d is more than --T %d", d->ddim_steps, d->T);
+}
+
+void usage_diffusion(FILE *f, const DiffusionOptions *d) {
+    fprintf(f,
+        "  --T N              diffusion steps (default %d)\n"
+        "  --schedule NAME    %s (default %s)\n"
+        "  --param NAME       what the network predicts: eps|x0|mu|v (default %s)\n"
+        "  --loss NAME        simple|kl: L_simple or the KL-weighted L_{t-1} (default %s)\n"
+        "  --var NAME         reverse variance sigma_t^2: beta_tilde|beta (default %s)\n",
+        d->T, schedule_names(), schedule_name(d->schedule), parametrization_name(d->ddpm.param),
+        loss_weighting_name(d->ddpm.weighting), reverse_var_name(d->ddpm.var));
+}
+
+void usage_sampler(FILE *f, const DiffusionOptions *d) {
+    fprintf(f,
+        "  --sampler NAME     ddpm (the note's algorithm) or ddim (default %s)\n"
+        "  --ddim-steps N     DDIM steps, 1..T (default T; implies --sampler ddim)\n"
+        "  --eta X            DDIM eta, 0 = deterministic (default %g)\n",
+        d->ddim ? "ddim" : "ddpm", d->eta);
+}
+
+void usage_seed_out(FILE *f, const DiffusionOptions *d) {
+    fprintf(f,
+        "  --seed N           random seed (default %lu)\n"
+        "  --out DIR          output folder (default %s)\n",
+        d->seed, d->out);
+}
+
+/* ========================================================================================
+ * Checkpoint settings */
+
+void diffusion_record(CkptHeader *h, const DiffusionOptions *d) {
+    ckpt_set_int(h, "T", d->T);
+    ckpt_set_string(h, "schedule", schedule_name(d->schedule));
+    ckpt_set_string(h, "param", parametrization_name(d->ddpm.param));
+    ckpt_set_string(h, "loss", loss_weighting_name(d->ddpm.weighting));
+    ckpt_set_string(h, "var", reverse_var_name(d->ddpm.var));
+}
+
+const CkptSetting *setting_of(const SettingsReader *r, const char *name, CkptType type) {
+    const CkptSetting *s = ckpt_find(r->h, name);
+    if (!s || s->type != type)
+        die("%s: no %s setting '%s': not a checkpoint written by %s", r->path,
+            type == CKPT_INT ? "integer" : type == CKPT_DOUBLE ? "number" : "text", name, r->program);
+    return s;
+}
+
+static void conflict(const SettingsReader *r, const char *opt, const char *mine, const char *file) {
+    die("%s %s conflicts with %s, which was made with %s %s: drop the option, or start a new "
+        "run without %s", opt, mine, r->path, opt, file, r->how);
+}
+
+void read_int_setting(const SettingsReader *r, const char *name, const char *opt, int given,
+                      int *v) {
+    const CkptSetting *s = setting_of(r, name, CKPT_INT);
+    if (given && r->strict && *v != s->i) {
+        char a[32], b[32];
+        snprintf(a, sizeof a, "%d", *v);
+        snprintf(b, sizeof b, "%lld", (long long)s->i);
+        conflict(r, opt, a, b);
+    }
+    if (s->i < 0 || s->i > 100000000) die("%s: malformed: %s = %lld", r->path, name, (long long)s->i);
+    *v = (int)s->i;
+}
+
+void read_double_setting(const SettingsReader *r, const char *name, const char *opt, int given,
+                         double *v) {
+    const CkptSetting *s = setting_of(r, name, CKPT_DOUBLE);
+    if (given && r->strict && *v != s->d) {
+        char a[32], b[32];
+        snprintf(a, sizeof a, "%g", *v);
+        snprintf(b, sizeof b, "%g", s->d);
+        conflict(r, opt, a, b);
+    }
+    *v = s->d;
+}
+
+const char *read_name_setting(const SettingsReader *r, const char *name, const char *opt,
+                              int given, const char *mine) {
+    const CkptSetting *s = setting_of(r, name, CKPT_STRING);
+    if (given && r->strict && strcmp(mine, s->s) != 0) conflict(r, opt, mine, s->s);
+    return s->s;
+}
+
+void diffusion_read(SettingsReader *r, DiffusionOptions *d) {
+    int strict = r->strict;
+    r->strict = 1;   /* the model and the diffusion: always */
+    read_int_setting(r, "T", "--T", d->given.T, &d->T);
+    if (schedule_parse(read_name_setting(r, "schedule", "--schedule", d->given.schedule,
+                                         schedule_name(d->schedule)), &d->schedule))
+        die("%s: malformed: unknown schedule", r->path);
+    if (parametrization_parse(read_name_setting(r, "param", "--param", d->given.param,
+                                                parametrization_name(d->ddpm.param)), &d->ddpm.param))
+        die("%s: malformed: unknown parametrization", r->path);
+    r->strict = strict;   /* training settings: only when training goes on */
+    if (loss_weighting_parse(read_name_setting(r, "loss", "--loss", d->given.loss,
+                                               loss_weighting_name(d->ddpm.weighting)), &d->ddpm.weighting))
+        die("%s: malformed: unknown loss", r->path);
+    ReverseVar var = d->ddpm.var;
+    if (reverse_var_parse(read_name_setting(r, "var", "--var", d->given.var,
+                                            reverse_var_name(d->ddpm.var)), &d->ddpm.var))
+        die("%s: malformed: unknown reverse variance", r->path);
+    if (!r->strict && d->given.var) d->ddpm.var = var;   /* sampling may choose its own */
+}
+
+/* ========================================================================================
+ * Training pieces and the loss log */
+
+static const double PI = 3.14159265358979323846;
+
+void draw_minibatch(real *batch, const real *train, int n, int B, int D, Rng *rng) {
+    for (int b = 0; b < B; b++)
+        memcpy(batch + (size_t)b * D, train + (size_t)rng_int(rng, n) * D, (size_t)D * sizeof(real));
+}
+
+double lr_cosine(double lr, long step, long steps) {
+    return lr * 0.5 * (1.0 + cos(PI * (double)(step - 1) / (double)steps));
+}
+
+void loss_log_init(LossLog *l, long first, long last, int window, int progress_every) {
+    long n_steps = last >= first ? last - first + 1 : 0;
+    memset(l, 0, sizeof *l);
+    l->first = first;
+    l->last = last;
+    l->every = n_steps >= 200 ? (int)(n_steps / 200) : 1;
+    l->progress_every = isatty(2) ? progress_every : 0;
+    l->new_weight = 1.0 / window;
+    l->old_weight = 1.0 - 1.0 / window;
+    l->step = xmalloc((size_t)(n_steps / l->every + 2) * sizeof(double), "loss log");
+    l->loss = xmalloc((size_t)(n_steps / l->every + 2) * sizeof(double), "loss log");
+    l->t_start = now_seconds();
+}
+
+void loss_log_add(LossLog *l, long step, double loss) {
+    long done = step - l->first + 1;
+    l->running = step == l->first ? loss : l->old_weight * l->running + l->new_weight * loss;
+    l->sum += loss;
+    l->count++;
+    if (done % l->every == 0 || step == l->last) {
+        l->step[l->n] = (double)step;
+        l->loss[l->n++] = l->sum / l->count;
+        l->sum = 0;
+        l->count = 0;
+    }
+    if (l->progress_every && (done % l->progress_every == 0 || step == l->last)) {
+        double left = (now_seconds() - l->t_start) / done * (double)(l->last - step);
+        fprintf(stderr, "\rtraining: step %ld/%ld  loss %.4f  %.0f s left   ", step, l->last,
+                l->running, left);
+    }
+}
+
+double loss_log_end(LossLog *l) {
+    if (l->progress_every && l->last >= l->first) fprintf(stderr, "\n");
+    return now_seconds() - l->t_start;
+}
+
+void loss_log_plot(const LossLog *l, const char *path, const char *name) {
+    SvgPlot p;
+    memset(&p, 0, sizeof p);
+    p.title = "training loss (mean over each logging interval)";
+    p.xlabel = "step";
+    p.ylabel = "loss";
+    p.log_y = 1;
+    p.nseries = 1;
+    p.series[0] = (SvgSeries){ name, l->n, l->step, l->loss };
+    svg_lineplot(path, &p);
+}
+
+void loss_log_free(LossLog *l) {
+    free(l->step);
+    free(l->loss);
+}
+
+/* ========================================================================================
+ * Sampling, the schedule line, plots against t */
+
+void sample_loop(Denoiser *net, real *x, const int *y, const DiffusionOptions *d,
+                 const Schedule *s, int N, int clip_x0, Rng *rng, SampleTrace trace, void *ctx) {
+    if (d->ddim_steps)
+        ddim_sample_loop(net, x, y, &d->ddpm, s, N, d->ddim_steps, d->eta, clip_x0, rng, trace, ctx);
+    else
+        p_sample_loop(net, x, y, &d->ddpm, s, N, clip_x0, rng, trace, ctx);
+}
+
+void plot_against_t(const char *path, const char *title, const char *ylabel, int log_y,
+                    const char *name, int T, const double *values) {
+    double *ts = xmalloc((size_t)T * sizeof(double), "t");
+    for (int t = 1; t <= T; t++) ts[t - 1] = t;
+    SvgPlot p;
+    memset(&p, 0, sizeof p);
+    p.title = title;
+    p.xlabel = "t";
+    p.ylabel = ylabel;
+    p.log_y = log_y;
+    p.nseries = 1;
+    p.series[0] = (SvgSeries){ name, T, ts, values };
+    svg_lineplot(path, &p);
+    free(ts);
+}
+
+void print_schedule(const Schedule *s, double prior, int D, const char *example, const char *note) {
+    printf("schedule: beta_1 = %.4g, beta_T = %.4g, alphabar_T = %.3g, prior term L_T = %.3g nats"
+           " per %s", s->beta[1], s->beta[s->T], s->alpha_bar[s->T], prior, example);
+    if (D > 2) printf(" (%.2g per number)", prior / D);
+    printf("%s\n", note);
+    if (prior / D > 0.005)
+        printf("warning: L_T = %.3g nats%s is not small: x_T is not close to N(0, I); use more"
+               " steps or a schedule with a smaller alphabar_T\n", D > 2 ? prior / D : prior,
+               D > 2 ? " per number" : "");
+}
+
+/* ========================================================================================
+ * Small helpers */
 
 double now_seconds(void) {
     struct timespec ts;

@@ -1,18 +1,166 @@
-/* cli.h: what the two programs (toy2d.c, images.c) share and nothing else: option values
- * with one-line errors, wall-clock time, and output folders. No diffusion here.
+/* cli.h: what the two programs (toy2d.c, images.c) share, written once: the command line,
+ * the options of the diffusion itself (parsed, listed in --help and recorded in checkpoints
+ * here and nowhere else), the training recipe's small pieces (minibatch, learning rate),
+ * the loss log with its progress line, the sampler the options chose, and small helpers
+ * (time, folders). The library (tensor, schedule, ddpm, the networks) never includes it.
  */
 #ifndef CLI_H
 #define CLI_H
 
-/* "--name value" or "--name=value": splits argv[*i] into name (at most `len` bytes) and
- * value; *value is NULL for a flag without "=" (the caller takes argv[++*i] if it needs one).
- * Dies with a one-line message on an argument that does not start with "--". */
-void cli_split(const char *program, char **argv, int i, char *name, int len, const char **value);
-/* The value of option `opt` as an integer in lo..hi, or a number in [lo, hi]; anything else
- * dies with "OPT: 'VALUE' is not an integer in LO..HI". */
-long cli_int(const char *opt, const char *value, long lo, long hi);
-double cli_double(const char *opt, const char *value, double lo, double hi);
+#include <stdio.h>
 
+#include "checkpoint.h"
+#include "ddpm.h"
+#include "schedule.h"
+#include "tensor.h"
+
+/* ========================================================================================
+ * The command line: "--name value" or "--name=value", one option at a time, read by a plain
+ * if-chain in each program:
+ *
+ *   CliArgs a = cli_args("./toy2d", argc, argv);
+ *   while (cli_next(&a)) {
+ *       if (diffusion_option(&a, &o.d)) continue;                  // --T, --schedule, ...
+ *       if (cli_is(&a, "--table")) o.table = 1;                     // a flag
+ *       else if (cli_is(&a, "--steps")) o.steps = (int)cli_int(&a, 0, 100000000);
+ *       else cli_unknown(&a);
+ *   }
+ * Every mistake dies with one line that names the option. */
+typedef struct {
+    const char *program;    /* "./toy2d", for the messages */
+    int argc;
+    char **argv;
+    int i;                  /* the argument being read */
+    char name[64];          /* its name, e.g. "--steps" */
+    const char *value;      /* the text after '=', or the next argument once cli_value took it */
+} CliArgs;
+
+CliArgs cli_args(const char *program, int argc, char **argv);
+/* Moves to the next option; 0 at the end. Dies on an argument that does not start with "--". */
+int cli_next(CliArgs *a);
+int cli_is(const CliArgs *a, const char *name);          /* the option is `name` */
+/* The option's value: after '=' or the next argument ("--steps needs a value" if none). */
+const char *cli_value(CliArgs *a);
+/* The value as an integer in lo..hi, or a number in [lo, hi]; anything else dies with
+ * "--steps: 'x' is not an integer in 0..100000000". */
+long cli_int(CliArgs *a, long lo, long hi);
+double cli_double(CliArgs *a, double lo, double hi);
+/* "unknown option '--x' (see ./toy2d --help)", and exit */
+void cli_unknown(const CliArgs *a);
+/* The index of `value` in names[0..n), or −1. */
+int name_index(const char *value, const char *const *names, int n);
+/* "digits|idx|cifar": names[0..n) joined by '|' into buf (len bytes), for usage and errors */
+const char *names_join(char *buf, size_t len, const char *const *names, int n);
+
+/* ========================================================================================
+ * The options of the diffusion itself: the same flags, ranges, messages and help lines in
+ * both programs. Each program sets its own defaults (toy2d: T = 50, cosine; images: T = 200,
+ * linear) and reads the rest of its options itself. */
+typedef struct {
+    int T;                  /* diffusion steps */
+    ScheduleKind schedule;  /* the β_t schedule */
+    DdpmConfig ddpm;        /* what the network predicts, the loss weighting, σ_t² */
+    int ddim;               /* 1: DDIM (--sampler ddim or --ddim-steps); 0: the note's algorithm */
+    int ddim_steps;         /* DDIM steps; 0 = T, until diffusion_check settles it */
+    double eta;             /* DDIM η: 0 deterministic, 1 ancestral */
+    unsigned long seed;     /* the one seed a run is reproduced from */
+    const char *out;        /* output folder */
+    /* what the user typed: a checkpoint refuses a conflicting value instead of either one */
+    struct { int T, schedule, param, loss, var, seed; } given;
+} DiffusionOptions;
+
+/* Reads the option `a` is at if it is one of --T --schedule --param --loss --var --sampler
+ * --ddim-steps --eta --seed --out; returns 1 if it was, 0 otherwise. */
+int diffusion_option(CliArgs *a, DiffusionOptions *d);
+/* Once T is final (after a checkpoint's settings): DDIM without --ddim-steps takes T steps;
+ * more steps than T dies. After it, ddim_steps > 0 exactly when DDIM samples. */
+void diffusion_check(DiffusionOptions *d);
+/* The help lines, with the program's defaults: T, schedule, param, loss, var (5 lines);
+ * sampler, ddim-steps, eta (3 lines); seed and out (2 lines). */
+void usage_diffusion(FILE *f, const DiffusionOptions *defaults);
+void usage_sampler(FILE *f, const DiffusionOptions *defaults);
+void usage_seed_out(FILE *f, const DiffusionOptions *defaults);
+
+/* ========================================================================================
+ * Options in a checkpoint's header, and back. */
+
+/* T, schedule, param, loss and var, by name ("T", "schedule", ...). */
+void diffusion_record(CkptHeader *h, const DiffusionOptions *d);
+
+/* Reading settings back: a missing one, or one of the wrong type, means another writer's
+ * file; a value the user gave explicitly that differs dies (the run would silently be a
+ * different one) when `strict`, and is kept otherwise. */
+typedef struct {
+    const char *program;    /* "./images": whose checkpoints these are */
+    const char *path;       /* the checkpoint */
+    const CkptHeader *h;
+    int strict;             /* 1: an explicit option must agree with the file */
+    const char *how;        /* "--resume" or "--sample-only", for the conflict message */
+} SettingsReader;
+const CkptSetting *setting_of(const SettingsReader *r, const char *name, CkptType type);
+/* *v is the option's value; given: the user typed `opt`. Afterwards *v is the file's. */
+void read_int_setting(const SettingsReader *r, const char *name, const char *opt, int given,
+                      int *v);
+void read_double_setting(const SettingsReader *r, const char *name, const char *opt, int given,
+                         double *v);
+/* A name setting: `mine` is the option's value as text; returns the file's text. */
+const char *read_name_setting(const SettingsReader *r, const char *name, const char *opt,
+                              int given, const char *mine);
+/* The diffusion's settings into d: T, schedule and param always strictly (they make the
+ * model what it is); loss and var under r->strict, and var never overrides an explicit
+ * --var when sampling (it is a sampling choice). */
+void diffusion_read(SettingsReader *r, DiffusionOptions *d);
+
+/* ========================================================================================
+ * Training: the pieces of the recipe, the loss log and the progress line. */
+
+/* batch (B, D) = B rows of train (n, D) drawn uniformly with replacement, one rng_int each */
+void draw_minibatch(real *batch, const real *train, int n, int B, int D, Rng *rng);
+/* The learning rate at step 1..steps decays as ½ (1 + cos(π (step − 1)/steps)) from lr to
+ * nearly 0: large steps first, fine ones last. */
+double lr_cosine(double lr, long step, long steps);
+
+/* The loss of every step, kept three ways: a running mean for the lines printed (weight
+ * 1/window on the newest loss), the mean over each logging interval for loss.svg (about
+ * 200 points), and on a terminal a progress line with the time left. */
+typedef struct {
+    long first, last;       /* the steps logged: first..last */
+    int every;              /* steps per logged point */
+    int progress_every;     /* steps between progress lines (0: none) */
+    double new_weight, old_weight;   /* 1/window and 1 − 1/window */
+    double running;         /* the running mean */
+    double sum;             /* the current interval's losses ... */
+    int count;              /* ... and how many */
+    int n;                  /* logged points so far */
+    double *step, *loss;    /* (n) the step ending each interval, the interval's mean */
+    double t_start;         /* wall clock at the start */
+} LossLog;
+void loss_log_init(LossLog *l, long first, long last, int window, int progress_every);
+void loss_log_add(LossLog *l, long step, double loss);
+/* The wall-clock seconds since loss_log_init; ends the progress line. */
+double loss_log_end(LossLog *l);
+/* loss.svg: the logged means against the step, on a log scale, the series named `name`. */
+void loss_log_plot(const LossLog *l, const char *path, const char *name);
+void loss_log_free(LossLog *l);
+
+/* ========================================================================================
+ * Sampling with the sampler the options chose: DDIM on d->ddim_steps steps with η = d->eta,
+ * or the note's algorithm (ancestral, p_sample_loop). x (N, D) receives the samples. */
+void sample_loop(Denoiser *net, real *x, const int *y, const DiffusionOptions *d,
+                 const Schedule *s, int N, int clip_x0, Rng *rng, SampleTrace trace, void *ctx);
+
+/* An SVG line plot of values[t − 1] against t = 1..T (one series, named `name`). */
+void plot_against_t(const char *path, const char *title, const char *ylabel, int log_y,
+                    const char *name, int T, const double *values);
+
+/* "schedule: beta_1 = ..., prior term L_T = ... nats per <example>" and, when L_T is not
+ * small (more than 0.005 nats per number: x_T is then visibly not N(0, I)), a warning.
+ * For images (D > 2) L_T is also given per number, the unit of bits per dimension.
+ * `note` is appended to the first line (e.g. " (from the checkpoint)"). */
+void print_schedule(const Schedule *s, double prior, int D, const char *example, const char *note);
+
+/* ========================================================================================
+ * Small helpers. */
 double now_seconds(void);                  /* wall clock, for progress lines and reports */
 void make_folder(const char *path);        /* mkdir -p; dies with the reason if it cannot */
 /* dir/name in a static buffer: use the result before the next call */

@@ -1,26 +1,34 @@
 /* images.c: the small-image story. A U-Net learns to undo the forward process on images,
- * then the note's algorithm (note 004, 알고리즘) turns pure noise into new
- * images. Read it top to bottom; each step names the function it calls:
+ * then the note's algorithm (note 004, 알고리즘) turns pure noise into new images. The
+ * story is `main`, one page at the end; read it first, then each step it calls, in the
+ * order it calls them:
  *
- *   1. options                           (./images --help)
- *   2. data: built-in digits, IDX, CIFAR  data.c   digits_sample, image_set_load (plain or .gz)
- *   3. the schedule and the prior term    schedule.c schedule_build; ddpm.c prior_kl
- *   4. the model, new or from a checkpoint unet.c unet_init, unet_print_summary;
- *                                         checkpoint.c checkpoint_read_header, checkpoint_load
- *   5. training (Ho et al.'s Algorithm 1) ddpm.c   ddpm_train_step; tensor.c adam_step,
- *                                         ema_update; checkpoint.c checkpoint_save
- *   6. sampling (the note's algorithm)    ddpm.c   p_sample_loop / ddim_sample_loop
- *   7. pictures                           plot.c   samples.png, denoise.png, denoise.gif, loss.svg
- *   8. the bound in bits/dim (--bound N)  ddpm.c   vlb_all_terms, vlb_estimate, the
- *                                         discretized decoder (DECODER_DISCRETE)
- *   9. evaluation (--eval N)              classifier.c classifier_train / classifier_load;
- *                                         eval.c eval_samples (FD beside its floor, classes,
- *                                         nearest training images), forward_strip
+ *   read_settings        a checkpoint's settings decide     checkpoint.c checkpoint_read_header
+ *                        the data shape and the model
+ *   load_data            built-in digits, IDX, CIFAR        data.c   digits_sample, image_set_load
+ *                                                                    (plain or .gz)
+ *   report_schedule      the schedule and the prior term    schedule.c schedule_build; ddpm.c prior_kl
+ *   build_model          the U-Net, new or from a checkpoint unet.c unet_init, unet_print_summary;
+ *                                                                    checkpoint.c checkpoint_load
+ *   train                Ho et al.'s Algorithm 1            ddpm.c   ddpm_train_step; tensor.c
+ *                                                                    adam_step, ema_update;
+ *                                                                    checkpoint.c checkpoint_save
+ *   sample               the note's algorithm (or DDIM)     ddpm.c   p_sample_loop / ddim_sample_loop
+ *   write_pictures       samples.png, denoise.png, denoise.gif, loss.svg        plot.c
+ *   report_bound         the bound in bits/dim (--bound N)  ddpm.c   vlb_all_terms, vlb_estimate,
+ *                                                                    the discretized decoder
+ *   report_eval          evaluation (--eval N)              classifier.c classifier_train /
+ *                                                                    classifier_load; eval.c
+ *                                                                    eval_samples (FD beside its
+ *                                                                    floor, classes, nearest
+ *                                                                    training images), forward_strip
  *
  * The default run (`make images`) fits one core and a few minutes: built-in 16×16 digits
  * and a small U-Net (the "small" preset below). `--model full` is unet_default_config,
  * e.g. `--size 28 --model full` is the default 28×28 U-Net of unet.h; `--bench N` times
- * N training steps of any configuration and prints images per second.
+ * N training steps of any configuration and prints images per second. The options of the
+ * diffusion itself (T, schedule, parametrization, loss, variance, sampler, seed, output
+ * folder) are read, listed and recorded in checkpoints by cli.c, the same as ./toy2d.
  *
  * Randomness: one generator drives training (batches, t, ε) and is stored in checkpoints,
  * so `--resume` continues bit for bit; a second one, seeded from --seed alone, draws the
@@ -28,12 +36,10 @@
  *
  * Sizes: N = images, C, H, W = channels, height, width, D = C·H·W, T = diffusion steps.
  */
-#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "checkpoint.h"
 #include "classifier.h"
@@ -47,19 +53,12 @@
 #include "unet.h"
 
 /* ========================================================================================
- * 1. Options */
+ * Options */
 
-typedef enum { DATA_DIGITS, DATA_IDX, DATA_CIFAR } DataKind;
-static const char *data_names[] = { "digits", "idx", "cifar" };
-typedef enum { MODEL_SMALL, MODEL_FULL } ModelPreset;
-static const char *model_names[] = { "small", "full" };
-
-/* Options that a checkpoint also records: given[] says which the user typed, so that a
- * --resume can refuse a conflicting one instead of silently using either. */
-enum { G_DATA, G_SIZE, G_MODEL, G_BASE, G_MULT, G_RES, G_ATTN, G_T, G_SCHEDULE, G_PARAM,
-       G_LOSS, G_VAR, G_STEPS, G_BATCH, G_LR, G_WARMUP, G_EMA, G_SEED,
-       G_NONE,   /* never given: settings without an option */
-       G_COUNT };
+typedef enum { DATA_DIGITS, DATA_IDX, DATA_CIFAR, DATA_COUNT } DataKind;
+static const char *const data_names[DATA_COUNT] = { "digits", "idx", "cifar" };
+typedef enum { MODEL_SMALL, MODEL_FULL, MODEL_COUNT } ModelPreset;
+static const char *const model_names[MODEL_COUNT] = { "small", "full" };
 
 typedef struct {
     DataKind data;          /* digits */
@@ -70,22 +69,17 @@ typedef struct {
     char mult[32];          /* channel multipliers, e.g. "1,2" ("": the preset's) */
     int res_blocks;         /* residual blocks per level (0: the preset's) */
     char attn[32];          /* attention sizes and "mid", e.g. "8,mid", "none" ("": preset) */
-    int T;                  /* diffusion steps, e.g. 1000 */
-    ScheduleKind schedule;  /* linear (Ho et al.'s, scaled by 1000/T) */
-    DdpmConfig ddpm;        /* eps, simple, beta_tilde */
+    DiffusionOptions d;     /* T = 200, linear (Ho et al.'s, scaled by 1000/T), eps, simple,
+                               beta_tilde, the note's sampler, seed 1, out/images (cli.h) */
     int steps, batch;       /* training steps (the total, counted across resumes), batch */
     double lr;              /* Adam learning rate after the warm-up */
     int warmup;             /* steps of linear learning-rate warm-up */
     double ema;             /* EMA decay of the weights used for sampling */
-    unsigned long seed;
-    const char *out;        /* output folder */
     const char *save;       /* checkpoint to write at the end (and every save_every steps) */
     int save_every;         /* 0: only at the end */
     const char *resume;     /* checkpoint to continue training from */
     const char *sample_only;/* checkpoint to sample from, no training */
     int n_samples;          /* images to generate, e.g. 64 (an 8×8 grid) */
-    int ddim_steps;         /* 0: ancestral sampling (the note's algorithm); > 0: DDIM */
-    double eta;             /* DDIM η */
     int clip_x0;            /* clip x̂₀ to [−1, 1] while sampling (Ho et al.'s code) */
     int no_ema;             /* sample with the raw weights instead of the EMA */
     int bench;              /* > 0: time this many training steps and exit */
@@ -93,7 +87,9 @@ typedef struct {
     int eval;               /* > 0: FD, classes and memorization on this many samples */
     const char *eval_file;  /* held-out images (default: the t10k-/test_batch file beside) */
     const char *classifier; /* the classifier checkpoint (default <out>/classifier.ckpt) */
-    int given[G_COUNT];
+    /* options that a checkpoint also records, typed by the user: a --resume refuses a
+     * conflicting one instead of silently using either (the diffusion's are in d.given) */
+    struct { int data, size, model, base, mult, res, attn, steps, batch, lr, warmup, ema; } given;
 } Options;
 
 static Options default_options(void) {
@@ -102,37 +98,36 @@ static Options default_options(void) {
     o.data = DATA_DIGITS;
     o.size = 16;
     o.model = MODEL_SMALL;
-    o.T = 200;              /* 1000 in Ho et al.; 200 keeps sampling under a minute here */
-    o.schedule = SCHED_LINEAR;
-    o.ddpm.param = PRED_EPS;
-    o.ddpm.weighting = LOSS_SIMPLE;
-    o.ddpm.var = VAR_BETA_TILDE;
+    o.d.T = 200;            /* 1000 in Ho et al.; 200 keeps sampling under a minute here */
+    o.d.schedule = SCHED_LINEAR;
+    o.d.ddpm = (DdpmConfig){ .param = PRED_EPS, .weighting = LOSS_SIMPLE, .var = VAR_BETA_TILDE };
+    o.d.eta = 0.0;
+    o.d.seed = 1;
+    o.d.out = "out/images";
     o.steps = 1500;
     o.batch = 16;
     o.lr = 2e-3;
     o.warmup = 100;
     o.ema = 0.995;
-    o.seed = 1;
-    o.out = "out/images";
     o.n_samples = 64;
-    o.eta = 0.0;
     return o;
 }
 
 static void usage(FILE *f) {
     Options d = default_options();
+    char data_list[64], model_list[64];
     fprintf(f,
         "usage: ./images [options]\n"
         "Trains a U-Net denoiser on small images, samples new ones with the note's algorithm,\n"
         "and writes samples.png, denoise.png, denoise.gif and loss.svg to the output folder.\n\n"
         "data\n"
-        "  --data NAME        digits|idx|cifar, or the file itself (e.g. train-images-\n"
+        "  --data NAME        %s, or the file itself (e.g. train-images-\n"
         "                     idx3-ubyte.gz) (default %s: built-in digits, no download)\n"
         "  --file PATH        the IDX images file (MNIST, Fashion-MNIST; plain or .gz) or a\n"
         "                     CIFAR-10 binary batch (data_batch_1.bin); needed by idx and cifar\n"
         "  --size N           side of the built-in digits, 8..64 (default %d)\n"
         "model\n"
-        "  --model NAME       small|full: small is the fast preset below; full is\n"
+        "  --model NAME       %s: small is the fast preset below; full is\n"
         "                     unet_default_config (for 28x28: base 32, mult 1,2,2, 2 res\n"
         "                     blocks, attention at 7 and mid) (default %s)\n"
         "  --base N           channels at full resolution, even (default: the preset's)\n"
@@ -140,29 +135,28 @@ static void usage(FILE *f) {
         "  --res-blocks N     residual blocks per resolution, 1..%d (default: preset)\n"
         "  --attn LIST        feature-map sizes with attention and/or 'mid', e.g. 8,mid, or\n"
         "                     none (default: preset)\n"
-        "diffusion\n"
-        "  --T N              diffusion steps (default %d)\n"
-        "  --schedule NAME    %s (default %s)\n"
-        "  --param NAME       what the network predicts: eps|x0|mu|v (default %s)\n"
-        "  --loss NAME        simple|kl: L_simple or the KL-weighted L_{t-1} (default %s)\n"
-        "  --var NAME         reverse variance sigma_t^2: beta_tilde|beta (default %s)\n"
+        "diffusion\n",
+        names_join(data_list, sizeof data_list, data_names, DATA_COUNT), data_names[d.data], d.size,
+        names_join(model_list, sizeof model_list, model_names, MODEL_COUNT), model_names[d.model],
+        UNET_MAX_RES);
+    usage_diffusion(f, &d.d);
+    fprintf(f,
         "training\n"
         "  --steps N          total training steps, counted across --resume (default %d)\n"
         "  --batch N          batch size (default %d)\n"
         "  --lr X             Adam learning rate after the warm-up, then constant (default %g)\n"
         "  --warmup N         steps of linear learning-rate warm-up (default %d)\n"
         "  --ema X            EMA decay of the weights used for sampling (default %g)\n"
-        "  --seed N           random seed (default %lu)\n"
         "  --save PATH        write a checkpoint at the end (atomically)\n"
         "  --save-every N     ... and every N steps (default: only at the end)\n"
         "  --resume PATH      continue training from a checkpoint, bit for bit\n"
         "  --bench N          time N training steps of this configuration, print images/s, exit\n"
         "sampling\n"
         "  --sample-only PATH load a checkpoint and sample, no training\n"
-        "  --n-samples N      images to generate (default %d, an 8x8 grid)\n"
-        "  --sampler NAME     ddpm (the note's algorithm) or ddim (default ddpm)\n"
-        "  --ddim-steps N     DDIM steps, 1..T (default T; implies --sampler ddim)\n"
-        "  --eta X            DDIM eta, 0 = deterministic (default %g)\n"
+        "  --n-samples N      images to generate (default %d, an 8x8 grid)\n",
+        d.steps, d.batch, d.lr, d.warmup, d.ema, d.n_samples);
+    usage_sampler(f, &d.d);
+    fprintf(f,
         "  --clip-x0          clip the predicted x0 to [-1, 1] at every step. The note's\n"
         "                     algorithm does not clip; Ho et al.'s code does (default off)\n"
         "  --no-ema           sample with the raw weights instead of their EMA\n"
@@ -182,18 +176,9 @@ static void usage(FILE *f) {
         "  --classifier PATH  the classifier's checkpoint: loaded if it exists, else trained\n"
         "                     on the labelled training images and saved (default\n"
         "                     OUT/classifier.ckpt)\n"
-        "  --out DIR          output folder (default %s)\n"
-        "  --help             this text\n",
-        data_names[d.data], d.size, model_names[d.model], UNET_MAX_RES, d.T, schedule_names(),
-        schedule_name(d.schedule), parametrization_name(d.ddpm.param),
-        loss_weighting_name(d.ddpm.weighting), reverse_var_name(d.ddpm.var), d.steps, d.batch,
-        d.lr, d.warmup, d.ema, d.seed, d.n_samples, d.eta, d.out);
-}
-
-static int parse_name(const char *v, const char **names, int n) {
-    for (int i = 0; i < n; i++)
-        if (strcmp(v, names[i]) == 0) return i;
-    return -1;
+        "run\n");
+    usage_seed_out(f, &d.d);
+    fprintf(f, "  --help             this text\n");
 }
 
 /* "1,2,2" → mult[] and the number of levels; 0 or −1 with a reason in msg */
@@ -239,141 +224,98 @@ static int parse_attn(const char *s, int *res, int *n, int *mid, char *msg, size
     return 0;
 }
 
+/* "--data idx" → DATA_IDX: the index of the value in names[0..n), or a one-line death */
+static int parse_choice(CliArgs *a, const char *const *names, int n) {
+    const char *v = cli_value(a);
+    int k = name_index(v, names, n);
+    char list[128];
+    if (k < 0) die("%s: unknown '%s'; allowed: %s", a->name, v, names_join(list, sizeof list, names, n));
+    return k;
+}
+
 static Options parse_options(int argc, char **argv) {
     Options o = default_options();
-    int sampler_ddim = 0, ddim_steps_given = 0;
+    CliArgs a = cli_args("./images", argc, argv);
     char msg[256];
-    for (int i = 1; i < argc; i++) {
-        char name[64];
-        const char *val;
-        cli_split("./images", argv, i, name, (int)sizeof name, &val);
-        if (strcmp(name, "--help") == 0) { usage(stdout); exit(0); }
-        if (strcmp(name, "--clip-x0") == 0) { o.clip_x0 = 1; continue; }
-        if (strcmp(name, "--no-ema") == 0) { o.no_ema = 1; continue; }
-        static const char *with_value[] = { "--data", "--file", "--size", "--model", "--base",
-            "--mult", "--res-blocks", "--attn", "--T", "--schedule", "--param", "--loss", "--var",
-            "--steps", "--batch", "--lr", "--warmup", "--ema", "--seed", "--out", "--save",
-            "--save-every", "--resume", "--sample-only", "--n-samples", "--sampler",
-            "--ddim-steps", "--eta", "--bench", "--bound", "--eval", "--eval-file",
-            "--classifier" };
-        if (parse_name(name, with_value, (int)(sizeof with_value / sizeof *with_value)) < 0)
-            die("unknown option '%s' (see ./images --help)", name);
-        if (!val) {
-            if (i + 1 >= argc) die("%s needs a value (see ./images --help)", name);
-            val = argv[++i];
-        }
-        if (strcmp(name, "--data") == 0) {
-            int k = parse_name(val, data_names, 3);
-            if (k < 0 && (strchr(val, '/') || strchr(val, '.'))) {   /* --data PATH */
-                o.file = val;
-                k = strstr(val, "idx") ? DATA_IDX : DATA_CIFAR;   /* checked on loading */
+    while (cli_next(&a)) {
+        if (diffusion_option(&a, &o.d)) continue;   /* --T --schedule ... --seed --out */
+        if (cli_is(&a, "--help")) { usage(stdout); exit(0); }
+        else if (cli_is(&a, "--clip-x0")) o.clip_x0 = 1;
+        else if (cli_is(&a, "--no-ema")) o.no_ema = 1;
+        else if (cli_is(&a, "--data")) {
+            const char *v = cli_value(&a);
+            int k = name_index(v, data_names, DATA_COUNT);
+            if (k < 0 && (strchr(v, '/') || strchr(v, '.'))) {   /* --data PATH */
+                o.file = v;
+                k = strstr(v, "idx") ? DATA_IDX : DATA_CIFAR;   /* checked on loading */
             }
-            if (k < 0) die("--data: unknown '%s'; allowed: digits|idx|cifar or a file", val);
+            char list[64];
+            if (k < 0) die("--data: unknown '%s'; allowed: %s or a file", v,
+                           names_join(list, sizeof list, data_names, DATA_COUNT));
             o.data = (DataKind)k;
-            o.given[G_DATA] = 1;
-        } else if (strcmp(name, "--file") == 0) {
-            o.file = val;
-        } else if (strcmp(name, "--size") == 0) {
-            o.size = (int)cli_int(name, val, 8, 64);
-            o.given[G_SIZE] = 1;
-        } else if (strcmp(name, "--model") == 0) {
-            int k = parse_name(val, model_names, 2);
-            if (k < 0) die("--model: unknown '%s'; allowed: small|full", val);
-            o.model = (ModelPreset)k;
-            o.given[G_MODEL] = 1;
-        } else if (strcmp(name, "--base") == 0) {
-            o.base = (int)cli_int(name, val, 2, 512);
-            if (o.base % 2) die("--base: '%s' is odd; the base width must be even", val);
-            o.given[G_BASE] = 1;
-        } else if (strcmp(name, "--mult") == 0) {
+            o.given.data = 1;
+        } else if (cli_is(&a, "--file")) {
+            o.file = cli_value(&a);
+        } else if (cli_is(&a, "--size")) {
+            o.size = (int)cli_int(&a, 8, 64);
+            o.given.size = 1;
+        } else if (cli_is(&a, "--model")) {
+            o.model = (ModelPreset)parse_choice(&a, model_names, MODEL_COUNT);
+            o.given.model = 1;
+        } else if (cli_is(&a, "--base")) {
+            o.base = (int)cli_int(&a, 2, 512);
+            if (o.base % 2) die("--base: '%s' is odd; the base width must be even", a.value);
+            o.given.base = 1;
+        } else if (cli_is(&a, "--mult")) {
             int m[UNET_MAX_LEVELS], L;
-            if (parse_mult(val, m, &L, msg, sizeof msg)) die("--mult: %s", msg);
+            if (parse_mult(cli_value(&a), m, &L, msg, sizeof msg)) die("--mult: %s", msg);
             int len = 0;   /* canonical text: "01, 2" and "1,2" are the same setting */
             for (int l = 0; l < L; l++)
                 len += snprintf(o.mult + len, sizeof o.mult - len, "%s%d", l ? "," : "", m[l]);
-            o.given[G_MULT] = 1;
-        } else if (strcmp(name, "--res-blocks") == 0) {
-            o.res_blocks = (int)cli_int(name, val, 1, UNET_MAX_RES);
-            o.given[G_RES] = 1;
-        } else if (strcmp(name, "--attn") == 0) {
+            o.given.mult = 1;
+        } else if (cli_is(&a, "--res-blocks")) {
+            o.res_blocks = (int)cli_int(&a, 1, UNET_MAX_RES);
+            o.given.res = 1;
+        } else if (cli_is(&a, "--attn")) {
             int r[UNET_MAX_ATTN], n, mid;
-            if (parse_attn(val, r, &n, &mid, msg, sizeof msg)) die("--attn: %s", msg);
+            if (parse_attn(cli_value(&a), r, &n, &mid, msg, sizeof msg)) die("--attn: %s", msg);
             int len = 0;   /* canonical text, as the checkpoint stores it */
             for (int k = 0; k < n; k++)
                 len += snprintf(o.attn + len, sizeof o.attn - len, "%s%d", k ? "," : "", r[k]);
             if (mid) len += snprintf(o.attn + len, sizeof o.attn - len, "%smid", len ? "," : "");
             if (!len) snprintf(o.attn, sizeof o.attn, "none");
-            o.given[G_ATTN] = 1;
-        } else if (strcmp(name, "--T") == 0) {
-            o.T = (int)cli_int(name, val, 1, 100000);
-            o.given[G_T] = 1;
-        } else if (strcmp(name, "--schedule") == 0) {
-            if (schedule_parse(val, &o.schedule)) die("--schedule: unknown '%s'; allowed: %s", val, schedule_names());
-            o.given[G_SCHEDULE] = 1;
-        } else if (strcmp(name, "--param") == 0) {
-            if (parametrization_parse(val, &o.ddpm.param)) die("--param: unknown '%s'; allowed: eps|x0|mu|v", val);
-            o.given[G_PARAM] = 1;
-        } else if (strcmp(name, "--loss") == 0) {
-            if (loss_weighting_parse(val, &o.ddpm.weighting)) die("--loss: unknown '%s'; allowed: simple|kl", val);
-            o.given[G_LOSS] = 1;
-        } else if (strcmp(name, "--var") == 0) {
-            if (reverse_var_parse(val, &o.ddpm.var)) die("--var: unknown '%s'; allowed: beta_tilde|beta", val);
-            o.given[G_VAR] = 1;
-        } else if (strcmp(name, "--steps") == 0) {
-            o.steps = (int)cli_int(name, val, 0, 100000000);
-            o.given[G_STEPS] = 1;
-        } else if (strcmp(name, "--batch") == 0) {
-            o.batch = (int)cli_int(name, val, 1, 4096);
-            o.given[G_BATCH] = 1;
-        } else if (strcmp(name, "--lr") == 0) {
-            o.lr = cli_double(name, val, 0.0, 1.0);
-            o.given[G_LR] = 1;
-        } else if (strcmp(name, "--warmup") == 0) {
-            o.warmup = (int)cli_int(name, val, 0, 100000000);
-            o.given[G_WARMUP] = 1;
-        } else if (strcmp(name, "--ema") == 0) {
-            o.ema = cli_double(name, val, 0.0, 1.0);
-            o.given[G_EMA] = 1;
-        } else if (strcmp(name, "--seed") == 0) {
-            o.seed = (unsigned long)cli_int(name, val, 0, 2147483647L);
-            o.given[G_SEED] = 1;
-        } else if (strcmp(name, "--out") == 0) {
-            o.out = val;
-        } else if (strcmp(name, "--save") == 0) {
-            o.save = val;
-        } else if (strcmp(name, "--save-every") == 0) {
-            o.save_every = (int)cli_int(name, val, 1, 100000000);
-        } else if (strcmp(name, "--resume") == 0) {
-            o.resume = val;
-        } else if (strcmp(name, "--sample-only") == 0) {
-            o.sample_only = val;
-        } else if (strcmp(name, "--n-samples") == 0) {
-            o.n_samples = (int)cli_int(name, val, 1, 4096);
-        } else if (strcmp(name, "--sampler") == 0) {
-            if (strcmp(val, "ddpm") == 0) sampler_ddim = 0;
-            else if (strcmp(val, "ddim") == 0) sampler_ddim = 1;
-            else die("--sampler: unknown '%s'; allowed: ddpm|ddim", val);
-        } else if (strcmp(name, "--ddim-steps") == 0) {
-            o.ddim_steps = (int)cli_int(name, val, 1, 100000);
-            sampler_ddim = ddim_steps_given = 1;
-        } else if (strcmp(name, "--eta") == 0) {
-            o.eta = cli_double(name, val, 0.0, 1.0);
-        } else if (strcmp(name, "--bench") == 0) {
-            o.bench = (int)cli_int(name, val, 1, 1000000);
-        } else if (strcmp(name, "--bound") == 0) {
-            o.bound = (int)cli_int(name, val, 0, 100000);
-        } else if (strcmp(name, "--eval") == 0) {
-            o.eval = (int)cli_int(name, val, 0, 5000);
-            if (o.eval == 1) die("--eval: 1 sample has no covariance; use 0 (off) or 2..5000");
-        } else if (strcmp(name, "--eval-file") == 0) {
-            o.eval_file = val;
-        } else if (strcmp(name, "--classifier") == 0) {
-            o.classifier = val;
-        } else {
-            die("unknown option '%s' (see ./images --help)", name);
+            o.given.attn = 1;
+        } else if (cli_is(&a, "--steps")) {
+            o.steps = (int)cli_int(&a, 0, 100000000);
+            o.given.steps = 1;
+        } else if (cli_is(&a, "--batch")) {
+            o.batch = (int)cli_int(&a, 1, 4096);
+            o.given.batch = 1;
+        } else if (cli_is(&a, "--lr")) {
+            o.lr = cli_double(&a, 0.0, 1.0);
+            o.given.lr = 1;
+        } else if (cli_is(&a, "--warmup")) {
+            o.warmup = (int)cli_int(&a, 0, 100000000);
+            o.given.warmup = 1;
+        } else if (cli_is(&a, "--ema")) {
+            o.ema = cli_double(&a, 0.0, 1.0);
+            o.given.ema = 1;
         }
+        else if (cli_is(&a, "--save")) o.save = cli_value(&a);
+        else if (cli_is(&a, "--save-every")) o.save_every = (int)cli_int(&a, 1, 100000000);
+        else if (cli_is(&a, "--resume")) o.resume = cli_value(&a);
+        else if (cli_is(&a, "--sample-only")) o.sample_only = cli_value(&a);
+        else if (cli_is(&a, "--n-samples")) o.n_samples = (int)cli_int(&a, 1, 4096);
+        else if (cli_is(&a, "--bench")) o.bench = (int)cli_int(&a, 1, 1000000);
+        else if (cli_is(&a, "--bound")) o.bound = (int)cli_int(&a, 0, 100000);
+        else if (cli_is(&a, "--eval")) {
+            o.eval = (int)cli_int(&a, 0, 5000);
+            if (o.eval == 1) die("--eval: 1 sample has no covariance; use 0 (off) or 2..5000");
+        }
+        else if (cli_is(&a, "--eval-file")) o.eval_file = cli_value(&a);
+        else if (cli_is(&a, "--classifier")) o.classifier = cli_value(&a);
+        else cli_unknown(&a);
     }
-    if (sampler_ddim && !ddim_steps_given) o.ddim_steps = -1;   /* T, once T is known */
     if (o.resume && o.sample_only) die("--resume and --sample-only exclude each other: pick one");
     if (o.sample_only && o.save) die("--save has no effect with --sample-only (nothing is trained)");
     if (o.save_every && !o.save) die("--save-every needs --save PATH (where to write)");
@@ -398,119 +340,54 @@ static void header_from_options(CkptHeader *h, const Options *o, int C, int H, i
     ckpt_set_string(h, "mult", o->mult);
     ckpt_set_int(h, "res_blocks", o->res_blocks);
     ckpt_set_string(h, "attn", o->attn);
-    ckpt_set_int(h, "T", o->T);
-    ckpt_set_string(h, "schedule", schedule_name(o->schedule));
-    ckpt_set_string(h, "param", parametrization_name(o->ddpm.param));
-    ckpt_set_string(h, "loss", loss_weighting_name(o->ddpm.weighting));
-    ckpt_set_string(h, "var", reverse_var_name(o->ddpm.var));
+    diffusion_record(h, &o->d);   /* T, schedule, param, loss, var */
     ckpt_set_int(h, "steps", total_steps);
     ckpt_set_int(h, "batch", o->batch);
     ckpt_set_double(h, "lr", o->lr);
     ckpt_set_int(h, "warmup", o->warmup);
     ckpt_set_double(h, "ema", o->ema);
-    ckpt_set_int(h, "seed", (int64_t)o->seed);
+    ckpt_set_int(h, "seed", (int64_t)o->d.seed);
     ckpt_set_double(h, "prior_L_T", prior);
 }
 
-/* Reading a setting back: missing or of the wrong type means another writer's file; an
- * explicit option that differs is refused (the run would silently be a different one). */
-typedef struct { const char *path; const CkptHeader *h; const Options *o; int strict; } Reader;
-
-static const CkptSetting *setting(const Reader *r, const char *name, CkptType type) {
-    const CkptSetting *s = ckpt_find(r->h, name);
-    if (!s || s->type != type)
-        die("%s: no %s setting '%s': not a checkpoint written by ./images", r->path,
-            type == CKPT_INT ? "integer" : type == CKPT_DOUBLE ? "number" : "text", name);
-    return s;
-}
-
-static void conflict(const Reader *r, const char *opt, const char *mine, const char *file) {
-    die("%s %s conflicts with %s, which was made with %s %s: drop the option, or start a new "
-        "run without %s", opt, mine, r->path, opt, file,
-        r->o->resume ? "--resume" : "--sample-only");
-}
-
-static void read_int(const Reader *r, const char *name, const char *opt, int g, int *v) {
-    const CkptSetting *s = setting(r, name, CKPT_INT);
-    if (r->o->given[g] && r->strict && *v != s->i) {
-        char a[32], b[32];
-        snprintf(a, sizeof a, "%d", *v);
-        snprintf(b, sizeof b, "%lld", (long long)s->i);
-        conflict(r, opt, a, b);
-    }
-    if (s->i < 0 || s->i > 100000000) die("%s: malformed: %s = %lld", r->path, name, (long long)s->i);
-    *v = (int)s->i;
-}
-
-static void read_double(const Reader *r, const char *name, const char *opt, int g, double *v) {
-    const CkptSetting *s = setting(r, name, CKPT_DOUBLE);
-    if (r->o->given[g] && r->strict && *v != s->d) {
-        char a[32], b[32];
-        snprintf(a, sizeof a, "%g", *v);
-        snprintf(b, sizeof b, "%g", s->d);
-        conflict(r, opt, a, b);
-    }
-    *v = s->d;
-}
-
-/* a name: the option's value as text `mine`, the parsed result through `parse` */
-static const char *read_name(const Reader *r, const char *name, const char *opt, int g,
-                             const char *mine) {
-    const CkptSetting *s = setting(r, name, CKPT_STRING);
-    if (r->o->given[g] && r->strict && strcmp(mine, s->s) != 0) conflict(r, opt, mine, s->s);
-    return s->s;
-}
-
-/* Fills o from the checkpoint's header. strict = 1: every explicit option must agree
- * (--resume); strict = 0 (--sample-only): the model and the diffusion must agree, the
+/* Fills o from the checkpoint's header (cli.h's SettingsReader). strict (--resume): every
+ * explicit option must agree; --sample-only: the model and the diffusion must agree, the
  * training settings are ignored and --var may differ (it is a sampling choice). */
 static void options_from_header(Options *o, const char *path, const CkptHeader *h, int *C,
                                 int *H, int *W, double *prior) {
-    Reader r = { path, h, o, 1 };
-    const char *prog = read_name(&r, "program", "", G_NONE, "");
+    SettingsReader r = { "./images", path, h, 1, o->resume ? "--resume" : "--sample-only" };
+    const char *prog = read_name_setting(&r, "program", "", 0, "");
     if (strcmp(prog, "images") != 0) die("%s was written by %s, not ./images", path, prog);
-    int k = parse_name(read_name(&r, "data", "--data", G_DATA, data_names[o->data]), data_names, 3);
+    int k = name_index(read_name_setting(&r, "data", "--data", o->given.data, data_names[o->data]),
+                       data_names, DATA_COUNT);
     if (k < 0) die("%s: malformed: unknown data kind", path);
     o->data = (DataKind)k;
-    read_int(&r, "C", "", G_NONE, C);
-    read_int(&r, "H", "--size", G_SIZE, H);
-    read_int(&r, "W", "--size", G_SIZE, W);
+    read_int_setting(&r, "C", "", 0, C);
+    read_int_setting(&r, "H", "--size", o->given.size, H);
+    read_int_setting(&r, "W", "--size", o->given.size, W);
     o->size = *H;
-    k = parse_name(read_name(&r, "model", "--model", G_MODEL, model_names[o->model]), model_names, 2);
+    k = name_index(read_name_setting(&r, "model", "--model", o->given.model, model_names[o->model]),
+                   model_names, MODEL_COUNT);
     if (k < 0) die("%s: malformed: unknown model preset", path);
     o->model = (ModelPreset)k;
-    read_int(&r, "base", "--base", G_BASE, &o->base);
-    snprintf(o->mult, sizeof o->mult, "%s", read_name(&r, "mult", "--mult", G_MULT, o->mult));
-    read_int(&r, "res_blocks", "--res-blocks", G_RES, &o->res_blocks);
-    snprintf(o->attn, sizeof o->attn, "%s", read_name(&r, "attn", "--attn", G_ATTN, o->attn));
-    read_int(&r, "T", "--T", G_T, &o->T);
-    if (schedule_parse(read_name(&r, "schedule", "--schedule", G_SCHEDULE, schedule_name(o->schedule)),
-                       &o->schedule))
-        die("%s: malformed: unknown schedule", path);
-    if (parametrization_parse(read_name(&r, "param", "--param", G_PARAM,
-                                        parametrization_name(o->ddpm.param)), &o->ddpm.param))
-        die("%s: malformed: unknown parametrization", path);
-    read_double(&r, "prior_L_T", "", G_NONE, prior);
+    read_int_setting(&r, "base", "--base", o->given.base, &o->base);
+    snprintf(o->mult, sizeof o->mult, "%s", read_name_setting(&r, "mult", "--mult", o->given.mult, o->mult));
+    read_int_setting(&r, "res_blocks", "--res-blocks", o->given.res, &o->res_blocks);
+    snprintf(o->attn, sizeof o->attn, "%s", read_name_setting(&r, "attn", "--attn", o->given.attn, o->attn));
+    read_double_setting(&r, "prior_L_T", "", 0, prior);
     r.strict = o->resume != NULL;   /* from here on: training settings */
-    if (loss_weighting_parse(read_name(&r, "loss", "--loss", G_LOSS,
-                                       loss_weighting_name(o->ddpm.weighting)), &o->ddpm.weighting))
-        die("%s: malformed: unknown loss", path);
-    ReverseVar var = o->ddpm.var;
-    if (reverse_var_parse(read_name(&r, "var", "--var", G_VAR, reverse_var_name(o->ddpm.var)),
-                          &o->ddpm.var))
-        die("%s: malformed: unknown reverse variance", path);
-    if (!r.strict && o->given[G_VAR]) o->ddpm.var = var;   /* sampling may choose its own */
+    diffusion_read(&r, &o->d);      /* T, schedule, param always strictly; loss, var */
     int steps = o->steps;
-    read_int(&r, "steps", "--steps", G_NONE, &o->steps);   /* the plan: may grow */
-    if (o->given[G_STEPS]) o->steps = steps;
-    read_int(&r, "batch", "--batch", G_BATCH, &o->batch);
-    read_double(&r, "lr", "--lr", G_LR, &o->lr);
-    read_int(&r, "warmup", "--warmup", G_WARMUP, &o->warmup);
-    read_double(&r, "ema", "--ema", G_EMA, &o->ema);
-    if (!o->given[G_SEED]) {   /* the seed only draws the samples now: it may change */
+    read_int_setting(&r, "steps", "--steps", 0, &o->steps);   /* the plan: may grow */
+    if (o->given.steps) o->steps = steps;
+    read_int_setting(&r, "batch", "--batch", o->given.batch, &o->batch);
+    read_double_setting(&r, "lr", "--lr", o->given.lr, &o->lr);
+    read_int_setting(&r, "warmup", "--warmup", o->given.warmup, &o->warmup);
+    read_double_setting(&r, "ema", "--ema", o->given.ema, &o->ema);
+    if (!o->d.given.seed) {   /* the seed only draws the samples now: it may change */
         int seed = 0;
-        read_int(&r, "seed", "--seed", G_NONE, &seed);
-        o->seed = (unsigned long)seed;
+        read_int_setting(&r, "seed", "--seed", 0, &seed);
+        o->d.seed = (unsigned long)seed;
     }
 }
 
@@ -570,7 +447,7 @@ static UnetConfig model_config(Options *o, int C, int H, int W) {
 }
 
 /* ========================================================================================
- * Small helpers: timing, folders, learning rate, pictures */
+ * Small helpers: learning rate, EMA decay, pictures */
 
 /* Ho et al.'s recipe: linear warm-up, then a constant rate. It depends on the step alone,
  * so a resumed run and an uninterrupted one take the same steps. */
@@ -703,20 +580,21 @@ static void write_denoise_png(const Options *o, const Trace *tr, int R) {
         draw_text(&img, 4, top + pad + r * (tr->H * scale + pad) + tr->H * scale / 2 - 4,
                   r % 2 ? "x0^" : "x_t", BLACK, 1);
     draw_text(&img, 4, img.h - 12, "rows: x_t and the predicted x0 from it, for each sample", BLACK, 1);
-    write_png(path_in(o->out, "denoise.png"), &img, tr->C);
+    write_png(path_in(o->d.out, "denoise.png"), &img, tr->C);
     image_free(&grid);
     image_free(&img);
     free(pix);
 }
 
 /* ========================================================================================
- * 8. The variational bound in bits per dimension (Ho et al. eq. 5, §4.2):
+ * The variational bound in bits per dimension (Ho et al. eq. 5, §4.2):
  *   L = L_T + Σ_{t=2..T} L_{t−1} + L_0, L_0 from the discretized Gaussian decoder on 8-bit
  *   values, bits/dim = L / (D ln 2). The built-in digits are anti-aliased, so they are first
  *   put on the 8-bit grid k/127.5 − 1 like a file's pixels. */
-static void report_bound(const Options *o, Denoiser *net, const Schedule *s, const real *train,
+static void report_bound(const Options *opt, Denoiser *net, const Schedule *s, const real *train,
                          int n_train, int C, int H, int W, Rng *aux) {
-    int D = C * H * W, M = o->bound;
+    const DiffusionOptions *o = &opt->d;
+    int D = C * H * W, M = opt->bound;
     if (n_train && M > n_train) M = n_train;
     real *x0 = xmalloc((size_t)M * D * sizeof(real), "bound images");
     if (n_train) {
@@ -755,25 +633,14 @@ static void report_bound(const Options *o, Denoiser *net, const Schedule *s, con
            " probability 1/T per image: with %d images it misses it %.0f%% of the time, and its"
            " standard error does not show that)\n", 100.0 * terms[1] / all, M,
            100.0 * pow(1.0 - 1.0 / o->T, M));
-    double *ts = xmalloc((size_t)o->T * sizeof(double), "t");
-    for (int t = 1; t <= o->T; t++) { ts[t - 1] = t; terms[t] *= bits; }
-    SvgPlot p;
-    memset(&p, 0, sizeof p);
-    p.title = "terms of the bound: L_0 at t = 1, L_{t-1} at t >= 2";
-    p.xlabel = "t";
-    p.ylabel = "bits per dimension";
-    p.log_y = 1;
-    p.nseries = 1;
-    p.series[0] = (SvgSeries){ "term at t", o->T, ts, terms + 1 };
-    svg_lineplot(path_in(o->out, "bound_terms.svg"), &p);
-    free(x0); free(terms); free(l0); free(eps); free(ones); free(ts);
+    for (int t = 1; t <= o->T; t++) terms[t] *= bits;
+    plot_against_t(path_in(o->out, "bound_terms.svg"), "terms of the bound: L_0 at t = 1, L_{t-1} at t >= 2",
+                   "bits per dimension", 1, "term at t", o->T, terms + 1);
+    free(x0); free(terms); free(l0); free(eps); free(ones);
 }
 
 /* ========================================================================================
- * main: the story */
-
-/* ========================================================================================
- * 9. Evaluation (--eval N): the samples measured against held-out real images */
+ * Evaluation (--eval N): the samples measured against held-out real images */
 
 #define EVAL_DIGITS 20000          /* built-in digits the classifier trains on */
 #define EVAL_CLASSIFIER_STEPS 2000 /* of batch 64: 128k images, ~2 epochs of Fashion-MNIST */
@@ -801,8 +668,8 @@ static void report_eval(const Options *o, Denoiser *net, const Schedule *s, cons
     double t_start = now_seconds();
     Rng erng, grng;   /* digits, classifier and strip; the samples: from --seed alone, so the
                        * samples do not depend on whether the classifier was loaded */
-    rng_seed(&erng, o->seed + 2000003UL);
-    rng_seed(&grng, o->seed + 3000017UL);
+    rng_seed(&erng, o->d.seed + 2000003UL);
+    rng_seed(&grng, o->d.seed + 3000017UL);
 
     /* held-out real images (two sets of n), the classifier's training images, and the
      * training images for the memorization check */
@@ -838,7 +705,7 @@ static void report_eval(const Options *o, Denoiser *net, const Schedule *s, cons
 
     /* the classifier: loaded, or trained on the labelled training images and saved */
     Classifier c;
-    const char *cpath = o->classifier ? o->classifier : path_in(o->out, "classifier.ckpt");
+    const char *cpath = o->classifier ? o->classifier : path_in(o->d.out, "classifier.ckpt");
     char cpath_copy[1024];
     snprintf(cpath_copy, sizeof cpath_copy, "%s", cpath);
     double t_cls = now_seconds();
@@ -868,11 +735,7 @@ static void report_eval(const Options *o, Denoiser *net, const Schedule *s, cons
     printf("eval: sampling %d images ...\n", n);
     fflush(stdout);
     double t_gen = now_seconds();
-    if (o->ddim_steps)
-        ddim_sample_loop(net, gen, NULL, &o->ddpm, s, n, o->ddim_steps, o->eta, o->clip_x0, &grng,
-                         NULL, NULL);
-    else
-        p_sample_loop(net, gen, NULL, &o->ddpm, s, n, o->clip_x0, &grng, NULL, NULL);
+    sample_loop(net, gen, NULL, &o->d, s, n, o->clip_x0, &grng, NULL, NULL);
     t_gen = now_seconds() - t_gen;
 
     /* the numbers */
@@ -895,17 +758,17 @@ static void report_eval(const Options *o, Denoiser *net, const Schedule *s, cons
     eval_closest_pairs(pairs, k, gen, n, nn_idx, nn_dist, &sets);
     Image img;
     grid_image(&img, pairs, 2 * k, C, H, W, k, picture_scale(H), 2);
-    write_png(path_in(o->out, "closest_pairs.png"), &img, C);
+    write_png(path_in(o->d.out, "closest_pairs.png"), &img, C);
     image_free(&img);
-    int ts[7] = {0, o->T / 10, o->T / 5, 2 * o->T / 5, 3 * o->T / 5, 4 * o->T / 5, o->T};
+    int ts[7] = {0, o->d.T / 10, o->d.T / 5, 2 * o->d.T / 5, 3 * o->d.T / 5, 4 * o->d.T / 5, o->d.T};
     real *strip = xmalloc((size_t)STRIP_ROWS * 7 * D * sizeof(real), "forward strip");
     forward_strip(strip, held.x, STRIP_ROWS, ts, 7, s, D, &grng);
     grid_image(&img, strip, STRIP_ROWS * 7, C, H, W, 7, picture_scale(H), 2);
-    write_png(path_in(o->out, "forward.png"), &img, C);
+    write_png(path_in(o->d.out, "forward.png"), &img, C);
     image_free(&img);
     printf("eval: pictures %s/closest_pairs.png (top: the %d samples nearest a training "
            "image, bottom: that image), forward.png (held-out images at t = %d, %d, %d, %d, "
-           "%d, %d, %d)\n", o->out, k, ts[0], ts[1], ts[2], ts[3], ts[4], ts[5], ts[6]);
+           "%d, %d, %d)\n", o->d.out, k, ts[0], ts[1], ts[2], ts[3], ts[4], ts[5], ts[6]);
     printf("eval: %.1f s in all: classifier %.1f s, sampling %.1f s, measures %.1f s\n",
            now_seconds() - t_start, t_cls, t_gen, t_measure);
     free(strip); free(pairs); free(nn_dist); free(nn_idx); free(gen);
@@ -914,264 +777,284 @@ static void report_eval(const Options *o, Denoiser *net, const Schedule *s, cons
     image_set_free(&held);
 }
 
-int main(int argc, char **argv) {
-    Options o = parse_options(argc, argv);
-    const char *ckpt = o.resume ? o.resume : o.sample_only;
+/* ========================================================================================
+ * The story, step by step. Everything a step makes for a later one lives in Run. */
 
-    /* ---- 4 (first part): a checkpoint's settings decide the data shape and the model -- */
-    CkptHeader h;
-    int C = 1, H = o.size, W = o.size;
-    double prior_saved = NAN;
-    if (ckpt) {
-        if (checkpoint_read_header(ckpt, &h)) return 1;
-        options_from_header(&o, ckpt, &h, &C, &H, &W, &prior_saved);
-    }
-    if (o.data != DATA_DIGITS && !o.file && !o.sample_only) {
-        if (ckpt) die("%s was trained on --data %s: give --file PATH to continue", ckpt, data_names[o.data]);
-        die("--data %s needs --file PATH (the %s file)", data_names[o.data],
-            o.data == DATA_IDX ? "IDX images" : "CIFAR-10 binary batch");
-    }
-    if (o.data == DATA_DIGITS && o.file)
-        die("--file is for --data idx or --data cifar; the built-in digits need no file");
-    if (o.data != DATA_DIGITS && o.given[G_SIZE])
-        die("--size is for the built-in digits; %s files have their own size", data_names[o.data]);
-
-    /* ---- 2. data ----------------------------------------------------------------------- */
-    ImageSet set;         /* file data: images (and labels, if beside) by image_set_load */
-    memset(&set, 0, sizeof set);
-    if (o.file) {
-        if (image_set_load(&set, o.file, 0)) return 1;
-        if ((o.data == DATA_IDX) != (set.C == 1))
-            die("%s holds %s images, not %s: pass --data %s", o.file, set.C == 1 ? "IDX" : "CIFAR-10",
-                data_names[o.data], set.C == 1 ? "idx" : "cifar");
-        if (ckpt && (set.C != C || set.H != H || set.W != W))
-            die("%s holds %dx%dx%d images, but %s was trained on %dx%dx%d", o.file, set.C, set.H,
-                set.W, ckpt, C, H, W);
-        C = set.C; H = set.H; W = set.W;
-    }
-    real *train = set.x;  /* (n_train, C, H, W) for file data; the digits are drawn fresh */
-    int n_train = set.N;
-    int D = C * H * W;
-    if (o.ddim_steps == -1) o.ddim_steps = o.T;
-    if (o.ddim_steps > o.T) die("--ddim-steps %d is more than --T %d", o.ddim_steps, o.T);
-
-    Rng rng, aux;   /* rng: training (saved in checkpoints); aux: everything else */
-    rng_seed(&rng, o.seed);
-    rng_seed(&aux, o.seed ^ 0x9E3779B97F4A7C15ULL);
-    UnetConfig cfg = model_config(&o, C, H, W);
-    if (!o.bench) make_folder(o.out);
-    printf("images: %s %dx%dx%d%s%s, T = %d, %s schedule, predict %s, %s loss, sigma_t^2 = %s\n",
-           data_names[o.data], C, H, W, o.file ? " from " : o.data == DATA_DIGITS ? " (built-in)" : "",
-           o.file ? o.file : "",
-           o.T, schedule_name(o.schedule), parametrization_name(o.ddpm.param),
-           loss_weighting_name(o.ddpm.weighting), reverse_var_name(o.ddpm.var));
-    if (n_train) printf("data: %d images from %s\n", n_train, o.file);
-
-    /* ---- 3. the schedule and the prior term L_T = KL(q(x_T|x_0) || N(0, I)) ----------- */
+typedef struct {
+    Options o;
+    const char *ckpt;       /* --resume or --sample-only: the checkpoint read, or NULL */
+    CkptHeader h;           /* its settings, then the settings saved */
+    int C, H, W, D;         /* image shape, D = C·H·W */
+    ImageSet set;           /* file data: images (and labels, if beside) by image_set_load */
+    real *train;            /* set.x, (n_train, C, H, W); NULL: the digits are drawn fresh */
+    int n_train;
+    Rng rng, aux;           /* rng: training (saved in checkpoints); aux: everything else */
     Schedule s;
-    if (schedule_build(&s, o.schedule, o.T)) return 1;
-    double prior = prior_saved;
-    int prior_from_data = o.data == DATA_DIGITS || n_train;
-    if (o.data == DATA_DIGITS || n_train) {   /* averaged over (up to) 1000 data images */
-        int M = n_train ? (n_train < 1000 ? n_train : 1000) : 1000;
-        real *x0 = train;
-        if (!n_train) {
-            x0 = xmalloc((size_t)M * D * sizeof(real), "data for L_T");
-            digits_sample(x0, NULL, M, H, W, &aux);
-        }
-        prior = 0;
-        for (int n = 0; n < M; n++) prior += prior_kl(x0 + (size_t)n * D, &s, D) / M;
-        if (!n_train) free(x0);
-    }
-    printf("schedule: beta_1 = %.4g, beta_T = %.4g, alphabar_T = %.3g, prior term L_T = %.3g nats"
-           " per image (%.2g per number)%s\n", s.beta[1], s.beta[o.T], s.alpha_bar[o.T], prior,
-           prior / D, prior_from_data ? "" : " (from the checkpoint)");
-    if (prior / D > 0.005)
-        printf("warning: L_T = %.3g nats per number is not small: x_T is not close to N(0, I); use"
-               " more steps or a schedule with a smaller alphabar_T\n", prior / D);
-
-    /* ---- 4. the model: new, or rebuilt from the checkpoint and loaded ------------------ */
+    double prior;           /* L_T, nats per image */
+    UnetConfig cfg;
     ParamSet ps;
-    params_init(&ps);
     Unet unet;
-    if (unet_init(&unet, &cfg, &ps, &rng)) return 1;
-    ema_reset(&ps);
-    if (ckpt && checkpoint_load(ckpt, NULL, &ps, &rng)) return 1;
-    unet_print_summary(stdout, &unet);
-    Denoiser net = unet_denoiser(&unet);
-    if (ckpt) printf("checkpoint: %s at step %ld\n", ckpt, ps.step);
+    Denoiser net;
+    LossLog log;            /* the loss of the steps trained in this run */
+    int N, R, gcols;        /* samples, rows of denoise.png, columns of the sample grids */
+    real *samples;          /* (N, D) */
+    Trace tr;
+} Run;
 
-    /* ---- 5. training: Ho et al.'s Algorithm 1 ------------------------------------------ */
-    TrainWork work;
-    train_work_init(&work, o.batch, D);
-    AdamConfig adam = adam_default(o.lr);
-    real *batch = xmalloc((size_t)o.batch * D * sizeof(real), "batch");
-    if (o.bench) {   /* time N steps after one warm-up step, print images/s, and stop */
-        digits_sample(batch, NULL, o.batch, H, W, &aux);
-        if (n_train)
-            for (int b = 0; b < o.batch; b++)
-                memcpy(batch + (size_t)b * D, train + (size_t)(b % n_train) * D, D * sizeof(real));
-        ddpm_train_step(&net, batch, NULL, o.batch, &o.ddpm, &s, &rng, &work);
-        double t0 = now_seconds();
-        clock_t c0 = clock();   /* CPU time: the one-core number even on a busy machine */
-        for (int i = 0; i < o.bench; i++) {
-            ddpm_train_step(&net, batch, NULL, o.batch, &o.ddpm, &s, &rng, &work);
-            adam_step(&ps, &adam);
-            ema_update(&ps, o.ema);
-        }
-        double el = now_seconds() - t0, cpu = (double)(clock() - c0) / CLOCKS_PER_SEC;
-        printf("bench: %d training steps of batch %d: %.1f images/s (%.0f ms per step of CPU time;"
-               " wall clock %.1f images/s), real = %s\n", o.bench, o.batch, o.bench * o.batch / cpu,
-               1e3 * cpu / o.bench, o.bench * o.batch / el, REAL_NAME);
-        free(batch);
-        image_set_free(&set);
-        train_work_free(&work);
-        unet_free(&unet);
-        params_free(&ps);
-        schedule_free(&s);
-        return 0;
+/* The checkpoint --save names: the settings (header_from_options), weights, EMA, Adam's
+ * moments and the training generator, written atomically */
+static void save(Run *r) {
+    header_from_options(&r->h, &r->o, r->C, r->H, r->W, r->prior, r->o.steps);
+    if (checkpoint_save(r->o.save, &r->h, &r->ps, &r->rng)) exit(1);
+}
+
+/* A checkpoint's settings decide the data shape and the model; the data options must fit */
+static void read_settings(Run *r) {
+    Options *o = &r->o;
+    r->ckpt = o->resume ? o->resume : o->sample_only;
+    r->C = 1; r->H = o->size; r->W = o->size;
+    r->prior = NAN;
+    if (r->ckpt) {
+        if (checkpoint_read_header(r->ckpt, &r->h)) exit(1);
+        options_from_header(o, r->ckpt, &r->h, &r->C, &r->H, &r->W, &r->prior);
     }
-    long first = ps.step + 1, n_steps = o.steps - ps.step;
-    if (o.sample_only) n_steps = 0;
+    if (o->data != DATA_DIGITS && !o->file && !o->sample_only) {
+        if (r->ckpt) die("%s was trained on --data %s: give --file PATH to continue", r->ckpt, data_names[o->data]);
+        die("--data %s needs --file PATH (the %s file)", data_names[o->data],
+            o->data == DATA_IDX ? "IDX images" : "CIFAR-10 binary batch");
+    }
+    if (o->data == DATA_DIGITS && o->file)
+        die("--file is for --data idx or --data cifar; the built-in digits need no file");
+    if (o->data != DATA_DIGITS && o->given.size)
+        die("--size is for the built-in digits; %s files have their own size", data_names[o->data]);
+}
+
+/* The images: a file's (IDX: MNIST, Fashion-MNIST; CIFAR-10), or none for the built-in
+ * digits, which are drawn fresh for every batch */
+static void load_data(Run *r) {
+    const Options *o = &r->o;
+    ImageSet *set = &r->set;
+    if (o->file) {
+        if (image_set_load(set, o->file, 0)) exit(1);
+        if ((o->data == DATA_IDX) != (set->C == 1))
+            die("%s holds %s images, not %s: pass --data %s", o->file, set->C == 1 ? "IDX" : "CIFAR-10",
+                data_names[o->data], set->C == 1 ? "idx" : "cifar");
+        if (r->ckpt && (set->C != r->C || set->H != r->H || set->W != r->W))
+            die("%s holds %dx%dx%d images, but %s was trained on %dx%dx%d", o->file, set->C, set->H,
+                set->W, r->ckpt, r->C, r->H, r->W);
+        r->C = set->C; r->H = set->H; r->W = set->W;
+    }
+    r->train = set->x;
+    r->n_train = set->N;
+    r->D = r->C * r->H * r->W;
+}
+
+/* 004 "Noise Sampling": the schedule, and the prior term L_T = KL(q(x_T|x_0) || N(0, I))
+ * averaged over (up to) 1000 data images, or the checkpoint's value without data */
+static void report_schedule(Run *r) {
+    const Options *o = &r->o;
+    int D = r->D, from_data = o->data == DATA_DIGITS || r->n_train;
+    if (schedule_build(&r->s, o->d.schedule, o->d.T)) exit(1);
+    if (from_data) {
+        int M = r->n_train ? (r->n_train < 1000 ? r->n_train : 1000) : 1000;
+        real *x0 = r->train;
+        if (!r->n_train) {
+            x0 = xmalloc((size_t)M * D * sizeof(real), "data for L_T");
+            digits_sample(x0, NULL, M, r->H, r->W, &r->aux);
+        }
+        r->prior = 0;
+        for (int n = 0; n < M; n++) r->prior += prior_kl(x0 + (size_t)n * D, &r->s, D) / M;
+        if (!r->n_train) free(x0);
+    }
+    print_schedule(&r->s, r->prior, D, "image", from_data ? "" : " (from the checkpoint)");
+}
+
+/* 003 "역방향 확산": the U-Net f_θ(x_t, t), new, or rebuilt from the checkpoint and loaded */
+static void build_model(Run *r) {
+    params_init(&r->ps);
+    if (unet_init(&r->unet, &r->cfg, &r->ps, &r->rng)) exit(1);
+    ema_reset(&r->ps);
+    if (r->ckpt && checkpoint_load(r->ckpt, NULL, &r->ps, &r->rng)) exit(1);
+    unet_print_summary(stdout, &r->unet);
+    r->net = unet_denoiser(&r->unet);
+    if (r->ckpt) printf("checkpoint: %s at step %ld\n", r->ckpt, r->ps.step);
+}
+
+/* --bench N: N training steps after one warm-up step, timed in CPU seconds (the one-core
+ * number even on a busy machine) and wall clock */
+static void bench(Run *r) {
+    Options *o = &r->o;
+    int D = r->D;
+    TrainWork work;
+    train_work_init(&work, o->batch, D);
+    AdamConfig adam = adam_default(o->lr);
+    real *batch = xmalloc((size_t)o->batch * D * sizeof(real), "batch");
+    digits_sample(batch, NULL, o->batch, r->H, r->W, &r->aux);
+    if (r->n_train)
+        for (int b = 0; b < o->batch; b++)
+            memcpy(batch + (size_t)b * D, r->train + (size_t)(b % r->n_train) * D, D * sizeof(real));
+    ddpm_train_step(&r->net, batch, NULL, o->batch, &o->d.ddpm, &r->s, &r->rng, &work);
+    double t0 = now_seconds();
+    clock_t c0 = clock();
+    for (int i = 0; i < o->bench; i++) {
+        ddpm_train_step(&r->net, batch, NULL, o->batch, &o->d.ddpm, &r->s, &r->rng, &work);
+        adam_step(&r->ps, &adam);
+        ema_update(&r->ps, o->ema);
+    }
+    double el = now_seconds() - t0, cpu = (double)(clock() - c0) / CLOCKS_PER_SEC;
+    printf("bench: %d training steps of batch %d: %.1f images/s (%.0f ms per step of CPU time;"
+           " wall clock %.1f images/s), real = %s\n", o->bench, o->batch, o->bench * o->batch / cpu,
+           1e3 * cpu / o->bench, o->bench * o->batch / el, REAL_NAME);
+    free(batch);
+    train_work_free(&work);
+}
+
+/* 004 "Train Diffusion Model": Ho et al.'s Algorithm 1, from the checkpoint's step to
+ * --steps, with a checkpoint every --save-every steps and at the end */
+static void train(Run *r) {
+    Options *o = &r->o;
+    int D = r->D;
+    TrainWork work;
+    train_work_init(&work, o->batch, D);
+    AdamConfig adam = adam_default(o->lr);
+    real *batch = xmalloc((size_t)o->batch * D * sizeof(real), "batch");
+    long first = r->ps.step + 1, n_steps = o->steps - r->ps.step;
+    if (o->sample_only) n_steps = 0;
     if (n_steps < 0) {
         printf("training: the checkpoint is at step %ld, beyond --steps %d: nothing to train\n",
-               ps.step, o.steps);
+               r->ps.step, o->steps);
         n_steps = 0;
     }
-    int log_every = n_steps >= 200 ? (int)(n_steps / 200) : 1, n_log = 0;
-    double *log_step = xmalloc((size_t)(n_steps / log_every + 2) * sizeof(double), "loss log");
-    double *log_loss = xmalloc((size_t)(n_steps / log_every + 2) * sizeof(double), "loss log");
-    double loss_avg = 0, loss_sum = 0;
-    int loss_count = 0, show_progress = isatty(2);
-    double t_start = now_seconds();
+    loss_log_init(&r->log, first, first + n_steps - 1, 50, 10);
     clock_t c_start = clock();
     for (long step = first; step < first + n_steps; step++) {
-        if (n_train) {   /* a random minibatch of the training set */
-            for (int b = 0; b < o.batch; b++)
-                memcpy(batch + (size_t)b * D, train + (size_t)rng_int(&rng, n_train) * D, D * sizeof(real));
-        } else {         /* fresh built-in digits: the data set is endless */
-            digits_sample(batch, NULL, o.batch, H, W, &rng);
-        }
+        if (r->n_train)   /* a random minibatch of the training set */
+            draw_minibatch(batch, r->train, r->n_train, o->batch, D, &r->rng);
+        else              /* fresh built-in digits: the data set is endless */
+            digits_sample(batch, NULL, o->batch, r->H, r->W, &r->rng);
         /* t ~ U{1..T}, ε ~ N(0, I), loss(f_θ(√ᾱ_t x₀ + √(1−ᾱ_t) ε, t)), backward */
-        double loss = ddpm_train_step(&net, batch, NULL, o.batch, &o.ddpm, &s, &rng, &work);
-        adam.lr = lr_at(&o, step);
-        adam_step(&ps, &adam);
-        ema_update(&ps, ema_at(&o, step));
-        loss_avg = step == first ? loss : 0.98 * loss_avg + 0.02 * loss;
-        loss_sum += loss;
-        loss_count++;
-        if ((step - first + 1) % log_every == 0 || step == o.steps) {
-            log_step[n_log] = (double)step;
-            log_loss[n_log++] = loss_sum / loss_count;
-            loss_sum = 0;
-            loss_count = 0;
-        }
-        if (o.save && o.save_every && step % o.save_every == 0 && step < o.steps) {
-            header_from_options(&h, &o, C, H, W, prior, o.steps);
-            if (checkpoint_save(o.save, &h, &ps, &rng)) return 1;
-        }
-        if (show_progress && ((step - first + 1) % 10 == 0 || step == o.steps)) {
-            double el = now_seconds() - t_start;
-            fprintf(stderr, "\rtraining: step %ld/%d  loss %.4f  %.0f s left   ", step, o.steps,
-                    loss_avg, el / (step - first + 1) * (o.steps - step));
-        }
+        double loss = ddpm_train_step(&r->net, batch, NULL, o->batch, &o->d.ddpm, &r->s, &r->rng, &work);
+        adam.lr = lr_at(o, step);
+        adam_step(&r->ps, &adam);
+        ema_update(&r->ps, ema_at(o, step));
+        loss_log_add(&r->log, step, loss);
+        if (o->save && o->save_every && step % o->save_every == 0 && step < o->steps) save(r);
     }
-    double train_time = now_seconds() - t_start;
+    double train_time = loss_log_end(&r->log);
     double train_cpu = (double)(clock() - c_start) / CLOCKS_PER_SEC;
-    if (show_progress && n_steps) fprintf(stderr, "\n");
     if (n_steps)
         printf("training: steps %ld..%d of batch %d in %.1f s, %.1f s of CPU (%.1f images/s),"
-               " final loss %.4f (running mean)\n", first, o.steps, o.batch, train_time, train_cpu,
-               n_steps * o.batch / fmax(train_cpu, 1e-9), loss_avg);
-    if (o.save) {
-        header_from_options(&h, &o, C, H, W, prior, o.steps);
-        if (checkpoint_save(o.save, &h, &ps, &rng)) return 1;
-        printf("checkpoint: %s (step %ld)\n", o.save, ps.step);
+               " final loss %.4f (running mean)\n", first, o->steps, o->batch, train_time, train_cpu,
+               n_steps * o->batch / fmax(train_cpu, 1e-9), r->log.running);
+    if (o->save) {
+        save(r);
+        printf("checkpoint: %s (step %ld)\n", o->save, r->ps.step);
     }
-
-    /* ---- 6. sampling: x_T ~ N(0, I), then t = T..1 ------------------------------------- */
-    if (!o.no_ema) params_swap_ema(&ps);
-    Rng srng;   /* samples depend on --seed alone, not on how long the training ran */
-    rng_seed(&srng, o.seed + 1000003UL);
-    int N = o.n_samples, R = N < DENOISE_ROWS ? N : DENOISE_ROWS;
-    int gcols = (int)ceil(sqrt((double)N));
-    real *samples = xmalloc((size_t)N * D * sizeof(real), "samples");
-    Trace tr;
-    memset(&tr, 0, sizeof tr);
-    tr.C = C; tr.H = H; tr.W = W; tr.T = o.T; tr.N = N; tr.gif_cols = gcols;
-    tr.next_frame = o.T;
-    tr.prev_x0 = xmalloc((size_t)N * D * sizeof(real), "trace x0");
-    tr.xt = xcalloc((size_t)R * DENOISE_COLS * D, sizeof(real), "trace x_t");
-    tr.x0 = xcalloc((size_t)R * DENOISE_COLS * D, sizeof(real), "trace x0");
-    GifWriter gif;
-    {
-        Image probe;   /* the GIF's frame size: two grids side by side, a title line on top */
-        grid_image(&probe, samples, N, C, H, W, gcols, GIF_SCALE, 2);
-        if (gif_open(&gif, path_in(o.out, "denoise.gif"), 2 * probe.w + 8, probe.h + 16, 8, 0) == 0)
-            tr.gif = &gif;
-        image_free(&probe);
-    }
-    printf("sampling: %d images with %s%s%s, %s weights ...\n", N,
-           o.ddim_steps ? "DDIM" : "the note's algorithm (ancestral)",
-           o.ddim_steps ? "" : "", o.clip_x0 ? ", x0 clipped to [-1, 1]" : ", x0 not clipped",
-           o.no_ema ? "raw" : "EMA");
-    fflush(stdout);
-    double t_sample = now_seconds();
-    if (o.ddim_steps)
-        ddim_sample_loop(&net, samples, NULL, &o.ddpm, &s, N, o.ddim_steps, o.eta, o.clip_x0, &srng,
-                         trace_step, &tr);
-    else
-        p_sample_loop(&net, samples, NULL, &o.ddpm, &s, N, o.clip_x0, &srng, trace_step, &tr);
-    t_sample = now_seconds() - t_sample;
-    if (tr.gif) gif_close(&gif);
-    int steps_taken = o.ddim_steps ? o.ddim_steps : o.T;
-    printf("sampling: %d images in %.1f s (%d network evaluations each)\n", N, t_sample, steps_taken);
-
-    /* ---- 7. pictures ------------------------------------------------------------------- */
-    {
-        Image img;
-        grid_image(&img, samples, N, C, H, W, gcols, picture_scale(H), 2);
-        write_png(path_in(o.out, "samples.png"), &img, C);
-        image_free(&img);
-    }
-    write_denoise_png(&o, &tr, R);
-    if (n_log) {
-        SvgPlot p;
-        memset(&p, 0, sizeof p);
-        p.title = "training loss (mean over each logging interval)";
-        p.xlabel = "step";
-        p.ylabel = "loss";
-        p.log_y = 1;
-        p.nseries = 1;
-        p.series[0] = (SvgSeries){ loss_weighting_name(o.ddpm.weighting), n_log, log_step, log_loss };
-        svg_lineplot(path_in(o.out, "loss.svg"), &p);
-    }
-    /* terminal preview: the first samples side by side (gray, or the mean of RGB) */
-    {
-        int K = N < 8 ? N : 8;
-        double *g = xmalloc((size_t)H * K * W * sizeof(double), "preview");
-        for (int k = 0; k < K; k++)
-            for (int y = 0; y < H; y++)
-                for (int x = 0; x < W; x++) {
-                    double v = 0;
-                    for (int c = 0; c < C; c++) v += samples[(size_t)k * D + ((size_t)c * H + y) * W + x];
-                    g[(size_t)y * K * W + k * W + x] = v / C;
-                }
-        printf("the first %d samples:\n", K);
-        term_heatmap(stdout, g, K * W, H, term_wants_color(stdout));
-        free(g);
-    }
-    if (o.bound) report_bound(&o, &net, &s, train, n_train, C, H, W, &aux);
-    if (o.eval) report_eval(&o, &net, &s, &set, C, H, W);
-    printf("pictures: %s/samples.png denoise.png denoise.gif%s%s\n", o.out, n_log ? " loss.svg" : "",
-           o.bound ? " bound_terms.svg" : "");
-
-    free(samples); free(tr.prev_x0); free(tr.xt); free(tr.x0);
-    free(batch); free(log_step); free(log_loss);
-    image_set_free(&set);
+    free(batch);
     train_work_free(&work);
-    unet_free(&unet);
-    params_free(&ps);
-    schedule_free(&s);
+}
+
+/* 004 "알고리즘": x_T ~ N(0, I), then t = T..1, traced into denoise.gif and denoise.png. A
+ * generator of its own, seeded from --seed alone: the samples do not depend on how long
+ * the training ran. */
+static void sample(Run *r) {
+    const Options *o = &r->o;
+    int C = r->C, H = r->H, W = r->W, D = r->D, N = r->N = o->n_samples;
+    if (!o->no_ema) params_swap_ema(&r->ps);
+    Rng srng;
+    rng_seed(&srng, o->d.seed + 1000003UL);
+    r->R = N < DENOISE_ROWS ? N : DENOISE_ROWS;
+    r->gcols = (int)ceil(sqrt((double)N));
+    r->samples = xmalloc((size_t)N * D * sizeof(real), "samples");
+    Trace *tr = &r->tr;
+    *tr = (Trace){ .C = C, .H = H, .W = W, .T = o->d.T, .N = N, .gif_cols = r->gcols,
+                   .next_frame = o->d.T };
+    tr->prev_x0 = xmalloc((size_t)N * D * sizeof(real), "trace x0");
+    tr->xt = xcalloc((size_t)r->R * DENOISE_COLS * D, sizeof(real), "trace x_t");
+    tr->x0 = xcalloc((size_t)r->R * DENOISE_COLS * D, sizeof(real), "trace x0");
+    GifWriter gif;
+    Image probe;   /* the GIF's frame size: two grids side by side, a title line on top */
+    grid_image(&probe, r->samples, N, C, H, W, r->gcols, GIF_SCALE, 2);
+    if (gif_open(&gif, path_in(o->d.out, "denoise.gif"), 2 * probe.w + 8, probe.h + 16, 8, 0) == 0)
+        tr->gif = &gif;
+    image_free(&probe);
+    printf("sampling: %d images with %s, %s, %s weights ...\n", N,
+           o->d.ddim_steps ? "DDIM" : "the note's algorithm (ancestral)",
+           o->clip_x0 ? "x0 clipped to [-1, 1]" : "x0 not clipped", o->no_ema ? "raw" : "EMA");
+    fflush(stdout);
+    double t0 = now_seconds();
+    sample_loop(&r->net, r->samples, NULL, &o->d, &r->s, N, o->clip_x0, &srng, trace_step, tr);
+    double t_sample = now_seconds() - t0;
+    if (tr->gif) gif_close(&gif);
+    tr->gif = NULL;
+    printf("sampling: %d images in %.1f s (%d network evaluations each)\n", N, t_sample,
+           o->d.ddim_steps ? o->d.ddim_steps : o->d.T);
+}
+
+/* samples.png, denoise.png, loss.svg (if this run trained) and the terminal preview: the
+ * first samples side by side (gray, or the mean of RGB) */
+static void write_pictures(Run *r) {
+    const Options *o = &r->o;
+    int C = r->C, H = r->H, W = r->W, D = r->D, N = r->N;
+    Image img;
+    grid_image(&img, r->samples, N, C, H, W, r->gcols, picture_scale(H), 2);
+    write_png(path_in(o->d.out, "samples.png"), &img, C);
+    image_free(&img);
+    write_denoise_png(o, &r->tr, r->R);
+    if (r->log.n) loss_log_plot(&r->log, path_in(o->d.out, "loss.svg"), loss_weighting_name(o->d.ddpm.weighting));
+    int K = N < 8 ? N : 8;
+    double *g = xmalloc((size_t)H * K * W * sizeof(double), "preview");
+    for (int k = 0; k < K; k++)
+        for (int y = 0; y < H; y++)
+            for (int x = 0; x < W; x++) {
+                double v = 0;
+                for (int c = 0; c < C; c++) v += r->samples[(size_t)k * D + ((size_t)c * H + y) * W + x];
+                g[(size_t)y * K * W + k * W + x] = v / C;
+            }
+    printf("the first %d samples:\n", K);
+    term_heatmap(stdout, g, K * W, H, term_wants_color(stdout));
+    free(g);
+}
+
+static int end_run(Run *r) {
+    free(r->samples); free(r->tr.prev_x0); free(r->tr.xt); free(r->tr.x0);
+    loss_log_free(&r->log);
+    image_set_free(&r->set);
+    unet_free(&r->unet);
+    params_free(&r->ps);
+    schedule_free(&r->s);
     return 0;
+}
+
+/* ========================================================================================
+ * main: the story. Data, schedule, model, train, sample, show, measure. */
+
+int main(int argc, char **argv) {
+    Run r = { .o = parse_options(argc, argv) };
+    Options *o = &r.o;
+    read_settings(&r);          /* --resume / --sample-only: the checkpoint's settings */
+    load_data(&r);              /* the file's images, or none: the digits are drawn fresh */
+    diffusion_check(&o->d);     /* DDIM steps, once T is known */
+    rng_seed(&r.rng, o->d.seed);
+    rng_seed(&r.aux, o->d.seed ^ 0x9E3779B97F4A7C15ULL);
+    r.cfg = model_config(o, r.C, r.H, r.W);
+    if (!o->bench) make_folder(o->d.out);
+    printf("images: %s %dx%dx%d%s%s, T = %d, %s schedule, predict %s, %s loss, sigma_t^2 = %s\n",
+           data_names[o->data], r.C, r.H, r.W,
+           o->file ? " from " : o->data == DATA_DIGITS ? " (built-in)" : "", o->file ? o->file : "",
+           o->d.T, schedule_name(o->d.schedule), parametrization_name(o->d.ddpm.param),
+           loss_weighting_name(o->d.ddpm.weighting), reverse_var_name(o->d.ddpm.var));
+    if (r.n_train) printf("data: %d images from %s\n", r.n_train, o->file);
+
+    report_schedule(&r);        /* β_t, ᾱ_T and the prior term L_T */
+    build_model(&r);            /* the U-Net, its summary, the checkpoint's weights */
+    if (o->bench) { bench(&r); return end_run(&r); }
+    train(&r);                  /* Algorithm 1 up to --steps, checkpoints */
+    sample(&r);                 /* the note's algorithm (or DDIM), denoise.gif */
+    write_pictures(&r);         /* samples.png, denoise.png, loss.svg, the preview */
+    if (o->bound) report_bound(o, &r.net, &r.s, r.train, r.n_train, r.C, r.H, r.W, &r.aux);
+    if (o->eval) report_eval(o, &r.net, &r.s, &r.set, r.C, r.H, r.W);
+    printf("pictures: %s/samples.png denoise.png denoise.gif%s%s\n", o->d.out,
+           r.log.n ? " loss.svg" : "", o->bound ? " bound_terms.svg" : "");
+    return end_run(&r);
 }

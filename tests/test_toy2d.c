@@ -1,7 +1,7 @@
 /* test_toy2d.c: a short training run on the note's dog/cat data must learn the data.
  *
- * The same pieces as ./toy2d (data.c, ddpm_train_step, adam_step, ema, p_sample_loop) on a
- * smaller budget, at a fixed seed. The bar is the issue's own: the energy distance of 2,000
+ * The same pieces as ./toy2d (data.c, cli.c's draw_minibatch and lr_cosine, ddpm_train_step,
+ * adam_step, ema, p_sample_loop) on a smaller budget, at a fixed seed. The bar is the issue's own: the energy distance of 2,000
  * samples to 2,000 fresh true points within ENERGY_RATIO times the noise floor (the same
  * statistic between two true sets, both averaged over several sets), and each hill's
  * share within SHARE_POINTS points of its true weight. An untrained network must fail the
@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "harness.h"
+#include "../cli.h"
 #include "../data.h"
 #include "../ddpm.h"
 #include "../mlp.h"
@@ -18,6 +19,7 @@
 #define SHARE_POINTS 5.0   /* the bar for the dog/cat share, in percentage points */
 #define SETS 8             /* sample sets and floor pairs averaged */
 #define N 2000
+#define LR 4e-3            /* toy2d's default learning rate */
 
 typedef struct { double ratio, dog_share; } Quality;
 
@@ -76,16 +78,12 @@ int main(void) {
 
     TrainWork w;
     train_work_init(&w, BATCH, 2);
-    AdamConfig adam = adam_default(4e-3);
+    AdamConfig adam = adam_default(LR);
     real batch[BATCH * 2];
     for (int step = 1; step <= STEPS; step++) {
-        for (int b = 0; b < BATCH; b++) {
-            int i = rng_int(&rng, N_TRAIN);
-            batch[2 * b] = train[2 * i];
-            batch[2 * b + 1] = train[2 * i + 1];
-        }
+        draw_minibatch(batch, train, N_TRAIN, BATCH, 2, &rng);          /* toy2d's own */
         ddpm_train_step(&net, batch, NULL, BATCH, &cfg, &s, &rng, &w);
-        adam.lr = 4e-3 * 0.5 * (1.0 + cos(3.14159265358979323846 * (step - 1) / STEPS));
+        adam.lr = lr_cosine(LR, step, STEPS);                          /* toy2d's own */
         adam_step(&ps, &adam);
         ema_update(&ps, 0.995);
     }
