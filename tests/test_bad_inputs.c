@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "files.h"
 #include "harness.h"
 #include "../checkpoint.h"
 #include "../crc32.h"
@@ -23,19 +24,6 @@
 #define FIX "build/bad"
 #define MIN_ROWS 40
 #define TEST_ALARM 300
-
-static unsigned char *read_all(const char *path, size_t *size) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *buf = xmalloc((size_t)n + 1, "test file");
-    *size = fread(buf, 1, (size_t)n, f);
-    buf[*size] = 0;
-    fclose(f);
-    return buf;
-}
 
 static void write_all(const char *name, const void *buf, size_t size) {
     char path[256];

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "crc_bitwise.h"
+#include "files.h"
 #include "harness.h"
 #include "../checkpoint.h"
 #include "../io.h"
@@ -47,18 +48,6 @@ static void path_of(char *out, size_t len, const char *name) {
 
 /* ---------------------------------------------------------------------------------------
  * Small helpers: files as byte arrays, an independent CRC-32 (bit by bit, no table). */
-
-static unsigned char *read_all(const char *path, size_t *size) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *buf = xmalloc((size_t)n + 1, "test file");
-    *size = fread(buf, 1, (size_t)n, f);
-    fclose(f);
-    return buf;
-}
 
 static void write_all(const char *path, const unsigned char *buf, size_t size) {
     remove(path);   /* a new file: rewriting one in place makes ext4 flush it (slow) */

@@ -24,6 +24,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "files.h"
 #include "harness.h"
 #include "../checkpoint.h"
 #include "../io.h"
@@ -38,43 +39,12 @@ static void path_in_dir(char *out, size_t len, const char *name) {
     snprintf(out, len, "%s/%s", dir, name);
 }
 
-static unsigned char *read_all(const char *path, size_t *size) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *buf = xmalloc((size_t)n + 1, "test file");
-    *size = fread(buf, 1, (size_t)n, f);
-    fclose(f);
-    return buf;
-}
-
 static int same_file(const char *path, const unsigned char *want, size_t want_size) {
     size_t size;
     unsigned char *got = read_all(path, &size);
     int same = got && size == want_size && memcmp(got, want, size) == 0;
     free(got);
     return same;
-}
-
-/* Temporaries in the test folder: any name containing ".tmp." */
-static int temporaries_left(void) {
-    DIR *d = opendir(dir);
-    int n = 0;
-    struct dirent *e;
-    while (d && (e = readdir(d)) != NULL) n += strstr(e->d_name, ".tmp.") != NULL;
-    if (d) closedir(d);
-    return n;
-}
-
-static void remove_temporaries(void) {
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    char p[512];
-    while (d && (e = readdir(d)) != NULL)
-        if (strstr(e->d_name, ".tmp.")) { path_in_dir(p, sizeof p, e->d_name); remove(p); }
-    if (d) closedir(d);
 }
 
 /* A 1 MB ParamSet filled from `seed`. */
@@ -122,12 +92,12 @@ static void test_full_disk_sweep(void) {
         int rc = checkpoint_save_err(path, &new.h, &new.ps, &new.rng, err, sizeof err);
         io_fault_disarm();
         int ok = rc == -1 && strstr(err, path) && strstr(err, "No space left") &&
-                 same_file(path, old.bytes, old.size) && temporaries_left() == 0;
+                 same_file(path, old.bytes, old.size) && temporaries_in(dir, 0) == 0;
         CHECK(ok, "disk full at byte %llu of %zu: rc %d, old intact %d, temporaries %d: %s",
               (unsigned long long)ks[i], N, rc, same_file(path, old.bytes, old.size),
-              temporaries_left(), err);
+              temporaries_in(dir, 0), err);
         all_ok &= ok;
-        remove_temporaries();
+        temporaries_in(dir, 1);
     }
     CHECK(all_ok, "all %zu disk-full points refused cleanly", sizeof ks / sizeof ks[0]);
     /* the disk fills exactly after the last byte: the save is complete */
@@ -163,14 +133,14 @@ static void test_eio_every_call(void) {
               (unsigned long long)calls, rc, err);
         CHECK(is_old || is_new, "EIO at call %llu: the path holds a complete checkpoint",
               (unsigned long long)k);
-        CHECK(temporaries_left() == 0, "EIO at call %llu: no temporary left",
+        CHECK(temporaries_in(dir, 0) == 0, "EIO at call %llu: no temporary left",
               (unsigned long long)k);
         before_rename += is_old;
         after_rename += is_new;
         if (is_new) {                       /* put the old one back for the next k */
             if (checkpoint_save(path, &old.h, &old.ps, &old.rng) != 0) die("test: save failed");
         }
-        remove_temporaries();
+        temporaries_in(dir, 1);
     }
     /* exactly the folder's open and fsync come after the rename */
     CHECK(after_rename == 2 && before_rename == (int)calls - 2,
@@ -192,7 +162,7 @@ static void test_short_writes(void) {
         io_fault_arm(IO_FAULT_SHORT, ks[i]);
         int rc = checkpoint_save_err(path, &ref.h, &ref.ps, &ref.rng, err, sizeof err);
         io_fault_disarm();
-        CHECK(rc == 0 && same_file(path, ref.bytes, ref.size) && temporaries_left() == 0,
+        CHECK(rc == 0 && same_file(path, ref.bytes, ref.size) && temporaries_in(dir, 0) == 0,
               "a short write at byte %llu is continued: rc %d: %s",
               (unsigned long long)ks[i], rc, err);
         remove(path);
@@ -220,7 +190,7 @@ static void test_pictures_full_disk(void) {
         io_fault_arm(IO_FAULT_FULL, ks[i]);
         int rc = png_write(png, &img);
         io_fault_disarm();
-        CHECK(rc == -1 && same_file(png, pold, psize) && temporaries_left() == 0,
+        CHECK(rc == -1 && same_file(png, pold, psize) && temporaries_in(dir, 0) == 0,
               "PNG onto a disk full at byte %llu: rc %d, old picture kept",
               (unsigned long long)ks[i], rc);
     }
@@ -233,7 +203,7 @@ static void test_pictures_full_disk(void) {
     for (int f = 0; f < 3 && rc == 0; f++) frames_rc |= gif_add_frame(&g, &img);
     int close_rc = rc == 0 ? gif_close(&g) : -1;
     io_fault_disarm();
-    CHECK(rc == 0 && close_rc == -1 && temporaries_left() == 0,
+    CHECK(rc == 0 && close_rc == -1 && temporaries_in(dir, 0) == 0,
           "GIF onto a full disk: frames %d, close %d, no temporary", frames_rc, close_rc);
     struct stat st;
     CHECK(stat(gif, &st) != 0, "no GIF under the real name");
@@ -241,7 +211,7 @@ static void test_pictures_full_disk(void) {
     double x[3] = { 0, 1, 2 }, y[3] = { 1, 2, 3 };
     SvgPlot plot = { "t", "x", "y", 0, 1, { { "s", 3, x, y } } };
     io_fault_arm(IO_FAULT_FULL, 10);
-    CHECK(svg_lineplot(svg, &plot) == -1 && stat(svg, &st) != 0 && temporaries_left() == 0,
+    CHECK(svg_lineplot(svg, &plot) == -1 && stat(svg, &st) != 0 && temporaries_in(dir, 0) == 0,
           "SVG onto a full disk fails and leaves nothing");
     io_fault_arm(IO_FAULT_EIO, 0);
     CHECK(svg_lineplot(svg, &plot) == -1 && stat(svg, &st) != 0, "SVG whose open fails");
@@ -267,7 +237,7 @@ static void test_names(void) {
         CHECK(io_commit(b, err, sizeof err) == 0, "second commit: %s", err);
         CHECK(same_file(path, (const unsigned char *)"second\n", 7), "the last commit wins");
     }
-    CHECK(temporaries_left() == 0, "no temporary after two commits");
+    CHECK(temporaries_in(dir, 0) == 0, "no temporary after two commits");
 
     /* a temporary of a process that died, and one of a live process (our parent) */
     fflush(NULL);
@@ -331,7 +301,7 @@ static void test_counts(void) {
     CHECK(io_failed_writes() == before + 3, "an abort counts one");
     CHECK(same_file(path, (const unsigned char *)"ok\n", 3), "the good file survived");
     remove(path);
-    CHECK(io_check_folder(dir, err, sizeof err) == 0 && temporaries_left() == 0,
+    CHECK(io_check_folder(dir, err, sizeof err) == 0 && temporaries_in(dir, 0) == 0,
           "the test folder is writable: %s", err);
     char missing[300];
     snprintf(missing, sizeof missing, "%s/none", dir);
@@ -349,7 +319,7 @@ int main(void) {
     test_pictures_full_disk();
     test_names();
     test_counts();
-    remove_temporaries();
+    temporaries_in(dir, 1);
     rmdir(dir);
     return test_summary("test_io");
 }

@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "files.h"
 #include "harness.h"
 #include "../checkpoint.h"
 
@@ -66,27 +67,6 @@ static int run_images(const char *ckpt, int resume) {
     pid_t pid = start_images(ckpt, resume);
     if (pid < 0 || waitpid(pid, &status, 0) != pid) return -1;
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-static unsigned char *read_all(const char *path, size_t *size) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *buf = xmalloc((size_t)n + 1, "test file");
-    *size = fread(buf, 1, (size_t)n, f);
-    fclose(f);
-    return buf;
-}
-
-static int temporaries_left(void) {
-    DIR *d = opendir(dir);
-    int n = 0;
-    struct dirent *e;
-    while (d && (e = readdir(d)) != NULL) n += strstr(e->d_name, ".tmp.") != NULL;
-    if (d) closedir(d);
-    return n;
 }
 
 static void remove_all(void) {
@@ -152,7 +132,7 @@ int main(void) {
         int complete = exists && checkpoint_read_header_err(path, &h, err, sizeof err) == 0;
         CHECK(!exists || complete, "kill %d: the checkpoint on disk is complete: %s", k, err);
         complete_or_none += !exists || complete;
-        mid_save += temporaries_left() > 0;
+        mid_save += temporaries_in(dir, 0) > 0;
         if (!exists) { none++; continue; }
 
         /* resume to the end: the same bytes as the straight run, no temporary left */
@@ -163,7 +143,7 @@ int main(void) {
         CHECK(same, "kill %d: resumed final checkpoint is byte for byte the straight one", k);
         identical += same;
         free(got);
-        CHECK(temporaries_left() == 0, "kill %d: no temporary left after the resume", k);
+        CHECK(temporaries_in(dir, 0) == 0, "kill %d: no temporary left after the resume", k);
     }
     printf("test_kill: %d kills of %d during the run (run length %.2f s): %d/%d left a "
            "complete checkpoint or none (%d none yet), %d inside a save (temporary left, "
