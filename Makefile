@@ -5,7 +5,8 @@
 #   make test-san   the same tests under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make test-threads  OpenMP build: matmul and training on 2 threads give the same bits as on 1
 #   make toy2d      build and run the 2D dog/cat story (pictures in out/toy2d/)
-#   make images     build and run the small-image story (pictures in out/images/)
+#   make images     build and run the small-image story (pictures in out/images/), then
+#                   the class-conditional one (a class grid, one row per digit: out/images/cond/)
 #   make fashion    train, sample and --eval on Fashion-MNIST (out/fashion/), about 15 minutes
 #   make lab        the loss lab: every parametrization x weighting on dog/cat (out/lab/lab.md)
 #   make notebooks  rerun every command quoted in notebooks_md/ and refresh outputs and pictures
@@ -107,6 +108,7 @@ toy2d: build/toy2d
 images: build/images
 	@cp -f build/images ./images
 	./images --save out/images/model.ckpt
+	./images --cond --out out/images/cond --save out/images/cond/model.ckpt
 
 # Fashion-MNIST from its Debian package (the .gz files are read directly); one line on
 # how to get it when it is missing. FASHION_OPTS: the model and length chosen (README).

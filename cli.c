@@ -243,8 +243,16 @@ void diffusion_read(SettingsReader *r, DiffusionOptions *d) {
 static const double PI = 3.14159265358979323846;
 
 void draw_minibatch(real *batch, const real *train, int n, int B, int D, Rng *rng) {
-    for (int b = 0; b < B; b++)
-        memcpy(batch + (size_t)b * D, train + (size_t)rng_int(rng, n) * D, (size_t)D * sizeof(real));
+    draw_labelled_minibatch(batch, NULL, train, NULL, n, B, D, rng);
+}
+
+void draw_labelled_minibatch(real *batch, int *y, const real *train, const int *labels, int n,
+                             int B, int D, Rng *rng) {
+    for (int b = 0; b < B; b++) {
+        int i = rng_int(rng, n);
+        memcpy(batch + (size_t)b * D, train + (size_t)i * D, (size_t)D * sizeof(real));
+        if (y) y[b] = labels[i];
+    }
 }
 
 double lr_cosine(double lr, long step, long steps) {

@@ -116,6 +116,10 @@ void diffusion_read(SettingsReader *r, DiffusionOptions *d);
 
 /* batch (B, D) = B rows of train (n, D) drawn uniformly with replacement, one rng_int each */
 void draw_minibatch(real *batch, const real *train, int n, int B, int D, Rng *rng);
+/* The same draws (the same generator calls, so the same batch) with the labels of the
+ * drawn rows: y[b] = labels[i_b], for a class-conditional model. */
+void draw_labelled_minibatch(real *batch, int *y, const real *train, const int *labels, int n,
+                             int B, int D, Rng *rng);
 /* The learning rate at step 1..steps decays as ½ (1 + cos(π (step − 1)/steps)) from lr to
  * nearly 0: large steps first, fine ones last. */
 double lr_cosine(double lr, long step, long steps);

@@ -22,6 +22,9 @@
  *                                                                    eval_samples (FD beside its
  *                                                                    floor, classes, nearest
  *                                                                    training images), forward_strip
+ * With --cond (or --class C): set_classes after load_data, labels and label dropout in
+ * train, a class grid (or class C) guided with --guidance w in sample, and the class
+ * accuracy of the conditional samples in report_eval (class_accuracy; guidance.h).
  *
  * The default run (`make images`) fits one core and a few minutes: built-in 16×16 digits
  * and a small U-Net (the "small" preset below). `--model full` is unet_default_config,
@@ -46,6 +49,7 @@
 #include "cli.h"
 #include "data.h"
 #include "ddpm.h"
+#include "guidance.h"
 #include "eval.h"
 #include "plot.h"
 #include "schedule.h"
@@ -87,6 +91,12 @@ typedef struct {
     int eval;               /* > 0: FD, classes and memorization on this many samples */
     const char *eval_file;  /* held-out images (default: the t10k-/test_batch file beside) */
     const char *classifier; /* the classifier checkpoint (default <out>/classifier.ckpt) */
+    int cond;               /* --cond (or --class): a class-conditional U-Net (guidance.h) */
+    const char *cls_name;   /* --class: the one class to sample, e.g. "3" (or "Trouser") */
+    int cls;                /* its index once the data's classes are known; −1: all */
+    double guidance;        /* classifier-free guidance strength w, e.g. 1 (γ = 1 + w) */
+    double p_uncond;        /* label dropout while training, e.g. 0.1 */
+    int classes;            /* K of a conditional model (10 for digits), 0: unconditional */
     /* options that a checkpoint also records, typed by the user: a --resume refuses a
      * conflicting one instead of silently using either (the diffusion's are in d.given) */
     struct { int data, size, model, base, mult, res, attn, steps, batch, lr, warmup, ema; } given;
@@ -110,6 +120,8 @@ static Options default_options(void) {
     o.warmup = 100;
     o.ema = 0.995;
     o.n_samples = 64;
+    o.cls = -1;
+    o.p_uncond = 0.1;
     return o;
 }
 
@@ -176,7 +188,15 @@ static void usage(FILE *f) {
         "  --classifier PATH  the classifier's checkpoint: loaded if it exists, else trained\n"
         "                     on the labelled training images and saved (default\n"
         "                     OUT/classifier.ckpt)\n"
-        "run\n");
+        "class-conditional (classifier-free guidance)\n"
+        "  --cond             train a class-conditional U-Net on the labels (the digits', or\n"
+        "                     the labels file beside --file) with label dropout; sample a\n"
+        "                     class grid, one row per class (samples.png)\n"
+        "  --class C          sample class C only (implies --cond), e.g. 3\n"
+        "  --guidance W       eps~ = (1 + w) eps(x, t, c) - w eps(x, t, null) with w = W\n"
+        "                     (gamma = 1 + w; default 0: plain conditional)\n"
+        "  --p-uncond P       share of training labels replaced by the null label (default %g)\n"
+        "run\n", d.p_uncond);
     usage_seed_out(f, &d.d);
     fprintf(f, "  --help             this text\n");
 }
@@ -235,6 +255,7 @@ static int parse_choice(CliArgs *a, const char *const *names, int n) {
 
 static Options parse_options(int argc, char **argv) {
     Options o = default_options();
+    int given_p = 0;
     CliArgs a = cli_args("./images", argc, argv);
     char msg[256];
     while (cli_next(&a)) {
@@ -314,8 +335,15 @@ static Options parse_options(int argc, char **argv) {
         }
         else if (cli_is(&a, "--eval-file")) o.eval_file = cli_value(&a);
         else if (cli_is(&a, "--classifier")) o.classifier = cli_value(&a);
+        else if (cli_is(&a, "--cond")) o.cond = 1;
+        else if (cli_is(&a, "--class")) { o.cls_name = cli_value(&a); o.cond = 1; }
+        else if (cli_is(&a, "--guidance")) o.guidance = cli_double(&a, -1.0, 100.0);
+        else if (cli_is(&a, "--p-uncond")) { o.p_uncond = cli_double(&a, 0.0, 1.0); given_p = 1; }
         else cli_unknown(&a);
     }
+    if (o.guidance != 0 && !o.cond && !o.sample_only)
+        die("--guidance needs a class-conditional model: add --cond or --class");
+    if (given_p && !o.cond) die("--p-uncond is the label dropout of --cond training: add --cond");
     if (o.resume && o.sample_only) die("--resume and --sample-only exclude each other: pick one");
     if (o.sample_only && o.save) die("--save has no effect with --sample-only (nothing is trained)");
     if (o.save_every && !o.save) die("--save-every needs --save PATH (where to write)");
@@ -348,6 +376,10 @@ static void header_from_options(CkptHeader *h, const Options *o, int C, int H, i
     ckpt_set_double(h, "ema", o->ema);
     ckpt_set_int(h, "seed", (int64_t)o->d.seed);
     ckpt_set_double(h, "prior_L_T", prior);
+    if (o->classes) {   /* a class-conditional model (an unconditional one writes neither) */
+        ckpt_set_int(h, "classes", o->classes);
+        ckpt_set_double(h, "p_uncond", o->p_uncond);
+    }
 }
 
 /* Fills o from the checkpoint's header (cli.h's SettingsReader). strict (--resume): every
@@ -375,6 +407,15 @@ static void options_from_header(Options *o, const char *path, const CkptHeader *
     read_int_setting(&r, "res_blocks", "--res-blocks", o->given.res, &o->res_blocks);
     snprintf(o->attn, sizeof o->attn, "%s", read_name_setting(&r, "attn", "--attn", o->given.attn, o->attn));
     read_double_setting(&r, "prior_L_T", "", 0, prior);
+    int64_t classes = 0;   /* absent: an unconditional model */
+    if (ckpt_get_int(h, "classes", &classes) == 0) {
+        if (classes < 1 || classes > 1000) die("%s: malformed: classes = %lld", path, (long long)classes);
+        o->cond = 1;
+        o->classes = (int)classes;
+        ckpt_get_double(h, "p_uncond", &o->p_uncond);
+    } else if (o->cond) {
+        die("%s was trained without labels: --cond, --class need a model trained with --cond", path);
+    }
     r.strict = o->resume != NULL;   /* from here on: training settings */
     diffusion_read(&r, &o->d);      /* T, schedule, param always strictly; loss, var */
     int steps = o->steps;
@@ -417,6 +458,7 @@ static UnetConfig model_config(Options *o, int C, int H, int W) {
         die("attn: %s", msg);
     if (cfg.base % cfg.groups) cfg.groups = cfg.base % 4 == 0 ? 4 : 2;  /* e.g. base 12 */
     cfg.max_batch = o->batch;
+    cfg.num_classes = o->classes;   /* a label embedding added to the timestep embedding */
     if (unet_config_check(&cfg, msg, sizeof msg)) die("model: %s", msg);
     /* every attention size must be one of the feature-map sizes */
     for (int i = 0; i < cfg.n_attn; i++) {
@@ -662,8 +704,31 @@ static int held_out_path(const char *train, char *out, size_t len) {
     return -1;
 }
 
+/* The class accuracy of conditional samples: the share the classifier assigns to the label
+ * they were generated with, overall and per class (guidance.h; the classifier's own
+ * held-out accuracy is printed by eval_print above). */
+static void class_accuracy(Classifier *c, const real *gen, const int *want, int n, int K,
+                           double w, const char *const *names) {
+    int *pred = xmalloc((size_t)n * sizeof(int), "predictions");
+    classifier_predict(c, pred, gen, n);
+    int hit = 0, per[EVAL_MAX_CLASSES] = { 0 }, cnt[EVAL_MAX_CLASSES] = { 0 };
+    for (int i = 0; i < n; i++) {
+        cnt[want[i]]++;
+        if (pred[i] == want[i]) { hit++; per[want[i]]++; }
+    }
+    double acc = (double)hit / n, se = sqrt(acc * (1 - acc) / n);
+    printf("eval: class accuracy of the conditional samples (guidance w = %g): %.1f%% +- %.1f "
+           "(%d of %d judged the class they were asked for)\n", w, 100 * acc, 100 * se, hit, n);
+    printf("eval: per class:");
+    for (int k = 0; k < K; k++)
+        if (cnt[k]) printf(" %s %.0f%%", names[k], 100.0 * per[k] / cnt[k]);
+    printf("\n");
+    free(pred);
+}
+
 static void report_eval(const Options *o, Denoiser *net, const Schedule *s, const ImageSet *train,
                         int C, int H, int W) {
+    int K = o->classes;   /* a conditional model: balanced labels (or --class), checked after */
     int n = o->eval, D = C * H * W;
     double t_start = now_seconds();
     Rng erng, grng;   /* digits, classifier and strip; the samples: from --seed alone, so the
@@ -732,10 +797,13 @@ static void report_eval(const Options *o, Denoiser *net, const Schedule *s, cons
 
     /* n samples with the same sampler as the pictures */
     real *gen = xmalloc((size_t)n * D * sizeof(real), "eval samples");
-    printf("eval: sampling %d images ...\n", n);
+    int *want = K ? xmalloc((size_t)n * sizeof(int), "eval labels") : NULL;
+    for (int i = 0; i < n && K; i++) want[i] = o->cls >= 0 ? o->cls : i % K;
+    printf("eval: sampling %d images%s ...\n", n, K ? (o->cls >= 0 ? " of the one class" :
+           ", every class in turn") : "");
     fflush(stdout);
     double t_gen = now_seconds();
-    sample_loop(net, gen, NULL, &o->d, s, n, o->clip_x0, &grng, NULL, NULL);
+    sample_loop(net, gen, want, &o->d, s, n, o->clip_x0, &grng, NULL, NULL);
     t_gen = now_seconds() - t_gen;
 
     /* the numbers */
@@ -750,6 +818,8 @@ static void report_eval(const Options *o, Denoiser *net, const Schedule *s, cons
     eval_samples(&r, &c, gen, n, &sets, nn_idx, nn_dist);
     t_measure = now_seconds() - t_measure;
     eval_print(stdout, &r, held.class_name);
+    if (K) class_accuracy(&c, gen, want, n, K, o->guidance, held.class_name);
+    free(want);
 
     /* closest_pairs.png: top row the samples closest to a training image, bottom row that
      * image; forward.png: held-out images at t = 0, T/10, T/5, 2T/5, 3T/5, 4T/5, T */
@@ -799,6 +869,10 @@ typedef struct {
     int N, R, gcols;        /* samples, rows of denoise.png, columns of the sample grids */
     real *samples;          /* (N, D) */
     Trace tr;
+    const char *const *class_name;   /* --cond: the classes' names, e.g. "3", "Trouser" */
+    int *y;                 /* (N) --cond: the label of every sample */
+    Guided guided;          /* --guidance: the guided denoiser around net (guidance.h) */
+    Denoiser snet;          /* what samples: net, or the guided net */
 } Run;
 
 /* The checkpoint --save names: the settings (header_from_options), weights, EMA, Adam's
@@ -847,6 +921,33 @@ static void load_data(Run *r) {
     r->train = set->x;
     r->n_train = set->N;
     r->D = r->C * r->H * r->W;
+}
+
+/* --cond: K classes (the digits' 10, or the labels beside --file), and --class by name or
+ * number; the network gets a label embedding (unet.h) */
+static const char *const DIGIT_CLASS_NAMES[10] = { "0", "1", "2", "3", "4", "5", "6", "7", "8", "9" };
+static void set_classes(Run *r) {
+    Options *o = &r->o;
+    if (!o->cond) return;
+    const ImageSet *set = &r->set;
+    if (o->file && !set->label && !o->sample_only)
+        die("--cond: %s has no labels beside it (e.g. train-labels-idx1-ubyte.gz next to "
+            "train-images-idx3-ubyte.gz): a class-conditional model needs them", o->file);
+    int K = o->classes ? o->classes : o->file ? set->classes : 10;
+    if (K > EVAL_MAX_CLASSES) die("--cond: %d classes; at most %d are supported", K, EVAL_MAX_CLASSES);
+    o->classes = K;
+    r->class_name = set->label && set->class_name ? set->class_name : DIGIT_CLASS_NAMES;
+    if (!o->cls_name) return;
+    for (int k = 0; k < K; k++)
+        if (strcmp(o->cls_name, r->class_name[k]) == 0 || strcmp(o->cls_name, DIGIT_CLASS_NAMES[k]) == 0)
+            o->cls = k;
+    if (o->cls < 0) {
+        char valid[512] = "";
+        for (int k = 0; k < K; k++)
+            snprintf(valid + strlen(valid), sizeof valid - strlen(valid), "%s%s", k ? "|" : "",
+                     r->class_name[k]);
+        die("--class: unknown class '%s'; valid: %s (or the number 0..%d)", o->cls_name, valid, K - 1);
+    }
 }
 
 /* 004 "Noise Sampling": the schedule, and the prior term L_T = KL(q(x_T|x_0) || N(0, I))
@@ -918,6 +1019,7 @@ static void train(Run *r) {
     train_work_init(&work, o->batch, D);
     AdamConfig adam = adam_default(o->lr);
     real *batch = xmalloc((size_t)o->batch * D * sizeof(real), "batch");
+    int K = o->classes, *y = K ? xmalloc((size_t)o->batch * sizeof(int), "labels") : NULL;
     long first = r->ps.step + 1, n_steps = o->steps - r->ps.step;
     if (o->sample_only) n_steps = 0;
     if (n_steps < 0) {
@@ -928,12 +1030,14 @@ static void train(Run *r) {
     loss_log_init(&r->log, first, first + n_steps - 1, 50, 10);
     clock_t c_start = clock();
     for (long step = first; step < first + n_steps; step++) {
-        if (r->n_train)   /* a random minibatch of the training set */
-            draw_minibatch(batch, r->train, r->n_train, o->batch, D, &r->rng);
+        if (r->n_train)   /* a random minibatch of the training set (and its labels) */
+            draw_labelled_minibatch(batch, y, r->train, r->set.label, r->n_train, o->batch, D,
+                                    &r->rng);
         else              /* fresh built-in digits: the data set is endless */
-            digits_sample(batch, NULL, o->batch, r->H, r->W, &r->rng);
-        /* t ~ U{1..T}, ε ~ N(0, I), loss(f_θ(√ᾱ_t x₀ + √(1−ᾱ_t) ε, t)), backward */
-        double loss = ddpm_train_step(&r->net, batch, NULL, o->batch, &o->d.ddpm, &r->s, &r->rng, &work);
+            digits_sample(batch, y, o->batch, r->H, r->W, &r->rng);
+        if (K) label_dropout(y, o->batch, K, o->p_uncond, &r->rng);   /* c ← ∅ w.p. p_uncond */
+        /* t ~ U{1..T}, ε ~ N(0, I), loss(f_θ(√ᾱ_t x₀ + √(1−ᾱ_t) ε, t, c)), backward */
+        double loss = ddpm_train_step(&r->net, batch, y, o->batch, &o->d.ddpm, &r->s, &r->rng, &work);
         adam.lr = lr_at(o, step);
         adam_step(&r->ps, &adam);
         ema_update(&r->ps, ema_at(o, step));
@@ -951,6 +1055,7 @@ static void train(Run *r) {
         printf("checkpoint: %s (step %ld)\n", o->save, r->ps.step);
     }
     free(batch);
+    free(y);
     train_work_free(&work);
 }
 
@@ -959,12 +1064,31 @@ static void train(Run *r) {
  * the training ran. */
 static void sample(Run *r) {
     const Options *o = &r->o;
-    int C = r->C, H = r->H, W = r->W, D = r->D, N = r->N = o->n_samples;
+    int C = r->C, H = r->H, W = r->W, D = r->D, N = r->N = o->n_samples, K = o->classes;
     if (!o->no_ema) params_swap_ema(&r->ps);
     Rng srng;
     rng_seed(&srng, o->d.seed + 1000003UL);
-    r->R = N < DENOISE_ROWS ? N : DENOISE_ROWS;
     r->gcols = (int)ceil(sqrt((double)N));
+    r->snet = r->net;
+    if (K) {   /* a class grid, one row per class (or every sample of --class), guided */
+        int cols = (N + K - 1) / K;
+        if (o->cls < 0) { N = r->N = K * cols; r->gcols = cols; }
+        r->y = xmalloc((size_t)N * sizeof(int), "labels");
+        for (int n = 0; n < N; n++) r->y[n] = o->cls >= 0 ? o->cls : n / cols;
+        if (o->guidance != 0) {
+            guided_init(&r->guided, &r->net, o->guidance);
+            r->snet = guided_denoiser(&r->guided);
+        }
+        if (o->cls >= 0)
+            printf("class %s: every sample is generated with the label %s, guidance w = %g "
+                   "(gamma = 1 + w = %g)\n", r->class_name[o->cls], r->class_name[o->cls], o->guidance,
+                   1 + o->guidance);
+        else
+            printf("class grid: one row per class (%s .. %s), %d columns, guidance w = %g "
+                   "(gamma = 1 + w = %g)\n", r->class_name[0], r->class_name[K - 1], cols, o->guidance,
+                   1 + o->guidance);
+    }
+    r->R = N < DENOISE_ROWS ? N : DENOISE_ROWS;
     r->samples = xmalloc((size_t)N * D * sizeof(real), "samples");
     Trace *tr = &r->tr;
     *tr = (Trace){ .C = C, .H = H, .W = W, .T = o->d.T, .N = N, .gif_cols = r->gcols,
@@ -983,7 +1107,7 @@ static void sample(Run *r) {
            o->clip_x0 ? "x0 clipped to [-1, 1]" : "x0 not clipped", o->no_ema ? "raw" : "EMA");
     fflush(stdout);
     double t0 = now_seconds();
-    sample_loop(&r->net, r->samples, NULL, &o->d, &r->s, N, o->clip_x0, &srng, trace_step, tr);
+    sample_loop(&r->snet, r->samples, r->y, &o->d, &r->s, N, o->clip_x0, &srng, trace_step, tr);
     double t_sample = now_seconds() - t0;
     if (tr->gif) gif_close(&gif);
     tr->gif = NULL;
@@ -1017,6 +1141,8 @@ static void write_pictures(Run *r) {
 }
 
 static int end_run(Run *r) {
+    free(r->y);
+    guided_free(&r->guided);
     free(r->samples); free(r->tr.prev_x0); free(r->tr.xt); free(r->tr.x0);
     loss_log_free(&r->log);
     image_set_free(&r->set);
@@ -1034,6 +1160,7 @@ int main(int argc, char **argv) {
     Options *o = &r.o;
     read_settings(&r);          /* --resume / --sample-only: the checkpoint's settings */
     load_data(&r);              /* the file's images, or none: the digits are drawn fresh */
+    set_classes(&r);            /* --cond: the labels' classes, --class */
     diffusion_check(&o->d);     /* DDIM steps, once T is known */
     rng_seed(&r.rng, o->d.seed);
     rng_seed(&r.aux, o->d.seed ^ 0x9E3779B97F4A7C15ULL);
@@ -1053,7 +1180,7 @@ int main(int argc, char **argv) {
     sample(&r);                 /* the note's algorithm (or DDIM), denoise.gif */
     write_pictures(&r);         /* samples.png, denoise.png, loss.svg, the preview */
     if (o->bound) report_bound(o, &r.net, &r.s, r.train, r.n_train, r.C, r.H, r.W, &r.aux);
-    if (o->eval) report_eval(o, &r.net, &r.s, &r.set, r.C, r.H, r.W);
+    if (o->eval) report_eval(o, &r.snet, &r.s, &r.set, r.C, r.H, r.W);
     printf("pictures: %s/samples.png denoise.png denoise.gif%s%s\n", o->d.out,
            r.log.n ? " loss.svg" : "", o->bound ? " bound_terms.svg" : "");
     return end_run(&r);

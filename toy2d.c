@@ -18,6 +18,10 @@
  * Extras after the story: --table (schedule_print), --weights (loss_weight_kl for every
  * parametrization), --lab (the story for every parametrization × weighting), --oracle
  * (the exact optimal ε* in place of the network).
+ * Class-conditional (note 001 "'개' 데이터를 생성한다고 가정해보자", guidance.h): --class dog
+ * trains with labels and label dropout (train), samples the one class, guided with
+ * --guidance w (sample), and measures it against q(x₀|c) (measure_class); --guidance-sweep
+ * (run_guidance_sweep) samples with the exact guided field for several w, no network.
  *
  * Notebooks: notebooks_md/05_dogcat_landscape.md walks through the output, 07 the bound
  * and the lab. The options of the diffusion itself (T, schedule, parametrization, loss,
@@ -34,6 +38,7 @@
 #include "cli.h"
 #include "data.h"
 #include "ddpm.h"
+#include "guidance.h"
 #include "mlp.h"
 #include "plot.h"
 #include "schedule.h"
@@ -53,6 +58,12 @@ typedef struct {
     int oracle;             /* sample with the exact optimal ε* instead of a trained network */
     int weights;            /* plot the KL weights w_t and exit */
     int lab;                /* the loss lab: every parametrization × weighting */
+    const char *cls_name;   /* --class: "dog", "cat" (a component of the data's mixture) */
+    int cls;                /* its index; −1: unconditional (the default) */
+    double guidance;        /* classifier-free guidance strength w (guidance.h), e.g. 1 */
+    double p_uncond;        /* label dropout while training the conditional MLP, e.g. 0.1 */
+    int sweep;              /* --guidance-sweep: the exact fields for several w, then exit */
+    int sweep_seeds;        /* seeds per w in the sweep, e.g. 3 */
 } Options;
 
 static Options default_options(void) {
@@ -72,6 +83,9 @@ static Options default_options(void) {
     o.ema = 0.995;
     o.n_train = 10000;
     o.n_samples = 2000;
+    o.cls = -1;
+    o.p_uncond = 0.1;
+    o.sweep_seeds = 3;
     return o;
 }
 
@@ -100,11 +114,44 @@ static void usage(FILE *f) {
         "  --weights          plot the KL-derived loss weights w_t (weights.svg) and exit\n"
         "  --lab              the loss lab: train every parametrization x weighting with the\n"
         "                     same budget and seed, write lab.md with the measured numbers\n"
-        "  --help             this text\n");
+        "class-conditional (note 001: generate a dog)\n"
+        "  --class NAME       generate this class only (dogcat: dog|cat): the MLP gets a label\n"
+        "                     embedding and is trained on the labels with label dropout\n"
+        "  --guidance W       classifier-free guidance: eps~ = (1 + w) eps(x, t, c) - w eps(x, t,\n"
+        "                     null), w = W (gamma = 1 + w; default 0: plain conditional)\n"
+        "  --p-uncond P       share of training labels replaced by the null label (default %g)\n"
+        "  --guidance-sweep   no training: the exact conditional eps* guided with w = 0, 0.5, 1,\n"
+        "                     2, 4 against q(x0|c) and the tilted q(x0|c)^(1+w) q(x0)^(-w);\n"
+        "                     guidance.md, guidance.svg, guidance_sweep.png (class: --class)\n"
+        "  --sweep-seeds N    seeds per w in the sweep (default %d)\n"
+        "  --help             this text\n", d.p_uncond, d.sweep_seeds);
+}
+
+/* --class NAME against the data's mixture components ("dog", "cat"); --guidance and
+ * --p-uncond only mean something for a class-conditional run. */
+static void parse_class(Options *o, int given_p) {
+    Mixture2D m;
+    if (!o->cls_name) {
+        if (o->sweep) o->cls = 0;   /* the sweep's default class: the first (dog) */
+        else if (o->guidance != 0 || given_p)
+            die("--guidance and --p-uncond are for a class-conditional run: add --class");
+        return;
+    }
+    if (toy_mixture(o->data, &m) != 0)
+        die("--class: %s has no classes (a mixture has: dogcat, ring, gaussian)", toy_name(o->data));
+    char valid[256] = "";
+    for (int k = 0; k < m.K; k++) {
+        if (strcmp(o->cls_name, m.label[k]) == 0) o->cls = k;
+        snprintf(valid + strlen(valid), sizeof valid - strlen(valid), "%s%s", k ? "|" : "", m.label[k]);
+    }
+    if (o->cls < 0) die("--class: unknown class '%s' for %s data; valid: %s", o->cls_name,
+                        toy_name(o->data), valid);
+    if (o->lab) die("--lab compares the unconditional models: drop --class");
 }
 
 static Options parse_options(int argc, char **argv) {
     Options o = default_options();
+    int given_p = 0;
     CliArgs a = cli_args("./toy2d", argc, argv);
     while (cli_next(&a)) {
         if (diffusion_option(&a, &o.d)) continue;   /* --T --schedule ... --seed --out */
@@ -125,8 +172,14 @@ static Options parse_options(int argc, char **argv) {
         else if (cli_is(&a, "--ema")) o.ema = cli_double(&a, 0.0, 1.0);
         else if (cli_is(&a, "--n-train")) o.n_train = (int)cli_int(&a, 1, 10000000);
         else if (cli_is(&a, "--n-samples")) o.n_samples = (int)cli_int(&a, 2, 1000000);
+        else if (cli_is(&a, "--class")) o.cls_name = cli_value(&a);
+        else if (cli_is(&a, "--guidance")) o.guidance = cli_double(&a, -1.0, 100.0);
+        else if (cli_is(&a, "--p-uncond")) { o.p_uncond = cli_double(&a, 0.0, 1.0); given_p = 1; }
+        else if (cli_is(&a, "--guidance-sweep")) o.sweep = 1;
+        else if (cli_is(&a, "--sweep-seeds")) o.sweep_seeds = (int)cli_int(&a, 1, 100);
         else cli_unknown(&a);
     }
+    parse_class(&o, given_p);
     diffusion_check(&o.d);
     if (o.batch > o.n_train) die("--batch %d is larger than --n-train %d", o.batch, o.n_train);
     return o;
@@ -232,16 +285,18 @@ static void to_pixel(const View *v, int x, int y, double px, double py, int *ix,
 
 /* The exact optimal denoiser of a mixture, as a Denoiser: ε* = E[ε | x_t] (data.c), and
  * from it the target of any parametrization, so `--oracle` shows what a perfect network
- * would sample with the same schedule and sampler. Works in standardized coordinates. */
+ * would sample with the same schedule and sampler. With labels it is the exact
+ * class-conditional ε*(x_t, c) (--class). Works in standardized coordinates. */
 typedef struct { Mixture2D mix; const Schedule *s; Parametrization param; } Oracle;
 
 static void oracle_forward(void *self, real *out, const real *x, const int *t, const int *y,
                            int N) {
     Oracle *o = self;
-    (void)y;   /* the unconditional ε*: no labels */
     for (int n = 0; n < N; n++) {
+        /* a label c: the conditional ε*(x_t, c) of component c alone; none (∅): ε*(x_t) */
+        int c = y ? y[n] : o->mix.K;
         double xt[2] = { x[2 * n], x[2 * n + 1] }, e[2];
-        mixture_eps_star(&o->mix, o->s->alpha_bar[t[n]], xt, e);
+        mixture_eps_star_cond(&o->mix, o->s->alpha_bar[t[n]], xt, c, e);
         real eps[2] = { (real)e[0], (real)e[1] }, x0[2];
         predict_x0_from_eps(x0, x + 2 * n, eps, o->s, t + n, 1, 2);
         prediction_target(out + 2 * n, o->param, x0, eps, x + 2 * n, o->s, t + n, 1, 2);
@@ -361,10 +416,15 @@ typedef struct {
     Schedule s;
     Rng rng;                     /* the one generator of the run, in story order */
     real *train;                 /* (n_train, 2) the training set, standardized */
+    int *train_label;            /* (n_train) the component each point came from: 0 = dog */
     double mean[2], std[2];      /* of the training set: the network sees (x − mean) / std */
     Mixture2D note_mix;          /* the data's exact density, in the note's coordinates */
     Mixture2D std_mix;           /* the same in standardized coordinates */
     int have_mix;                /* 0: the data set has no closed form (moons, swissroll) */
+    Mixture2D cls_mix;           /* --class c: q(x₀|c), component c alone, note coordinates */
+    int *y;                      /* (N_all) --class: the label of every generated point */
+    Guided guided;               /* --guidance: the guided denoiser around net (guidance.h) */
+    ClassMeasure cm;             /* --class: the samples against q(x₀|c) (guidance.h) */
     View view;                   /* the pictures' box */
     double prior;                /* L_T, nats per point */
     MlpConfig mc;
@@ -389,12 +449,14 @@ static const double LN2x2 = 2 * 0.69314718055994530942;   /* 2 ln 2: nats per po
 static void load_data(Story *st) {
     int n = st->o.n_train;
     st->train = xmalloc((size_t)n * 2 * sizeof(real), "training set");
-    toy_sample(st->train, NULL, n, st->o.data, &st->rng);
+    st->train_label = xmalloc((size_t)n * sizeof(int), "training labels");
+    toy_sample(st->train, st->train_label, n, st->o.data, &st->rng);
     data_mean_std(st->train, n, 2, st->mean, st->std);
     standardize(st->train, n, 2, st->mean, st->std);
     st->have_mix = toy_mixture(st->o.data, &st->note_mix) == 0;
     if (st->have_mix) mixture_affine(&st->note_mix, st->mean, st->std, &st->std_mix);
     st->view = make_view(st->o.data, st->mean, st->std);
+    if (st->o.cls >= 0) mixture_component(&st->note_mix, st->o.cls, &st->cls_mix);
     printf("data: %d points, mean (%.2f, %.2f), std (%.2f, %.2f); the network sees (x - mean) / std\n",
            n, st->mean[0], st->mean[1], st->std[0], st->std[1]);
 }
@@ -451,6 +513,8 @@ static void picture_forward(Story *st) {
 static void build_model(Story *st) {
     const Options *o = &st->o;
     st->mc = mlp_default_config(2, o->batch > o->n_samples ? o->batch : o->n_samples);
+    /* --class: a label embedding with one row per component and one for ∅ (mlp.h) */
+    if (o->cls >= 0 && !o->oracle) st->mc.num_classes = st->note_mix.K;
     params_init(&st->ps);
     mlp_init(&st->mlp, &st->mc, &st->ps, &st->rng);
     st->net = mlp_denoiser(&st->mlp);
@@ -463,15 +527,25 @@ static void train(Story *st) {
     train_work_init(&work, o->batch, 2);
     AdamConfig adam = adam_default(o->lr);
     real *batch = xmalloc((size_t)o->batch * 2 * sizeof(real), "batch");
+    int K = st->mc.num_classes, *y = K ? xmalloc((size_t)o->batch * sizeof(int), "labels") : NULL;
+    if (K)
+        printf("class-conditional: %d classes + the null label, label dropout p_uncond = %g\n", K,
+               o->p_uncond);
     if (o->oracle) {
         if (!st->have_mix) die("--oracle needs a data set with a closed form (dogcat, ring, gaussian)");
         o->steps = 0;
     }
     loss_log_init(&st->log, 1, o->steps, 100, 100);
     for (int step = 1; step <= o->steps; step++) {
-        draw_minibatch(batch, st->train, o->n_train, o->batch, 2, &st->rng);
-        /* t ~ U{1..T}, ε ~ N(0, I), loss(f_θ(√ᾱ_t x₀ + √(1−ᾱ_t) ε, t)), backward */
-        double loss = ddpm_train_step(&st->net, batch, NULL, o->batch, &o->d.ddpm, &st->s, &st->rng, &work);
+        if (K) {   /* the labels too, each replaced by ∅ with probability p_uncond */
+            draw_labelled_minibatch(batch, y, st->train, st->train_label, o->n_train, o->batch, 2,
+                                    &st->rng);
+            label_dropout(y, o->batch, K, o->p_uncond, &st->rng);
+        } else {
+            draw_minibatch(batch, st->train, o->n_train, o->batch, 2, &st->rng);
+        }
+        /* t ~ U{1..T}, ε ~ N(0, I), loss(f_θ(√ᾱ_t x₀ + √(1−ᾱ_t) ε, t, c)), backward */
+        double loss = ddpm_train_step(&st->net, batch, y, o->batch, &o->d.ddpm, &st->s, &st->rng, &work);
         adam.lr = lr_cosine(o->lr, step, o->steps);
         adam_step(&st->ps, &adam);
         ema_update(&st->ps, o->ema);
@@ -484,6 +558,7 @@ static void train(Story *st) {
         printf("training: %d steps of batch %d in %.1f s (%.0f steps/s), final loss %.4f (running mean)\n",
                o->steps, o->batch, st->train_time, o->steps / fmax(st->train_time, 1e-9), st->log.running);
     free(batch);
+    free(y);
     train_work_free(&work);
 }
 
@@ -502,25 +577,44 @@ static void sample(Story *st) {
     int N = st->N = o->n_samples, N_all = st->N_all = N * ED_REPEATS;
     st->samples = xmalloc((size_t)N_all * 2 * sizeof(real), "samples");
     st->grid = xmalloc(GRID * GRID * sizeof(double), "grid");
+    /* --class c: every point carries the label c; --guidance w: ε̃ = ε̂_c + w (ε̂_c − ε̂_∅) */
+    Denoiser *net = &st->net, guided;
+    const Mixture2D *landscape = st->have_mix ? &st->note_mix : NULL;   /* the picture's */
+    char caption[160] = "reverse process: particles from N(0, I) climb onto the hills "
+                        "(background: the exact q(x_t); orange: a few paths)";
+    if (o->cls >= 0) {
+        st->y = xmalloc((size_t)N_all * sizeof(int), "labels");
+        for (int n = 0; n < N_all; n++) st->y[n] = o->cls;
+        if (o->guidance != 0) {
+            guided_init(&st->guided, &st->net, o->guidance);
+            guided = guided_denoiser(&st->guided);
+            net = &guided;
+        }
+        snprintf(caption, sizeof caption, "reverse process, class %s (guidance w = %g): particles "
+                 "from N(0, I) climb the %s hill only (background: the exact q(x_t), both hills)",
+                 o->cls_name, o->guidance, o->cls_name);
+        printf("class %s: every point is generated with the label %s, guidance w = %g "
+               "(gamma = 1 + w = %g)\n", o->cls_name, o->cls_name, o->guidance, 1 + o->guidance);
+    }
+    const int *y = st->y;
     Image strip;
     image_init(&strip, STRIP_FRAMES * (PANEL + 8) + 8, PANEL + TITLE_H + 24);
     GifWriter gif;
-    Trace tr = { &st->s, &st->view, st->have_mix ? &st->note_mix : NULL, st->mean, st->std, NULL,
+    Trace tr = { &st->s, &st->view, landscape, st->mean, st->std, NULL,
                  &strip, xcalloc((size_t)(o->d.T + 1) * N_PATHS * 2, sizeof(real), "paths"),
                  xcalloc((size_t)o->d.T + 1, 1, "visited"),
                  xmalloc((size_t)N * 2 * sizeof(real), "trace scratch"), st->grid };
     if (gif_open(&gif, path_in(o->d.out, "reverse.gif"), PANEL, PANEL + TITLE_H, 12, 0) == 0) tr.gif = &gif;
     double t0 = now_seconds();
-    sample_loop(&st->net, st->samples, NULL, &o->d, &st->s, N, 0, &st->rng, trace_step, &tr);
+    sample_loop(net, st->samples, y, &o->d, &st->s, N, 0, &st->rng, trace_step, &tr);
     st->t_sample = now_seconds() - t0;
     if (tr.gif) gif_close(&gif);
-    draw_text(&strip, 8, strip.h - 14, "reverse process: particles from N(0, I) climb onto the hills "
-              "(background: the exact q(x_t); orange: a few paths)", BLACK, 1);
+    draw_text(&strip, 8, strip.h - 14, caption, BLACK, 1);
     png_write(path_in(o->d.out, "reverse.png"), &strip);
     image_free(&strip);
     free(tr.path); free(tr.visited); free(tr.scratch);
-    sample_loop(&st->net, st->samples + (size_t)N * 2, NULL, &o->d, &st->s, N_all - N, 0, &st->rng,
-                NULL, NULL);
+    sample_loop(net, st->samples + (size_t)N * 2, y ? y + N : NULL, &o->d, &st->s, N_all - N, 0,
+                &st->rng, NULL, NULL);
     unstandardize(st->samples, N_all, 2, st->mean, st->std);
 }
 
@@ -568,12 +662,43 @@ static double eps_error(Story *st, int M) {
     return se / (2.0 * M);
 }
 
+/* --class c: the samples against q(x₀|c), the one component (guidance.h class_measure):
+ * the share the exact mixture posterior calls c, the spread against the component's, the
+ * energy distance to fresh points of q(x₀|c) beside its noise floor, and with guidance the
+ * distance to the tilted density q(x₀|c)^{1+w} q(x₀)^{−w}. */
+static void measure_class(Story *st) {
+    const Options *o = &st->o;
+    int N = st->N;
+    ClassMeasure *m = &st->cm;
+    class_measure(m, st->samples, N, ED_REPEATS, &st->note_mix, o->cls, o->guidance, &st->rng);
+    st->ed = m->ed_cond;
+    st->ed_floor = m->ed_cond_floor;
+    printf("sampling: %d points in %.2f s; class %s: %.2f%% of %d samples classified %s by the exact"
+           " mixture posterior\n", N, st->t_sample, o->cls_name, 100 * m->share, st->N_all, o->cls_name);
+    printf("energy distance to %d fresh points of q(x0|%s) %.4f, noise floor %.4f, ratio %.2f (means "
+           "over %d and %d sets); spread tr Cov / tr Sigma_%s = %.3f\n", N, o->cls_name, m->ed_cond,
+           m->ed_cond_floor, m->ed_cond / m->ed_cond_floor, ED_REPEATS, 2 * ED_REPEATS, o->cls_name,
+           m->cov_ratio);
+    if (o->guidance != 0)
+        printf("tilted density q(x0|%s)^(1+w) q(x0)^(-w): energy distance %.4f, noise floor %.4f "
+               "(its rejection sampler accepts %.4f)\n", o->cls_name, m->ed_tilted, m->ed_tilted_floor,
+               m->tilted_accept);
+    st->fresh = xmalloc((size_t)N * 2 * sizeof(real), "fresh");
+    mixture_sample(&st->cls_mix, st->fresh, NULL, N, &st->rng);
+    mixture_shares(st->share_text, sizeof st->share_text, &st->note_mix, st->samples, st->N_all);
+    st->eps_mse = NAN;
+}
+
 /* How close the samples are: the energy distance to fresh true points beside the same
  * statistic between two true sets, each hill's share against its true weight, and the
  * learned ε̂ against the exact optimal ε* = E[ε | x_t] at t ~ U{1..T} (001's landscape). */
 static void measure_samples(Story *st) {
     const Options *o = &st->o;
     int N = st->N;
+    if (o->cls >= 0) {
+        measure_class(st);
+        return;
+    }
     energy_report(st->samples, N, o->data, &st->rng, &st->ed, &st->ed_floor);
     printf("sampling: %d points in %.2f s; energy distance to %d fresh true points %.4f, noise floor"
            " (two true sets) %.4f, ratio %.2f (means over %d and %d sets)\n", N, st->t_sample, N,
@@ -656,6 +781,11 @@ static void write_numbers(const Story *st) {
             d->ddim_steps ? "ddim" : "ddpm", o->steps, o->batch, o->lr, d->seed, st->train_time,
             st->log.running, st->s.alpha_bar[d->T], st->prior, st->ed, st->ed_floor, st->share_text,
             st->eps_mse, st->bound, st->bound / LN2x2, st->bound_est, st->bound_se, st->true_nll);
+    if (o->cls >= 0)
+        fprintf(f, "class %s\nguidance %g\np_uncond %g\nclass_share %.6f\ncov_ratio %.6f\n"
+                "tilted_energy_distance %.6f\ntilted_noise_floor %.6f\n", o->cls_name, o->guidance,
+                o->oracle ? 0.0 : o->p_uncond, st->cm.share, st->cm.cov_ratio, st->cm.ed_tilted,
+                st->cm.ed_tilted_floor);
     fclose(f);
 }
 
@@ -667,7 +797,12 @@ static void picture_samples(Story *st) {
     toy_view(st->o.data, box.lo, box.hi);
     Image img;
     image_init(&img, 2 * (PANEL + 8) + 8, PANEL + TITLE_H + 24);
-    if (st->have_mix) {
+    if (st->o.cls >= 0) {          /* the one class asked for: q(x₀|c) */
+        char title[64];
+        snprintf(title, sizeof title, "true density q(x0|%s)", st->o.cls_name);
+        density_grid(grid, &st->cls_mix, &box);
+        draw_panel(&img, 8, 4, grid, title, &box);
+    } else if (st->have_mix) {
         density_grid(grid, &st->note_mix, &box);
         draw_panel(&img, 8, 4, grid, "true density and data", &box);
     } else {
@@ -805,7 +940,9 @@ static void write_pictures(Story *st) {
 static Results end_story(Story *st) {
     Results res = { st->train_time, st->log.running, st->ed, st->ed_floor, st->bound,
                     st->bound / LN2x2, st->true_nll, st->eps_mse };
-    free(st->fresh); free(st->samples); free(st->grid); free(st->train);
+    free(st->fresh); free(st->samples); free(st->grid); free(st->train); free(st->train_label);
+    free(st->y);
+    guided_free(&st->guided);
     loss_log_free(&st->log);
     mlp_free(&st->mlp);
     params_free(&st->ps);
@@ -911,6 +1048,192 @@ static void run_lab(const Options *base) {
     printf("\nlab table: %s\n", path_in(base->d.out, "lab.md"));
 }
 
+/* ========================================================================================
+ * --guidance-sweep: what classifier-free guidance samples, with exact fields (guidance.h)
+ *
+ * No network: the exact ε*(x_t, c) and ε*(x_t, ∅) of the mixture, mixed as
+ *   ε̃ = ε*_c + w (ε*_c − ε*_∅),  the score of q_t(x|c)^{1+w} q_t(x)^{−w} at every t
+ * (test_guidance.c checks it), sampled with this T and sampler for w = 0, 0.5, 1, 2, 4 and
+ * several seeds. Each set is measured against q(x₀|c) and against the tilted density
+ * q(x₀|c)^{1+w} q(x₀)^{−w}, the target guidance is often said to sample (drawn exactly by
+ * rejection, data.h tilted_sample). Then where in t guidance pushes: the push
+ * w (ε*_c − ε*_∅) is large only where the diffused hills overlap (P(c | x_t) < 1). */
+#define SWEEP_W 5
+#define SWEEP_SETS 5     /* sets of n_samples per w and seed, for the energy distances */
+
+typedef struct { double mean, sd; } Spread;
+
+static Spread spread_of(const double *v, int n) {
+    Spread r = { 0, 0 };
+    for (int i = 0; i < n; i++) r.mean += v[i] / n;
+    for (int i = 0; i < n && n > 1; i++) r.sd += (v[i] - r.mean) * (v[i] - r.mean) / (n - 1);
+    r.sd = sqrt(r.sd);
+    return r;
+}
+
+/* guidance_sweep.png: one panel per w, samples over the density of q(x₀|c), the other
+ * classes' means as red dots */
+static void picture_sweep(const Options *o, const Mixture2D *note, const Mixture2D *cls,
+                          real *const *shown, int n_shown, const double *ws) {
+    View v;
+    double half = 0;
+    for (int i = 0; i < 2; i++) half = fmax(half, 4.5 * sqrt(cls->cov[0][i][i]));
+    for (int i = 0; i < 2; i++) { v.lo[i] = cls->mu[0][i] - half; v.hi[i] = cls->mu[0][i] + half; }
+    Image img;
+    image_init(&img, SWEEP_W * (PANEL + 8) + 8, PANEL + TITLE_H + 24);
+    double *grid = xmalloc(GRID * GRID * sizeof(double), "grid");
+    density_grid(grid, cls, &v);
+    for (int k = 0; k < SWEEP_W; k++) {
+        int x = 8 + k * (PANEL + 8);
+        char title[64];
+        snprintf(title, sizeof title, "w = %g (gamma = %g)", ws[k], 1 + ws[k]);
+        draw_panel(&img, x, 4, grid, title, &v);
+        draw_scatter(&img, x, 4 + TITLE_H, PANEL, PANEL, shown[k], n_shown, v.lo[0], v.hi[0],
+                     v.lo[1], v.hi[1], 1, WHITE);
+        double m[2] = { 0, 0 };   /* the samples' mean (orange) against the component's (black) */
+        for (int n = 0; n < n_shown; n++) { m[0] += shown[k][2 * n] / n_shown; m[1] += shown[k][2 * n + 1] / n_shown; }
+        int ix, iy;
+        to_pixel(&v, x, 4, cls->mu[0][0], cls->mu[0][1], &ix, &iy);
+        draw_circle(&img, ix, iy, 4, BLACK);
+        to_pixel(&v, x, 4, m[0], m[1], &ix, &iy);
+        draw_dot(&img, ix, iy, 2, ORANGE);
+        for (int j = 0; j < note->K; j++) {
+            if (j == o->cls) continue;
+            to_pixel(&v, x, 4, note->mu[j][0], note->mu[j][1], &ix, &iy);
+            if (ix >= x && ix < x + PANEL && iy >= 4 + TITLE_H && iy < 4 + TITLE_H + PANEL)
+                draw_dot(&img, ix, iy, 3, RED);
+        }
+    }
+    char line[200];
+    snprintf(line, sizeof line, "guided sampling with the exact eps*, class %s, over q(x0|%s); "
+             "black circle: its mean, orange: the samples' mean", o->cls_name, o->cls_name);
+    draw_text(&img, 8, img.h - 14, line, BLACK, 1);
+    png_write(path_in(o->d.out, "guidance_sweep.png"), &img);
+    image_free(&img);
+    free(grid);
+}
+
+static void run_guidance_sweep(Options *o) {
+    Schedule s;
+    Mixture2D note, std_mix, cls, std_cls;
+    if (toy_mixture(o->data, &note) != 0) die("--guidance-sweep needs a mixture (dogcat, ring, gaussian)");
+    if (!o->cls_name) o->cls_name = note.label[o->cls];
+    if (schedule_build(&s, o->d.schedule, o->d.T)) exit(1);
+    make_folder(o->d.out);
+    double mean[2], cov[2][2], std[2];   /* standardize by the mixture's exact moments */
+    mixture_moments(&note, mean, cov);
+    std[0] = sqrt(cov[0][0]); std[1] = sqrt(cov[1][1]);
+    mixture_affine(&note, mean, std, &std_mix);
+    mixture_component(&note, o->cls, &cls);
+    mixture_component(&std_mix, o->cls, &std_cls);
+    Oracle oracle = { std_mix, &s, o->d.ddpm.param };
+    Denoiser net = { .self = &oracle, .D = 2, .max_batch = 1 << 20, .forward = oracle_forward };
+    const double ws[SWEEP_W] = { 0.0, 0.5, 1.0, 2.0, 4.0 };
+    int N = o->n_samples, N_all = N * SWEEP_SETS, S = o->sweep_seeds, shown_n = N > 500 ? 500 : N;
+    real *x = xmalloc((size_t)N_all * 2 * sizeof(real), "samples");
+    int *y = xmalloc((size_t)N_all * sizeof(int), "labels");
+    for (int n = 0; n < N_all; n++) y[n] = o->cls;
+    real *shown[SWEEP_W];
+    double (*v)[8][100] = xcalloc(SWEEP_W, sizeof *v, "sweep numbers");   /* [w][quantity][seed] */
+    int other = o->cls == 0 ? 1 : 0;   /* the direction away from another class: μ_c − μ_other */
+    double away[2] = { note.mu[o->cls][0] - note.mu[other][0], note.mu[o->cls][1] - note.mu[other][1] };
+    double away_len = hypot(away[0], away[1]);
+    printf("guidance sweep: class %s of %s, exact eps*(x_t, c) and eps*(x_t, null), T = %d, %s "
+           "schedule, %s sampler, %d seeds x %d sets of %d points per w\n", o->cls_name,
+           toy_name(o->data), o->d.T, schedule_name(o->d.schedule), o->d.ddim_steps ? "ddim" : "ddpm",
+           S, SWEEP_SETS, N);
+    for (int k = 0; k < SWEEP_W; k++) {
+        Guided g;
+        guided_init(&g, &net, ws[k]);
+        Denoiser gd = guided_denoiser(&g);
+        shown[k] = xmalloc((size_t)shown_n * 2 * sizeof(real), "shown");
+        for (int seed = 0; seed < S; seed++) {
+            Rng rng;
+            rng_seed(&rng, o->d.seed + (unsigned long)seed);
+            sample_loop(&gd, x, y, &o->d, &s, N_all, 0, &rng, NULL, NULL);
+            unstandardize(x, N_all, 2, mean, std);
+            if (seed == 0) memcpy(shown[k], x, (size_t)shown_n * 2 * sizeof(real));
+            ClassMeasure m;
+            class_measure(&m, x, N, SWEEP_SETS, &note, o->cls, ws[k], &rng);
+            double shift = ((m.mean[0] - note.mu[o->cls][0]) * away[0] +
+                            (m.mean[1] - note.mu[o->cls][1]) * away[1]) / away_len;
+            double q[8] = { m.share, m.cov_ratio, shift, m.ed_cond, m.ed_cond_floor, m.ed_tilted,
+                            m.ed_tilted_floor, m.tilted_accept };
+            for (int i = 0; i < 8; i++) v[k][i][seed] = q[i];
+        }
+        guided_free(&g);
+    }
+    /* the table: mean ± sd over the seeds */
+    char path[1024];
+    snprintf(path, sizeof path, "%s", path_in(o->d.out, "guidance.md"));
+    FILE *f = fopen(path, "w");
+    if (!f) die("cannot write %s: %s", path, strerror(errno));
+    const char *head = "| w | gamma = 1 + w | in-class share | tr Cov / tr Sigma_c | mean shift away "
+                       "from %s | ED to q(x0|c) | its floor | ED to tilted | its floor | tilted "
+                       "acceptance |\n|---|---|---|---|---|---|---|---|---|---|\n";
+    fprintf(f, head, note.label[other]);
+    printf(head, note.label[other]);
+    double xs[SWEEP_W], ys[4][SWEEP_W];
+    for (int k = 0; k < SWEEP_W; k++) {
+        Spread q[8];
+        for (int i = 0; i < 8; i++) q[i] = spread_of(v[k][i], S);
+        char row[512];
+        snprintf(row, sizeof row, "| %g | %g | %.2f%% ± %.2f | %.3f ± %.3f | %.3f ± %.3f | %.4f ± %.4f | "
+                 "%.4f ± %.4f | %.4f ± %.4f | %.4f ± %.4f | %.4f |\n", ws[k], 1 + ws[k],
+                 100 * q[0].mean, 100 * q[0].sd, q[1].mean, q[1].sd, q[2].mean, q[2].sd, q[3].mean,
+                 q[3].sd, q[4].mean, q[4].sd, q[5].mean, q[5].sd, q[6].mean, q[6].sd, q[7].mean);
+        fputs(row, f);
+        fputs(row, stdout);
+        xs[k] = ws[k];
+        for (int i = 0; i < 4; i++) ys[i][k] = q[3 + i].mean;
+    }
+    /* where in t guidance pushes: over x_t ~ q_t(·|c), the size of w (ε*_c − ε*_∅) per unit
+     * w, and P(c | x_t) under the diffused mixture */
+    fprintf(f, "\n| t | alphabar_t | mean of P(c \\| x_t), x_t ~ q_t(.\\|c) | mean of \\|eps*_c - eps*_null\\| |\n"
+               "|---|---|---|---|\n");
+    printf("where the push acts (x_t ~ q_t(.|c), %d points): t, alphabar_t, mean P(c | x_t), "
+           "mean |eps*_c - eps*_null|\n", N);
+    int ts[6] = { o->d.T, 3 * o->d.T / 4, o->d.T / 2, o->d.T / 4, o->d.T / 10, 1 };
+    Rng rng;
+    rng_seed(&rng, o->d.seed);
+    for (int i = 0; i < 6; i++) {
+        double ab = s.alpha_bar[ts[i]], post = 0, push = 0;
+        Mixture2D qc, qt;
+        mixture_diffuse(&std_cls, ab, &qc);
+        mixture_diffuse(&std_mix, ab, &qt);
+        mixture_sample(&qc, x, NULL, N, &rng);
+        for (int n = 0; n < N; n++) {
+            double p[2] = { x[2 * n], x[2 * n + 1] }, ec[2], en[2];
+            post += mixture_posterior(&qt, p, o->cls) / N;
+            mixture_eps_star_cond(&std_mix, ab, p, o->cls, ec);
+            mixture_eps_star_cond(&std_mix, ab, p, std_mix.K, en);
+            push += hypot(ec[0] - en[0], ec[1] - en[1]) / N;
+        }
+        fprintf(f, "| %d | %.4f | %.4f | %.4f |\n", ts[i], ab, post, push);
+        printf("  t = %2d  alphabar %.4f  P(c|x_t) %.4f  |eps*_c - eps*_null| %.4f\n", ts[i], ab, post, push);
+    }
+    fprintf(f, "\n%s data, class %s, T = %d, %s schedule, sigma_t^2 = %s, %s sampler; %d seeds from %lu, "
+            "%d sets of %d points per w and seed; mean ± sd over the seeds.\n", toy_name(o->data),
+            o->cls_name, o->d.T, schedule_name(o->d.schedule), reverse_var_name(o->d.ddpm.var),
+            o->d.ddim_steps ? "ddim" : "ddpm", S, o->d.seed, SWEEP_SETS, N);
+    fclose(f);
+    SvgPlot p;
+    memset(&p, 0, sizeof p);
+    p.title = "guided sampling with the exact eps*: energy distance against w";
+    p.xlabel = "guidance w (gamma = 1 + w)";
+    p.ylabel = "energy distance";
+    p.log_y = 1;
+    const char *names[4] = { "to q(x0|c)", "floor of q(x0|c)", "to the tilted q(x0|c)^(1+w) q(x0)^(-w)",
+                             "floor of the tilted" };
+    for (int i = 0; i < 4; i++) p.series[p.nseries++] = (SvgSeries){ names[i], SWEEP_W, xs, ys[i] };
+    svg_lineplot(path_in(o->d.out, "guidance.svg"), &p);
+    picture_sweep(o, &note, &cls, shown, shown_n, ws);
+    printf("table: %s; pictures: %s/guidance.svg guidance_sweep.png\n", path, o->d.out);
+    for (int k = 0; k < SWEEP_W; k++) free(shown[k]);
+    free(v); free(x); free(y);
+    schedule_free(&s);
+}
+
 int main(int argc, char **argv) {
     Options o = parse_options(argc, argv);
     if (o.table) {                       /* the schedule's numbers, to read beside the notes */
@@ -922,6 +1245,7 @@ int main(int argc, char **argv) {
     }
     if (o.weights) { plot_weights(&o); return 0; }
     if (o.lab) { run_lab(&o); return 0; }
+    if (o.sweep) { run_guidance_sweep(&o); return 0; }
     run_story(o);
     return 0;
 }
