@@ -365,6 +365,9 @@ double ddpm_train_step(Denoiser *net, const real *x0, const int *y, int N,
     if (N > w->max_batch || N > net->max_batch || D != w->D)
         die("ddpm_train_step: batch %d or D %d exceeds the buffers (%d, %d)", N, D,
             w->max_batch, w->D);
+    if (!net->params || !net->backward)
+        die("ddpm_train_step: this denoiser has no parameters to train (a closed-form oracle?); "
+            "sample with it directly");
     ddpm_check_config(net, cfg, 1);
     for (int n = 0; n < N; n++) w->t[n] = 1 + rng_int(rng, s->T);
     rng_fill_normal(rng, w->eps, (size_t)N * D);

@@ -139,7 +139,9 @@ double ddpm_hybrid_loss(real *dout, double *per_example, const real *out, const 
  * for an unconditional model; see Denoiser.forward): draws t ~ U{1..T} and
  * ε ~ N(0, I), forms x_t by q_sample, runs the network, the loss and its gradient, and
  * backward into the parameter gradients (which it zeroes first). Returns the loss.
- * The caller then calls adam_step and ema_update. `work` holds 4 N D reals and N ints. */
+ * The caller then calls adam_step and ema_update. `work` holds 7 N D reals (out and dout
+ * have room for a learned variance's v: 2 N D each) and N ints. Dies with a message for a
+ * denoiser without parameters (a closed-form oracle: there is nothing to train). */
 typedef struct { real *eps, *x_t, *out, *target, *dout; int *t; int max_batch, D; } TrainWork;
 void train_work_init(TrainWork *w, int max_batch, int D);
 void train_work_free(TrainWork *w);

@@ -70,6 +70,7 @@ void mlp_forward(Mlp *m, real *out, const real *x, const int *t, const int *y, i
     const MlpConfig *c = &m->cfg;
     int D = c->D, E = c->emb_dim, in0 = D + E, H = c->hidden;
     if (N > c->max_batch) die("mlp_forward: batch %d > max_batch %d", N, c->max_batch);
+    m->last_N = N;
     if (y && c->num_classes == 0) die("mlp_forward: labels given to an unconditional MLP");
     /* in = [x, emb(t)] */
     for (int n = 0; n < N; n++) m->t_real[n] = (real)t[n];
@@ -101,6 +102,8 @@ void mlp_backward(Mlp *m, real *dx, const real *dout, int N) {
     const MlpConfig *c = &m->cfg;
     int D = c->D, E = c->emb_dim, in0 = D + E, H = c->hidden, L = m->n_linear - 1;
     real *dh = m->grad_a, *dpre = m->grad_b;
+    if (N != m->last_N)   /* the caches hold the last forward's N examples, no others */
+        die("mlp_backward: N = %d, but the last forward had N = %d", N, m->last_N);
     /* forward: out = Linear_L(h_{L−1}) */
     memset(dh, 0, (size_t)N * H * sizeof(real));
     linear_backward(dh, m->dw[L], m->db[L], dout, m->act[L - 1], m->w[L], N, H, m->out_dim[L]);

@@ -48,6 +48,7 @@ typedef struct {
     real *act[MLP_MAX_HIDDEN_LAYERS];     /* (N, H) after SiLU: the next layer's input */
     real *grad_a, *grad_b;                /* (N, max(H, D + E)) scratch for backward */
     ParamSet *params;
+    int last_N;                           /* N of the last forward: backward must match it */
 } Mlp;
 
 /* Declares the parameters in ps (which must be fresh from params_init), allocates them

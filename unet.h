@@ -23,7 +23,9 @@
 /* ========================================================================================
  * Layers. Each forward has its backward right under it. Order of arguments everywhere:
  * outputs, caches, scratch, inputs, weights, sizes. Every backward ADDS (+=) into its
- * gradients (of inputs and of weights); a NULL input gradient is skipped. */
+ * gradients (of inputs and of weights). A NULL input gradient is skipped only by
+ * conv2d_backward and unet_backward (the image's gradient is rarely wanted); every other
+ * backward needs its input gradient. */
 
 /* ---- conv2d: k×k kernel (k odd), padding k/2, stride 1 or 2.
  *   out[n, o, y, x] = b[o] + Σ_{c, i, j} w[o, c, i, j] in[n, c, s·y + i − k/2, s·x + j − k/2]
