@@ -127,6 +127,7 @@ static void test_guided_w0_is_conditional(void) {
     guided_free(&g);
     mlp_free(&m);
     params_free(&ps);
+    schedule_free(&s);
 }
 
 /* A learned variance (2 D outputs): the prediction is guided, v is the conditional one's. */
@@ -207,6 +208,7 @@ static void test_guidance_any_parametrization(const Mixture2D *mix) {
     }
     guided_free(&g);
     mixture_oracle_free(&o);
+    schedule_free(&s);
 }
 
 /* ========================================================================================
@@ -327,6 +329,7 @@ static void test_oracle_conditional_sampling(const Mixture2D *mix) {
           true_dogs, N);
     mixture_oracle_free(&o);
     free(x); free(y);
+    schedule_free(&s);
 }
 
 /* The tilted density p_w ∝ q(x|c)^{1+w} q(x)^{−w} by rejection, against its mean by
