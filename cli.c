@@ -101,22 +101,31 @@ int diffusion_option(CliArgs *a, DiffusionOptions *d) {
         d->given.param = 1;
     } else if (cli_is(a, "--loss")) {
         const char *v = cli_value(a);
-        if (loss_weighting_parse(v, &d->ddpm.weighting)) die("--loss: unknown '%s'; allowed: simple|kl", v);
+        if (loss_weighting_parse(v, &d->ddpm.weighting))
+            die("--loss: unknown '%s'; allowed: simple|kl|hybrid", v);
         d->given.loss = 1;
     } else if (cli_is(a, "--var")) {
         const char *v = cli_value(a);
-        if (reverse_var_parse(v, &d->ddpm.var)) die("--var: unknown '%s'; allowed: beta_tilde|beta", v);
+        if (reverse_var_parse(v, &d->ddpm.var))
+            die("--var: unknown '%s'; allowed: beta_tilde|beta|learned", v);
         d->given.var = 1;
+    } else if (cli_is(a, "--hybrid-lambda")) {
+        d->ddpm.hybrid_lambda = cli_double(a, 0.0, 1e6);
     } else if (cli_is(a, "--sampler")) {
         const char *v = cli_value(a);
-        if (strcmp(v, "ddpm") == 0) d->ddim = 0;
-        else if (strcmp(v, "ddim") == 0) d->ddim = 1;
-        else die("--sampler: unknown '%s'; allowed: ddpm|ddim", v);
+        d->ddim = d->ode = 0;
+        if (strcmp(v, "ddim") == 0) d->ddim = 1;
+        else if (strcmp(v, "ode") == 0) d->ode = 1;
+        else if (strcmp(v, "ddpm") != 0) die("--sampler: unknown '%s'; allowed: ddpm|ddim|ode", v);
     } else if (cli_is(a, "--ddim-steps")) {
         d->ddim_steps = (int)cli_int(a, 1, 100000);
         d->ddim = 1;
     } else if (cli_is(a, "--eta")) {
         d->eta = cli_double(a, 0.0, 1.0);
+    } else if (cli_is(a, "--ode-steps")) {
+        d->ode_steps = (int)cli_int(a, 1, 100000);
+        d->ode = 1;
+        d->ddim = 0;
     } else if (cli_is(a, "--seed")) {
         d->seed = (unsigned long)cli_int(a, 0, 2147483647L);
         d->given.seed = 1;
@@ -132,6 +141,17 @@ void diffusion_check(DiffusionOptions *d) {
     if (!d->ddim) d->ddim_steps = 0;
     else if (d->ddim_steps == 0) d->ddim_steps = d->T;
     if (d->ddim_steps > d->T) die("--ddim-steps %d is more than --T %d", d->ddim_steps, d->T);
+    if (!d->ode) d->ode_steps = 0;
+    else if (d->ode_steps == 0) d->ode_steps = d->T;
+    if (d->ode_steps > d->T) die("--ode-steps %d is more than --T %d", d->ode_steps, d->T);
+    /* the learned variance trains with L_hybrid and L_hybrid needs it: one implies the other */
+    int learned = (int)d->ddpm.var == VAR_LEARNED, hybrid = (int)d->ddpm.weighting == LOSS_HYBRID;
+    if (learned && !hybrid && !d->given.loss) d->ddpm.weighting = (LossWeighting)LOSS_HYBRID;
+    else if (hybrid && !learned && !d->given.var) d->ddpm.var = (ReverseVar)VAR_LEARNED;
+    else if (learned != hybrid)
+        die("--var learned goes with --loss hybrid (L_simple gives v no gradient, and L_hybrid "
+            "trains v): drop one of --var %s, --loss %s", reverse_var_name(d->ddpm.var),
+            loss_weighting_name(d->ddpm.weighting));
 }
 
 void usage_diffusion(FILE *f, const DiffusionOptions *d) {
@@ -139,18 +159,24 @@ void usage_diffusion(FILE *f, const DiffusionOptions *d) {
         "  --T N              diffusion steps (default %d)\n"
         "  --schedule NAME    %s (default %s)\n"
         "  --param NAME       what the network predicts: eps|x0|mu|v (default %s)\n"
-        "  --loss NAME        simple|kl: L_simple or the KL-weighted L_{t-1} (default %s)\n"
-        "  --var NAME         reverse variance sigma_t^2: beta_tilde|beta (default %s)\n",
+        "  --loss NAME        simple|kl|hybrid: L_simple, the KL-weighted L_{t-1}, or L_simple +\n"
+        "                     lambda L_vlb for a learned variance (default %s)\n"
+        "  --var NAME         reverse variance sigma_t^2: beta_tilde|beta|learned (default %s);\n"
+        "                     learned: the network also outputs v, log sigma_t^2 = frac log beta_t\n"
+        "                     + (1 - frac) log beta_tilde_t, frac = (v + 1)/2 (implies --loss hybrid)\n"
+        "  --hybrid-lambda X  lambda of L_hybrid = L_simple + lambda L_vlb (default %g)\n",
         d->T, schedule_names(), schedule_name(d->schedule), parametrization_name(d->ddpm.param),
-        loss_weighting_name(d->ddpm.weighting), reverse_var_name(d->ddpm.var));
+        loss_weighting_name(d->ddpm.weighting), reverse_var_name(d->ddpm.var), d->ddpm.hybrid_lambda);
 }
 
 void usage_sampler(FILE *f, const DiffusionOptions *d) {
     fprintf(f,
-        "  --sampler NAME     ddpm (the note's algorithm) or ddim (default %s)\n"
+        "  --sampler NAME     ddpm (the note's algorithm), ddim, or ode: the probability-flow\n"
+        "                     ODE, Heun's method (default %s)\n"
         "  --ddim-steps N     DDIM steps, 1..T (default T; implies --sampler ddim)\n"
-        "  --eta X            DDIM eta, 0 = deterministic (default %g)\n",
-        d->ddim ? "ddim" : "ddpm", d->eta);
+        "  --eta X            DDIM eta, 0 = deterministic (default %g)\n"
+        "  --ode-steps N      ODE steps, 1..T (default T; implies --sampler ode)\n",
+        d->ode ? "ode" : d->ddim ? "ddim" : "ddpm", d->eta);
 }
 
 void usage_seed_out(FILE *f, const DiffusionOptions *d) {
@@ -318,7 +344,10 @@ void loss_log_free(LossLog *l) {
 
 void sample_loop(Denoiser *net, real *x, const int *y, const DiffusionOptions *d,
                  const Schedule *s, int N, int clip_x0, Rng *rng, SampleTrace trace, void *ctx) {
-    if (d->ddim_steps)
+    OdeConfig oc = { .S = d->ode_steps, .solver = ODE_HEUN };
+    if (d->ode_steps)
+        ode_sample_loop(net, x, y, &d->ddpm, s, N, &oc, rng, trace, ctx);
+    else if (d->ddim_steps)
         ddim_sample_loop(net, x, y, &d->ddpm, s, N, d->ddim_steps, d->eta, clip_x0, rng, trace, ctx);
     else
         p_sample_loop(net, x, y, &d->ddpm, s, N, clip_x0, rng, trace, ctx);

@@ -63,17 +63,22 @@ typedef struct {
     int ddim;               /* 1: DDIM (--sampler ddim or --ddim-steps); 0: the note's algorithm */
     int ddim_steps;         /* DDIM steps; 0 = T, until diffusion_check settles it */
     double eta;             /* DDIM η: 0 deterministic, 1 ancestral */
+    int ode;                /* 1: the probability-flow ODE (--sampler ode or --ode-steps) */
+    int ode_steps;          /* Heun steps S of the ODE; 0 = T, until diffusion_check */
     unsigned long seed;     /* the one seed a run is reproduced from */
     const char *out;        /* output folder */
     /* what the user typed: a checkpoint refuses a conflicting value instead of either one */
     struct { int T, schedule, param, loss, var, seed; } given;
 } DiffusionOptions;
 
-/* Reads the option `a` is at if it is one of --T --schedule --param --loss --var --sampler
- * --ddim-steps --eta --seed --out; returns 1 if it was, 0 otherwise. */
+/* Reads the option `a` is at if it is one of --T --schedule --param --loss --var
+ * --hybrid-lambda --sampler --ddim-steps --eta --ode-steps --seed --out; returns 1 if it
+ * was, 0 otherwise. */
 int diffusion_option(CliArgs *a, DiffusionOptions *d);
 /* Once T is final (after a checkpoint's settings): DDIM without --ddim-steps takes T steps;
- * more steps than T dies. After it, ddim_steps > 0 exactly when DDIM samples. */
+ * more steps than T dies. After it, ddim_steps > 0 exactly when DDIM samples, ode_steps > 0
+ * exactly when the ODE does. --var learned and --loss hybrid imply each other (one without
+ * the other cannot train v), and a contradiction dies. */
 void diffusion_check(DiffusionOptions *d);
 /* The help lines, with the program's defaults: T, schedule, param, loss, var (5 lines);
  * sampler, ddim-steps, eta (3 lines); seed and out (2 lines). */
@@ -149,7 +154,8 @@ void loss_log_free(LossLog *l);
 
 /* ========================================================================================
  * Sampling with the sampler the options chose: DDIM on d->ddim_steps steps with η = d->eta,
- * or the note's algorithm (ancestral, p_sample_loop). x (N, D) receives the samples. */
+ * the probability-flow ODE by Heun on d->ode_steps steps (ode_sample_loop; it does not clip
+ * x̂₀), or the note's algorithm (ancestral, p_sample_loop). x (N, D) receives the samples. */
 void sample_loop(Denoiser *net, real *x, const int *y, const DiffusionOptions *d,
                  const Schedule *s, int N, int clip_x0, Rng *rng, SampleTrace trace, void *ctx);
 

@@ -88,6 +88,7 @@ typedef struct {
     int no_ema;             /* sample with the raw weights instead of the EMA */
     int bench;              /* > 0: time this many training steps and exit */
     int bound;              /* > 0: the variational bound on this many held-out images */
+    int ode_nll;            /* > 0: the probability-flow ODE's likelihood of this many */
     int eval;               /* > 0: FD, classes and memorization on this many samples */
     const char *eval_file;  /* held-out images (default: the t10k-/test_batch file beside) */
     const char *classifier; /* the classifier checkpoint (default <out>/classifier.ckpt) */
@@ -110,7 +111,8 @@ static Options default_options(void) {
     o.model = MODEL_SMALL;
     o.d.T = 200;            /* 1000 in Ho et al.; 200 keeps sampling under a minute here */
     o.d.schedule = SCHED_LINEAR;
-    o.d.ddpm = (DdpmConfig){ .param = PRED_EPS, .weighting = LOSS_SIMPLE, .var = VAR_BETA_TILDE };
+    o.d.ddpm = (DdpmConfig){ .param = PRED_EPS, .weighting = LOSS_SIMPLE, .var = VAR_BETA_TILDE,
+                             .hybrid_lambda = 0.001, .decoder = DECODER_DISCRETE };
     o.d.eta = 0.0;
     o.d.seed = 1;
     o.d.out = "out/images";
@@ -176,6 +178,9 @@ static void usage(FILE *f) {
         "  --bound N          the variational bound in bits/dim on N held-out images (fresh\n"
         "                     digits; the first N images of --file), all T terms and the\n"
         "                     one-t estimate, terms plotted to bound_terms.svg (default 0: off)\n"
+        "  --ode-nll N        the probability-flow ODE's likelihood of N held-out images (as --bound\n"
+        "                     picks them; Heun on --ode-steps, default T; Hutchinson's trace with 2\n"
+        "                     probes per step), in bits/dim with its standard error (default 0: off)\n"
         "evaluation\n"
         "  --eval N           draw N more samples (same sampler) and measure them: the\n"
         "                     Frechet distance of a small classifier's features (FID in\n"
@@ -329,6 +334,7 @@ static Options parse_options(int argc, char **argv) {
         else if (cli_is(&a, "--n-samples")) o.n_samples = (int)cli_int(&a, 1, 4096);
         else if (cli_is(&a, "--bench")) o.bench = (int)cli_int(&a, 1, 1000000);
         else if (cli_is(&a, "--bound")) o.bound = (int)cli_int(&a, 0, 100000);
+        else if (cli_is(&a, "--ode-nll")) o.ode_nll = (int)cli_int(&a, 0, 100000);
         else if (cli_is(&a, "--eval")) {
             o.eval = (int)cli_int(&a, 0, 5000);
             if (o.eval == 1) die("--eval: 1 sample has no covariance; use 0 (off) or 2..5000");
@@ -437,6 +443,7 @@ static void options_from_header(Options *o, const char *path, const CkptHeader *
 
 static UnetConfig model_config(Options *o, int C, int H, int W) {
     UnetConfig cfg = unet_default_config(C, H, W);
+    cfg.learned_var = (int)o->d.ddpm.var == VAR_LEARNED;   /* 2 C output channels: v too */
     if (o->model == MODEL_SMALL) {
         /* The small preset, measured on one core (README): base 16, two resolutions
          * (16, 8 for the digits), one residual block per level, no attention (attention
@@ -633,12 +640,9 @@ static void write_denoise_png(const Options *o, const Trace *tr, int R) {
  *   L = L_T + Σ_{t=2..T} L_{t−1} + L_0, L_0 from the discretized Gaussian decoder on 8-bit
  *   values, bits/dim = L / (D ln 2). The built-in digits are anti-aliased, so they are first
  *   put on the 8-bit grid k/127.5 − 1 like a file's pixels. */
-static void report_bound(const Options *opt, Denoiser *net, const Schedule *s, const real *train,
-                         int n_train, int C, int H, int W, Rng *aux) {
-    const DiffusionOptions *o = &opt->d;
-    int D = C * H * W, M = opt->bound;
-    if (n_train && M > n_train) M = n_train;
-    real *x0 = xmalloc((size_t)M * D * sizeof(real), "bound images");
+/* M held-out images on the 8-bit grid: the first M of the training file, or fresh digits */
+static real *held_out_images(int M, const real *train, int n_train, int H, int W, int D, Rng *aux) {
+    real *x0 = xmalloc((size_t)M * D * sizeof(real), "held-out images");
     if (n_train) {
         memcpy(x0, train, (size_t)M * D * sizeof(real));
     } else {
@@ -646,6 +650,15 @@ static void report_bound(const Options *opt, Denoiser *net, const Schedule *s, c
         for (size_t i = 0; i < (size_t)M * D; i++)
             x0[i] = (real)(floor(((double)x0[i] + 1.0) * 127.5 + 0.5) / 127.5 - 1.0);
     }
+    return x0;
+}
+
+static void report_bound(const Options *opt, Denoiser *net, const Schedule *s, const real *train,
+                         int n_train, int C, int H, int W, Rng *aux) {
+    const DiffusionOptions *o = &opt->d;
+    int D = C * H * W, M = opt->bound;
+    if (n_train && M > n_train) M = n_train;
+    real *x0 = held_out_images(M, train, n_train, H, W, D, aux);
     double *terms = xmalloc((size_t)(o->T + 1) * sizeof(double), "bound terms");
     double bits = 1.0 / (D * log(2.0));
     printf("bound: %d %s images, all %d terms ...\n", M, n_train ? "(from the training file)" : "fresh", o->T);
@@ -679,6 +692,43 @@ static void report_bound(const Options *opt, Denoiser *net, const Schedule *s, c
     plot_against_t(path_in(o->out, "bound_terms.svg"), "terms of the bound: L_0 at t = 1, L_{t-1} at t >= 2",
                    "bits per dimension", 1, "term at t", o->T, terms + 1);
     free(x0); free(terms); free(l0); free(eps); free(ones);
+}
+
+/* The probability-flow ODE's exact likelihood (Song et al. 2021; ddpm.h ode_log_likelihood)
+ * of M held-out images: Heun on S = --ode-steps (default T) steps, the divergence by
+ * Hutchinson's estimate with 2 Rademacher probes per evaluation (the exact trace would take
+ * D backward passes), so each image's number comes with its standard error. An 8-bit image's
+ * probability is its density times the bin volume (2/255)^D, as the bound's decoder bins it:
+ *   bits/dim = (−log p(x) + D log 127.5) / (D ln 2). */
+static void report_ode_nll(const Options *opt, Denoiser *net, const Schedule *s, const real *train,
+                           int n_train, int C, int H, int W, Rng *aux) {
+    const DiffusionOptions *o = &opt->d;
+    int D = C * H * W, M = opt->ode_nll, S = o->ode_steps ? o->ode_steps : o->T;
+    if (n_train && M > n_train) M = n_train;
+    real *x0 = held_out_images(M, train, n_train, H, W, D, aux);
+    double *logp = xmalloc((size_t)M * sizeof(double), "ODE log-likelihoods");
+    double *se = xmalloc((size_t)M * sizeof(double), "ODE standard errors");
+    OdeConfig oc = { .S = S, .solver = ODE_HEUN, .exact_trace = 0, .probes = 2 };
+    printf("ODE likelihood: %d %s images, Heun on %d steps, Hutchinson with %d probes per step ...\n",
+           M, n_train ? "(from the training file)" : "fresh", S, oc.probes);
+    fflush(stdout);
+    double t0 = now_seconds(), bits = 1.0 / (D * log(2.0)), mean = 0, var_h = 0, spread = 0;
+    for (int n = 0; n < M; n++) {   /* one image at a time, with its time and the time left */
+        double t1 = now_seconds();
+        ode_log_likelihood(logp + n, se + n, NULL, net, x0 + (size_t)n * D, NULL, 1, &o->ddpm, s,
+                           &oc, aux);
+        double bpd = (-logp[n] + D * log(127.5)) * bits;
+        printf("  image %d: %.4f +- %.4f bits/dim (%.1f s; %.0f s left)\n", n + 1, bpd, se[n] * bits,
+               now_seconds() - t1, (now_seconds() - t0) / (n + 1) * (M - n - 1));
+        fflush(stdout);
+        mean += bpd / M;
+        var_h += pow(se[n] * bits / M, 2);
+    }
+    for (int n = 0; n < M; n++) spread += pow((-logp[n] + D * log(127.5)) * bits - mean, 2);
+    spread = M > 1 ? sqrt(spread / (M - 1) / M) : NAN;
+    printf("ODE likelihood: %.4f bits/dim over %d images; standard error %.4f from Hutchinson, "
+           "%.4f from the choice of images; %.1f s\n", mean, M, sqrt(var_h), spread, now_seconds() - t0);
+    free(x0); free(logp); free(se);
 }
 
 /* ========================================================================================
@@ -1180,6 +1230,7 @@ int main(int argc, char **argv) {
     sample(&r);                 /* the note's algorithm (or DDIM), denoise.gif */
     write_pictures(&r);         /* samples.png, denoise.png, loss.svg, the preview */
     if (o->bound) report_bound(o, &r.net, &r.s, r.train, r.n_train, r.C, r.H, r.W, &r.aux);
+    if (o->ode_nll) report_ode_nll(o, &r.net, &r.s, r.train, r.n_train, r.C, r.H, r.W, &r.aux);
     if (o->eval) report_eval(o, &r.snet, &r.s, &r.set, r.C, r.H, r.W);
     printf("pictures: %s/samples.png denoise.png denoise.gif%s%s\n", o->d.out,
            r.log.n ? " loss.svg" : "", o->bound ? " bound_terms.svg" : "");

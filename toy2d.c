@@ -17,7 +17,8 @@
  *   write_pictures       samples, loss, loss per t, field    plot.c
  * Extras after the story: --table (schedule_print), --weights (loss_weight_kl for every
  * parametrization), --lab (the story for every parametrization × weighting), --oracle
- * (the exact optimal ε* in place of the network).
+ * (the exact optimal ε* in place of the network), --ode-nll (measure_ode_nll: the
+ * probability-flow ODE's exact likelihood, ddpm.c ode_log_likelihood; notebook 08).
  * Class-conditional (note 001 "'개' 데이터를 생성한다고 가정해보자", guidance.h): --class dog
  * trains with labels and label dropout (train), samples the one class, guided with
  * --guidance w (sample), and measures it against q(x₀|c) (measure_class); --guidance-sweep
@@ -40,6 +41,7 @@
 #include "ddpm.h"
 #include "guidance.h"
 #include "mlp.h"
+#include "oracle.h"
 #include "plot.h"
 #include "schedule.h"
 #include "tensor.h"
@@ -64,6 +66,8 @@ typedef struct {
     double p_uncond;        /* label dropout while training the conditional MLP, e.g. 0.1 */
     int sweep;              /* --guidance-sweep: the exact fields for several w, then exit */
     int sweep_seeds;        /* seeds per w in the sweep, e.g. 3 */
+    int ode_nll;            /* the probability-flow ODE's exact likelihood of the held-out
+                               points, beside the bounds and the exact denoiser's */
 } Options;
 
 static Options default_options(void) {
@@ -73,7 +77,8 @@ static Options default_options(void) {
     o.d.T = 50;
     o.d.schedule = SCHED_COSINE;  /* at T = 50 the exact denoiser (--oracle) samples closer to
                                      the data with cosine: energy ratio 1.27, linear 1.52 */
-    o.d.ddpm = (DdpmConfig){ .param = PRED_EPS, .weighting = LOSS_SIMPLE, .var = VAR_BETA_TILDE };
+    o.d.ddpm = (DdpmConfig){ .param = PRED_EPS, .weighting = LOSS_SIMPLE, .var = VAR_BETA_TILDE,
+                             .hybrid_lambda = 0.001, .decoder = DECODER_GAUSSIAN };
     o.d.eta = 0.0;
     o.d.seed = 1;
     o.d.out = "out/toy2d";
@@ -111,6 +116,9 @@ static void usage(FILE *f) {
         "  --table            print the schedule table (beta_t, alpha_t, alphabar_t, ...) and exit\n"
         "  --oracle           skip training and sample with the exact optimal eps* (mixtures\n"
         "                     only): what a perfect network would do with this T and sampler\n"
+        "  --ode-nll          the probability-flow ODE's exact likelihood (Heun, exact 2D trace)\n"
+        "                     of the held-out points for S = 5..50 steps, beside the exact eps*'s,\n"
+        "                     the true NLL and the bound with each variance\n"
         "  --weights          plot the KL-derived loss weights w_t (weights.svg) and exit\n"
         "  --lab              the loss lab: train every parametrization x weighting with the\n"
         "                     same budget and seed, write lab.md with the measured numbers\n"
@@ -159,6 +167,7 @@ static Options parse_options(int argc, char **argv) {
         else if (cli_is(&a, "--table")) o.table = 1;
         else if (cli_is(&a, "--oracle")) o.oracle = 1;
         else if (cli_is(&a, "--weights")) o.weights = 1;
+        else if (cli_is(&a, "--ode-nll")) o.ode_nll = 1;
         else if (cli_is(&a, "--lab")) o.lab = 1;
         else if (cli_is(&a, "--data")) {
             const char *v = cli_value(&a);
@@ -441,6 +450,8 @@ typedef struct {
     double t_sample;
     char share_text[256];        /* "dog 55.1% (true 55.0%), cat ..." */
     double ed, ed_floor, eps_mse, bound, bound_est, bound_se, true_nll;
+    real *held;                  /* (M, 2) the held-out points of the bound, standardized */
+    int M;
 } Story;
 
 static const double LN2x2 = 2 * 0.69314718055994530942;   /* 2 ln 2: nats per point → bits/dim */
@@ -513,6 +524,7 @@ static void picture_forward(Story *st) {
 static void build_model(Story *st) {
     const Options *o = &st->o;
     st->mc = mlp_default_config(2, o->batch > o->n_samples ? o->batch : o->n_samples);
+    st->mc.learned_var = (int)o->d.ddpm.var == VAR_LEARNED;   /* 2 outputs more: v */
     /* --class: a label embedding with one row per component and one for ∅ (mlp.h) */
     if (o->cls >= 0 && !o->oracle) st->mc.num_classes = st->note_mix.K;
     params_init(&st->ps);
@@ -633,6 +645,17 @@ static void mixture_shares(char *text, size_t len, const Mixture2D *m, const rea
                                  m->label[k], 100.0 * count[k] / N, 100.0 * m->w[k]);
 }
 
+/* The network's prediction pred (N, 2) at (x, t); a learned variance's v is dropped.
+ * wide (N, 4) is scratch for a network that outputs v. */
+static void predict(const Denoiser *net, real *pred, real *wide, const real *x, const int *t, int N) {
+    if (!net->learned_var) {
+        net->forward(net->self, pred, x, t, NULL, N);
+        return;
+    }
+    net->forward(net->self, wide, x, t, NULL, N);
+    split_output(pred, NULL, wide, N, 2);
+}
+
 /* The mean squared error per coordinate of the network's ε̂ against the exact optimal
  * ε* = E[ε | x_t] of the mixture, on M fresh points at t ~ U{1..T} */
 static double eps_error(Story *st, int M) {
@@ -650,7 +673,9 @@ static double eps_error(Story *st, int M) {
     for (int n = 0; n < M; n++) tt[n] = 1 + rng_int(&st->rng, st->o.d.T);
     rng_fill_normal(&st->rng, e, (size_t)M * 2);
     q_sample(xt, x0, e, s, tt, M, 2);
-    st->net.forward(st->net.self, out, xt, tt, NULL, M);
+    real *wide = xmalloc((size_t)M * 4 * sizeof(real), "out with v");
+    predict(&st->net, out, wide, xt, tt, M);
+    free(wide);
     prediction_to_x0_eps(x0h, eh, out, param, xt, s, tt, M, 2);
     double se = 0;
     for (int n = 0; n < M; n++) {
@@ -755,7 +780,77 @@ static void measure_bound(Story *st) {
     plot_against_t(path_in(o->d.out, "bound_terms.svg"),
                    "terms of the bound on held-out points: L_0 at t = 1, L_{t-1} at t >= 2",
                    "nats per point", 1, "term at t", T, terms + 1);
-    free(held); free(terms);
+    st->held = held;   /* kept for --ode-nll: the same points */
+    st->M = M;
+    free(terms);
+}
+
+/* The probability-flow ODE's exact likelihood (Song et al. 2021; ddpm.h) of the same
+ * held-out points as the bound: Heun with the exact 2D trace for S = 5, 10, 25, 50 steps,
+ * for the model and for the exact ε*, beside the true NLL; then the bound of the same
+ * points with each variance the model has (β̃ and β for a fixed one, its own if learned). */
+static double ode_nll_bpd(Denoiser *net, const DdpmConfig *cfg, const Schedule *s,
+                          const real *held, int M, int S) {
+    double *logp = xmalloc((size_t)M * sizeof(double), "ODE log-likelihoods");
+    OdeConfig oc = { .S = S, .solver = ODE_HEUN, .exact_trace = 1 };
+    ode_log_likelihood(logp, NULL, NULL, net, held, NULL, M, cfg, s, &oc, NULL);
+    double nll = 0;
+    for (int n = 0; n < M; n++) nll -= logp[n] / M;
+    free(logp);
+    return nll / LN2x2;
+}
+
+static void measure_ode_nll(Story *st) {
+    const Options *o = &st->o;
+    int T = o->d.T, n_S = 0, Ss[5];
+    const int want[4] = { 5, 10, 25, 50 };
+    for (int k = 0; k < 4; k++)
+        if (want[k] < T) Ss[n_S++] = want[k];
+    Ss[n_S++] = T < 50 ? T : 50;
+    double t0 = now_seconds();
+    printf("ODE likelihood of the same %d held-out points (probability flow, Heun, exact 2D trace),"
+           " bits/dim:\n  steps S        ", st->M);
+    for (int k = 0; k < n_S; k++) printf(" %7d", Ss[k]);
+    if (!o->oracle) {   /* with --oracle the model is the exact ε*, the row below */
+        printf("\n  %-14s", "the model");
+        for (int k = 0; k < n_S; k++) {
+            printf(" %7.4f", ode_nll_bpd(&st->net, &o->d.ddpm, &st->s, st->held, st->M, Ss[k]));
+            fflush(stdout);
+        }
+    }
+    if (st->have_mix) {
+        /* the exact ε* with its Jacobian (oracle.c), predicting ε (the ODE uses no variance) */
+        MixtureOracle exact;
+        mixture_oracle_init(&exact, &st->std_mix, &st->s, PRED_EPS, st->M);
+        Denoiser ex = mixture_oracle_denoiser(&exact);
+        DdpmConfig cfg = { .param = PRED_EPS, .weighting = LOSS_SIMPLE, .var = VAR_BETA_TILDE };
+        printf("\n  %-14s", "exact eps*");
+        for (int k = 0; k < n_S; k++) {
+            printf(" %7.4f", ode_nll_bpd(&ex, &cfg, &st->s, st->held, st->M, Ss[k]));
+            fflush(stdout);
+        }
+        mixture_oracle_free(&exact);
+    }
+    printf("\n");
+    if (st->have_mix) printf("  true NLL %.4f bits/dim\n", st->true_nll / LN2x2);
+    /* the bound of the same points with each variance (one fresh ε per t and point) */
+    DdpmConfig cfg = o->d.ddpm;
+    double *terms = xmalloc((size_t)(T + 1) * sizeof(double), "bound terms");
+    printf("  bound of the same points, bits/dim:");
+    if ((int)cfg.var == VAR_LEARNED) {
+        printf(" learned variance %.4f", st->bound / LN2x2);
+    } else {
+        for (int v = 0; v < VAR_COUNT; v++) {
+            cfg.var = (ReverseVar)v;
+            double b = v == (int)o->d.ddpm.var
+                ? st->bound
+                : vlb_all_terms(terms, NULL, &st->net, st->held, st->M, &cfg, &st->s,
+                                DECODER_GAUSSIAN, &st->rng);
+            printf("%s sigma^2 = %s %.4f", v ? "," : "", reverse_var_name(cfg.var), b / LN2x2);
+        }
+    }
+    printf("\n  (%.1f s)\n", now_seconds() - t0);
+    free(terms);
 }
 
 /* samples.csv (every generated point) and summary.txt (the settings and every number) */
@@ -778,7 +873,7 @@ static void write_numbers(const Story *st) {
             "true_nll_nats %.6f\n",
             toy_name(o->data), d->T, schedule_name(d->schedule), parametrization_name(d->ddpm.param),
             loss_weighting_name(d->ddpm.weighting), reverse_var_name(d->ddpm.var),
-            d->ddim_steps ? "ddim" : "ddpm", o->steps, o->batch, o->lr, d->seed, st->train_time,
+            d->ode_steps ? "ode" : d->ddim_steps ? "ddim" : "ddpm", o->steps, o->batch, o->lr, d->seed, st->train_time,
             st->log.running, st->s.alpha_bar[d->T], st->prior, st->ed, st->ed_floor, st->share_text,
             st->eps_mse, st->bound, st->bound / LN2x2, st->bound_est, st->bound_se, st->true_nll);
     if (o->cls >= 0)
@@ -836,19 +931,20 @@ static void picture_loss_per_t(Story *st) {
     real *x0 = xmalloc((size_t)M_t * 2 * sizeof(real), "x0"), *e = xmalloc((size_t)M_t * 2 * sizeof(real), "eps");
     real *xt = xmalloc((size_t)M_t * 2 * sizeof(real), "x_t"), *out = xmalloc((size_t)M_t * 2 * sizeof(real), "out");
     real *target = xmalloc((size_t)M_t * 2 * sizeof(real), "target");
+    real *wide = xmalloc((size_t)M_t * 4 * sizeof(real), "out with v");
     int *tt = xmalloc((size_t)M_t * sizeof(int), "t");
     for (int t = 1; t <= T; t++) {
         draw_minibatch(x0, st->train, st->o.n_train, M_t, 2, &st->rng);
         for (int n = 0; n < M_t; n++) tt[n] = t;
         rng_fill_normal(&st->rng, e, (size_t)M_t * 2);
         q_sample(xt, x0, e, s, tt, M_t, 2);
-        st->net.forward(st->net.self, out, xt, tt, NULL, M_t);
+        predict(&st->net, out, wide, xt, tt, M_t);
         prediction_target(target, cfg->param, x0, e, xt, s, tt, M_t, 2);
         lt[t - 1] = ddpm_loss(NULL, NULL, out, target, cfg, s, tt, M_t, 2);
     }
     plot_against_t(path_in(st->o.d.out, "loss_per_t.svg"), "loss of the trained model at each t (EMA weights)",
                    "loss", cfg->weighting == LOSS_SIMPLE, "loss at t", T, lt);
-    free(lt); free(x0); free(e); free(xt); free(out); free(target); free(tt);
+    free(lt); free(x0); free(e); free(xt); free(out); free(target); free(tt); free(wide);
 }
 
 /* field.png: the slope the particles follow at four t, −ε̂ (learned, orange) beside −ε*
@@ -862,6 +958,7 @@ static void picture_field(Story *st) {
     Image img;
     image_init(&img, 4 * (PANEL + 8) + 8, PANEL + TITLE_H + 24);
     real xin[ARROWS * ARROWS * 2], out[ARROWS * ARROWS * 2], eh[ARROWS * ARROWS * 2], x0h[ARROWS * ARROWS * 2];
+    real wide[ARROWS * ARROWS * 4];   /* the output with a learned v */
     int tt[ARROWS * ARROWS];
     for (int i = 0; i < 4; i++) {
         int t = tshow[i], px = 8 + i * (PANEL + 8);
@@ -877,7 +974,7 @@ static void picture_field(Story *st) {
             xin[2 * a + 1] = (real)((y - mean[1]) / std[1]);
             tt[a] = t;
         }
-        st->net.forward(st->net.self, out, xin, tt, NULL, ARROWS * ARROWS);
+        predict(&st->net, out, wide, xin, tt, ARROWS * ARROWS);
         prediction_to_x0_eps(x0h, eh, out, st->o.d.ddpm.param, xin, s, tt, ARROWS * ARROWS, 2);
         double cell = (double)PANEL / ARROWS;   /* |ε| = 2 or more draws one cell */
         for (int a = 0; a < ARROWS * ARROWS; a++) {
@@ -941,6 +1038,7 @@ static Results end_story(Story *st) {
     Results res = { st->train_time, st->log.running, st->ed, st->ed_floor, st->bound,
                     st->bound / LN2x2, st->true_nll, st->eps_mse };
     free(st->fresh); free(st->samples); free(st->grid); free(st->train); free(st->train_label);
+    free(st->held);
     free(st->y);
     guided_free(&st->guided);
     loss_log_free(&st->log);
@@ -961,7 +1059,7 @@ static Results run_story(Options o) {
     printf("toy2d: %s data, T = %d, %s schedule, predict %s, %s loss, sigma_t^2 = %s, %s sampler\n",
            toy_name(o.data), o.d.T, schedule_name(o.d.schedule), parametrization_name(o.d.ddpm.param),
            loss_weighting_name(o.d.ddpm.weighting), reverse_var_name(o.d.ddpm.var),
-           o.d.ddim_steps ? "ddim" : "ddpm");
+           o.d.ode_steps ? "ode" : o.d.ddim_steps ? "ddim" : "ddpm");
 
     load_data(&st);            /* 10000 points of the dog/cat mixture, standardized */
     report_schedule(&st);      /* β_t, ᾱ_T and the prior term L_T */
@@ -971,6 +1069,7 @@ static Results run_story(Options o) {
     sample(&st);               /* the note's algorithm from x_T ~ N(0, I): reverse.gif/png */
     measure_samples(&st);      /* energy distance, shares, ε̂ against the exact ε* */
     measure_bound(&st);        /* the bound beside the true NLL, bound_terms.svg */
+    if (o.ode_nll) measure_ode_nll(&st);   /* the exact likelihood by the ODE, same points */
     write_numbers(&st);        /* samples.csv, summary.txt */
     write_pictures(&st);       /* samples.png, loss.svg, loss_per_t.svg, field.png, preview */
     return end_story(&st);
