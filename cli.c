@@ -4,6 +4,8 @@
 #define _POSIX_C_SOURCE 200809L /* isatty() under -std=c11 */
 #include "cli.h"
 
+#include "io.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -391,6 +393,7 @@ double now_seconds(void) {
 
 void make_folder(const char *path) {
     char buf[1024];
+    if (strlen(path) >= sizeof buf) die("output folder of %zu bytes: at most %zu", strlen(path), sizeof buf - 1);
     snprintf(buf, sizeof buf, "%s", path);
     for (char *p = buf + 1; *p; p++) {       /* every parent first */
         if (*p != '/') continue;
@@ -399,6 +402,16 @@ void make_folder(const char *path) {
         *p = '/';
     }
     if (mkdir(buf, 0777) && errno != EEXIST) die("cannot create folder %s: %s", buf, strerror(errno));
+    char why[1200];
+    if (io_check_folder(buf, why, sizeof why) != 0) die("%s: give an output folder you can write", why);
+}
+
+int cli_exit_status(int rc) {
+    int lost = io_failed_writes();
+    if (lost == 0) return rc;
+    fprintf(stderr, "error: %d output file%s could not be written (see above); the others "
+            "were written\n", lost, lost == 1 ? "" : "s");
+    return 1;
 }
 
 const char *path_in(const char *dir, const char *name) {

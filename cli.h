@@ -173,6 +173,9 @@ void print_schedule(const Schedule *s, double prior, int D, const char *example,
  * Small helpers. */
 double now_seconds(void);                  /* wall clock, for progress lines and reports */
 void make_folder(const char *path);        /* mkdir -p; dies with the reason if it cannot */
+/* The exit status of a program whose run ended with status rc: 1 with one line on stderr
+ * if any output file could not be written (io_failed_writes), else rc. */
+int cli_exit_status(int rc);
 /* dir/name in a static buffer: use the result before the next call */
 const char *path_in(const char *dir, const char *name);
 

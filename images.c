@@ -1091,6 +1091,10 @@ static void train(Run *r) {
         adam.lr = lr_at(o, step);
         adam_step(&r->ps, &adam);
         ema_update(&r->ps, ema_at(o, step));
+        char bad[256];
+        if (params_check_finite(&r->ps, loss, r->ps.step, bad, sizeof bad))
+            die("training stopped at %s; nothing was saved (lower --lr, now %g, or raise --warmup)",
+                bad, o->lr);
         loss_log_add(&r->log, step, loss);
         if (o->save && o->save_every && step % o->save_every == 0 && step < o->steps) save(r);
     }
@@ -1216,6 +1220,7 @@ int main(int argc, char **argv) {
     rng_seed(&r.aux, o->d.seed ^ 0x9E3779B97F4A7C15ULL);
     r.cfg = model_config(o, r.C, r.H, r.W);
     if (!o->bench) make_folder(o->d.out);
+    if (o->save && checkpoint_check_dest(o->save, NULL, 0)) return 1;   /* before any step */
     printf("images: %s %dx%dx%d%s%s, T = %d, %s schedule, predict %s, %s loss, sigma_t^2 = %s\n",
            data_names[o->data], r.C, r.H, r.W,
            o->file ? " from " : o->data == DATA_DIGITS ? " (built-in)" : "", o->file ? o->file : "",
@@ -1234,5 +1239,5 @@ int main(int argc, char **argv) {
     if (o->eval) report_eval(o, &r.snet, &r.s, &r.set, r.C, r.H, r.W);
     printf("pictures: %s/samples.png denoise.png denoise.gif%s%s\n", o->d.out,
            r.log.n ? " loss.svg" : "", o->bound ? " bound_terms.svg" : "");
-    return end_run(&r);
+    return cli_exit_status(end_run(&r));
 }

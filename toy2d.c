@@ -38,6 +38,7 @@
 
 #include "cli.h"
 #include "data.h"
+#include "io.h"
 #include "ddpm.h"
 #include "guidance.h"
 #include "mlp.h"
@@ -561,6 +562,9 @@ static void train(Story *st) {
         adam.lr = lr_cosine(o->lr, step, o->steps);
         adam_step(&st->ps, &adam);
         ema_update(&st->ps, o->ema);
+        char bad[256];
+        if (params_check_finite(&st->ps, loss, step, bad, sizeof bad))
+            die("training stopped at %s (lower --lr, now %g)", bad, o->lr);
         loss_log_add(&st->log, step, loss);
     }
     st->train_time = loss_log_end(&st->log);
@@ -858,15 +862,16 @@ static void write_numbers(const Story *st) {
     const Options *o = &st->o;
     const DiffusionOptions *d = &o->d;
     const char *path = path_in(d->out, "samples.csv");
-    FILE *f = fopen(path, "w");
-    if (!f) die("cannot write %s: %s", path, strerror(errno));
-    fprintf(f, "x,y\n");
-    for (int n = 0; n < st->N_all; n++) fprintf(f, "%.6g,%.6g\n", st->samples[2 * n], st->samples[2 * n + 1]);
-    fclose(f);
+    char err[1200];
+    IoFile *f = io_create(path, err, sizeof err);     /* checked, atomic (io.h) */
+    if (!f) die("%s", err);
+    io_printf(f, "x,y\n");
+    for (int n = 0; n < st->N_all; n++) io_printf(f, "%.6g,%.6g\n", st->samples[2 * n], st->samples[2 * n + 1]);
+    if (io_commit(f, err, sizeof err)) fprintf(stderr, "error: %s\n", err);
     path = path_in(d->out, "summary.txt");
-    f = fopen(path, "w");
-    if (!f) die("cannot write %s: %s", path, strerror(errno));
-    fprintf(f, "data %s\nT %d\nschedule %s\nparam %s\nloss %s\nvar %s\nsampler %s\nsteps %d\nbatch %d\n"
+    f = io_create(path, err, sizeof err);
+    if (!f) die("%s", err);
+    io_printf(f, "data %s\nT %d\nschedule %s\nparam %s\nloss %s\nvar %s\nsampler %s\nsteps %d\nbatch %d\n"
             "lr %g\nseed %lu\ntrain_seconds %.2f\nfinal_loss %.6f\nalpha_bar_T %.6g\nprior_L_T_nats %.6g\n"
             "energy_distance %.6f\nenergy_noise_floor %.6f\nshares %s\neps_mse %.6f\n"
             "bound_nats %.6f\nbound_bits_per_dim %.6f\nbound_estimate_nats %.6f\nbound_estimate_se %.6f\n"
@@ -877,11 +882,11 @@ static void write_numbers(const Story *st) {
             st->log.running, st->s.alpha_bar[d->T], st->prior, st->ed, st->ed_floor, st->share_text,
             st->eps_mse, st->bound, st->bound / LN2x2, st->bound_est, st->bound_se, st->true_nll);
     if (o->cls >= 0)
-        fprintf(f, "class %s\nguidance %g\np_uncond %g\nclass_share %.6f\ncov_ratio %.6f\n"
-                "tilted_energy_distance %.6f\ntilted_noise_floor %.6f\n", o->cls_name, o->guidance,
-                o->oracle ? 0.0 : o->p_uncond, st->cm.share, st->cm.cov_ratio, st->cm.ed_tilted,
-                st->cm.ed_tilted_floor);
-    fclose(f);
+        io_printf(f, "class %s\nguidance %g\np_uncond %g\nclass_share %.6f\ncov_ratio %.6f\n"
+                  "tilted_energy_distance %.6f\ntilted_noise_floor %.6f\n", o->cls_name, o->guidance,
+                  o->oracle ? 0.0 : o->p_uncond, st->cm.share, st->cm.cov_ratio, st->cm.ed_tilted,
+                  st->cm.ed_tilted_floor);
+    if (io_commit(f, err, sizeof err)) fprintf(stderr, "error: %s\n", err);
 }
 
 /* samples.png: the true density and points beside the generated ones, in the data's box */
@@ -1342,9 +1347,9 @@ int main(int argc, char **argv) {
         schedule_free(&s);
         return 0;
     }
-    if (o.weights) { plot_weights(&o); return 0; }
-    if (o.lab) { run_lab(&o); return 0; }
-    if (o.sweep) { run_guidance_sweep(&o); return 0; }
+    if (o.weights) { plot_weights(&o); return cli_exit_status(0); }
+    if (o.lab) { run_lab(&o); return cli_exit_status(0); }
+    if (o.sweep) { run_guidance_sweep(&o); return cli_exit_status(0); }
     run_story(o);
-    return 0;
+    return cli_exit_status(0);
 }
