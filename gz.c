@@ -323,7 +323,8 @@ int inflate_memory(const unsigned char *in, size_t n, size_t max_out, size_t *us
     *out = NULL;
     *out_n = 0;
     if (inflate_into(&o, in, n, used, err) != 0) { free(o.p); return -1; }
-    *out = o.p;
+    *out = o.p ? o.p : malloc(1);    /* an empty stream is a valid, empty result */
+    if (!*out) { snprintf(err, GZ_ERR_MAX, "out of memory"); return -1; }
     *out_n = o.n;
     return 0;
 }

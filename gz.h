@@ -27,14 +27,15 @@
 int gz_is_gzip(const unsigned char *p, size_t n);
 
 /* Decompress the gzip file image in (n bytes): *out (*out_n bytes, malloc'ed; free it) is
- * the concatenated contents of its members. Output beyond max_out bytes is refused (a few
- * kilobytes of DEFLATE can claim gigabytes). Returns 0, or -1 with one line in err. */
+ * the concatenated contents of its members (never NULL on success). Output beyond max_out
+ * bytes is refused (a few kilobytes of DEFLATE can claim gigabytes). Returns 0, or -1
+ * with one line in err. */
 int gunzip_memory(const unsigned char *in, size_t n, size_t max_out,
                   unsigned char **out, size_t *out_n, char err[GZ_ERR_MAX]);
 
 /* Decompress one raw DEFLATE stream (RFC 1951, no wrapper) at in: *used = bytes of in it
- * took (up to the end of the final block, rounded up to a whole byte). Returns 0, or -1
- * with one line in err. */
+ * took (up to the end of the final block, rounded up to a whole byte); *out is never NULL
+ * on success, even for no output. Returns 0, or -1 with one line in err. */
 int inflate_memory(const unsigned char *in, size_t n, size_t max_out, size_t *used,
                    unsigned char **out, size_t *out_n, char err[GZ_ERR_MAX]);
 
