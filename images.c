@@ -781,6 +781,7 @@ static void report_eval(const Options *o, Denoiser *net, const Schedule *s, cons
     int K = o->classes;   /* a conditional model: balanced labels (or --class), checked after */
     int n = o->eval, D = C * H * W;
     double t_start = now_seconds();
+    clock_t c_start = clock();
     Rng erng, grng;   /* digits, classifier and strip; the samples: from --seed alone, so the
                        * samples do not depend on whether the classifier was loaded */
     rng_seed(&erng, o->d.seed + 2000003UL);
@@ -889,8 +890,9 @@ static void report_eval(const Options *o, Denoiser *net, const Schedule *s, cons
     printf("eval: pictures %s/closest_pairs.png (top: the %d samples nearest a training "
            "image, bottom: that image), forward.png (held-out images at t = %d, %d, %d, %d, "
            "%d, %d, %d)\n", o->d.out, k, ts[0], ts[1], ts[2], ts[3], ts[4], ts[5], ts[6]);
-    printf("eval: %.1f s in all: classifier %.1f s, sampling %.1f s, measures %.1f s\n",
-           now_seconds() - t_start, t_cls, t_gen, t_measure);
+    printf("eval: %.1f s in all (%.1f s of CPU): classifier %.1f s, sampling %.1f s, measures "
+           "%.1f s\n", now_seconds() - t_start, (double)(clock() - c_start) / CLOCKS_PER_SEC,
+           t_cls, t_gen, t_measure);
     free(strip); free(pairs); free(nn_dist); free(nn_idx); free(gen);
     classifier_free(&c);
     image_set_free(&digits);
