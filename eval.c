@@ -14,6 +14,17 @@
 #include "frechet.h"
 
 /* ========================================================================================
+ * The pixel grid */
+
+void to_pixel_grid(real *x, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        double k = floor((x[i] + 1.0) * 127.5 + 0.5);   /* round half up */
+        k = k < 0 ? 0 : k > 255 ? 255 : k;              /* a NaN stays NaN */
+        x[i] = (real)(k / 127.5 - 1.0);
+    }
+}
+
+/* ========================================================================================
  * Nearest training image. ‖a − t_j‖² for one query a and a block of B training images:
  * with the block transposed to (D, B), the loop over j is contiguous,
  *   d2[j] += (tT[p, j] − a[p])²   for p = 0..D−1,

@@ -45,6 +45,11 @@ typedef struct {
     int near_copies;                 /* samples closer to the training set than every image of A */
 } EvalResult;
 
+/* x (n numbers) in place onto the 8-bit grid of a saved picture: k/127.5 − 1 with
+ * k = round((x + 1) · 127.5) clipped to 0..255. Samples are measured as an image file
+ * would hold them (as FID is computed on saved images): a sample value of 3 is white. */
+void to_pixel_grid(real *x, size_t n);
+
 /* dist (na) = the RMS distance of each a[i] (na, D) to its nearest train image, idx (na)
  * = that image. Exact (every pair); blocks of the training set are transposed so that the
  * inner loop runs contiguously over training images. */

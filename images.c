@@ -856,6 +856,7 @@ static void report_eval(const Options *o, Denoiser *net, const Schedule *s, cons
     double t_gen = now_seconds();
     sample_loop(net, gen, want, &o->d, s, n, o->clip_x0, &grng, NULL, NULL);
     t_gen = now_seconds() - t_gen;
+    to_pixel_grid(gen, (size_t)n * D);   /* measured as a saved picture holds them */
 
     /* the numbers */
     double t_measure = now_seconds();

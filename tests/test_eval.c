@@ -113,7 +113,17 @@ static void test_forward_strip(void) {
     schedule_free(&s);
 }
 
+static void test_pixel_grid(void) {
+    real x[7] = {-1.0, 1.0, 3.0, -2.5, 0.0, (real)(10 / 127.5 - 1.0), (real)(10.4 / 127.5 - 1.0)};
+    to_pixel_grid(x, 7);
+    CHECK(x[0] == -1.0 && x[1] == 1.0, "the ends stay: %g %g", x[0], x[1]);
+    CHECK(x[2] == 1.0 && x[3] == -1.0, "beyond [-1, 1] clipped: %g %g", x[2], x[3]);
+    CHECK(x[4] == (real)(128 / 127.5 - 1.0), "0 is between k = 127 and 128: rounds up to 128");
+    CHECK(x[5] == (real)(10 / 127.5 - 1.0) && x[6] == x[5], "k = 10 and 10.4 both give k = 10");
+}
+
 int main(void) {
+    test_pixel_grid();
     test_nearest();
     test_eval_samples();
     test_forward_strip();
