@@ -98,7 +98,8 @@ build/nb_cells: notebooks_md/cells.c $(LIB_SRC:%.c=build/test/%.o) $(HEADERS)
 test: bins build/nb_cells $(TESTS:%=build/test/%) $(FLOAT_TESTS:%=build/test/%)
 	@sh tests/run.sh $(TESTS:%=build/test/%) $(FLOAT_TESTS:%=build/test/%)
 
-test-san: bins build/nb_cells $(TESTS:%=build/san/%)
+# (test_notebooks runs commands like ./build/test/test_ode, so the double tests are built too)
+test-san: bins build/nb_cells $(TESTS:%=build/test/%) $(TESTS:%=build/san/%)
 	@sh tests/run.sh $(TESTS:%=build/san/%)
 
 # The stories, run with their defaults.
