@@ -190,7 +190,9 @@ void matmul(real *c, int ldc, const real *a, int lda, int a_trans, const real *b
     int unit = by_columns ? NR : MR, size = by_columns ? N : M;
     int width = round_up((size + bands - 1) / bands, unit);
     bands = (size + width - 1) / width;
+#ifdef _OPENMP
 #pragma omp parallel for schedule(static) if (bands > 1)
+#endif
     for (int band = 0; band < bands; band++) {
         int lo = band * width, hi = lo + width < size ? lo + width : size;
         if (by_columns)

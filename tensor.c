@@ -288,7 +288,9 @@ float fast_expf(float x) { return fast_expf_inline(x); }
 #endif
 
 void silu_forward(real *out, const real *in, size_t n) {
+#ifdef _OPENMP
 #pragma omp parallel for schedule(static) if (n > 50000)
+#endif
     for (size_t i = 0; i < n; i++) {
         real x = in[i];
         out[i] = x / (1 + silu_exp(-x));
@@ -298,7 +300,9 @@ void silu_forward(real *out, const real *in, size_t n) {
 /* forward: out = x σ(x)
  *   d out / dx = σ(x) + x σ(x) (1 − σ(x)) = σ(x) (1 + x (1 − σ(x))) */
 void silu_backward(real *din, const real *dout, const real *in, size_t n) {
+#ifdef _OPENMP
 #pragma omp parallel for schedule(static) if (n > 50000)
+#endif
     for (size_t i = 0; i < n; i++) {
         real x = in[i];
         real sig = 1 / (1 + silu_exp(-x));

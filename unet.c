@@ -58,7 +58,9 @@ static void inside_run(int *lo, int *hi, int j, int pad, int stride, int n_in, i
 static void im2col(real *col, const real *in, int C_in, int H, int W, int k, int stride) {
     int pad = k / 2, Ho = conv2d_out_size(H, k, stride), Wo = conv2d_out_size(W, k, stride);
     size_t P = (size_t)Ho * Wo;
+#ifdef _OPENMP
 #pragma omp parallel for schedule(static) if (C_in * P > 20000)
+#endif
     for (int c = 0; c < C_in; c++)
         for (int i = 0; i < k; i++)
             for (int j = 0; j < k; j++) {
@@ -102,7 +104,9 @@ static void im2col(real *col, const real *in, int C_in, int H, int W, int k, int
  * of dcol that belong to the padding (so dcol, a scratch buffer, is changed). */
 static void col2im_add(real *din, real *dcol, int C_in, int H, int W, int k, int stride) {
     int pad = k / 2, Ho = conv2d_out_size(H, k, stride), Wo = conv2d_out_size(W, k, stride);
+#ifdef _OPENMP
 #pragma omp parallel for schedule(static) if (C_in * Ho * Wo > 20000)
+#endif
     for (int c = 0; c < C_in; c++)
         for (int i = 0; i < k; i++)
             for (int j = 0; j < k; j++) {
@@ -190,7 +194,9 @@ void conv2d_backward(real *din, real *dw, real *db, real *scratch, const real *d
  * Nearest-neighbour ×2 upsampling: out (N, C, 2H, 2W), in (N, C, H, W) */
 
 void upsample_forward(real *out, const real *in, int N, int C, int H, int W) {
+#ifdef _OPENMP
 #pragma omp parallel for schedule(static) if ((size_t)N * C * H * W > 20000)
+#endif
     for (size_t nc = 0; nc < (size_t)N * C; nc++) {
         const real *in_c = in + nc * H * W;                 /* seek to in[n, c, :, :] */
         real *out_c = out + nc * 4 * H * W;                 /* seek to out[n, c, :, :] */
@@ -203,7 +209,9 @@ void upsample_forward(real *out, const real *in, int N, int C, int H, int W) {
 /* forward: out[y, x] = in[y/2, x/2], so each input feeds four outputs:
  *   din[y, x] += dout[2y, 2x] + dout[2y, 2x+1] + dout[2y+1, 2x] + dout[2y+1, 2x+1] */
 void upsample_backward(real *din, const real *dout, int N, int C, int H, int W) {
+#ifdef _OPENMP
 #pragma omp parallel for schedule(static) if ((size_t)N * C * H * W > 20000)
+#endif
     for (size_t nc = 0; nc < (size_t)N * C; nc++) {
         real *din_c = din + nc * H * W;
         const real *dout_c = dout + nc * 4 * H * W;
@@ -222,7 +230,9 @@ void groupnorm_forward(real *out, real *mean, real *rstd, const real *in,
                        const real *gamma, const real *beta, int N, int C, int HW, int G) {
     int Cg = C / G;
     size_t M = (size_t)Cg * HW;
+#ifdef _OPENMP
 #pragma omp parallel for collapse(2) schedule(static) if ((size_t)N * C * HW > 20000)
+#endif
     for (int n = 0; n < N; n++)
         for (int g = 0; g < G; g++) {
             const real *x = in + ((size_t)n * C + (size_t)g * Cg) * HW; /* seek to in[n, g·Cg, :] */
@@ -241,7 +251,9 @@ void groupnorm_forward(real *out, real *mean, real *rstd, const real *in,
 void groupnorm_apply(real *out, const real *mean, const real *rstd, const real *in,
                      const real *gamma, const real *beta, int N, int C, int HW, int G) {
     int Cg = C / G;
+#ifdef _OPENMP
 #pragma omp parallel for collapse(2) schedule(static) if ((size_t)N * C * HW > 20000)
+#endif
     for (int n = 0; n < N; n++)
         for (int c = 0; c < C; c++) {
             size_t start = ((size_t)n * C + c) * HW;           /* seek to in[n, c, :] */
@@ -264,7 +276,9 @@ void groupnorm_backward(real *din, real *dgamma, real *dbeta, const real *dout,
     size_t M = (size_t)Cg * HW;
     /* groups outside, images inside: threads split the groups, and each dγ, dβ still adds
      * its images in the order n = 0, 1, …, N−1 */
+#ifdef _OPENMP
 #pragma omp parallel for schedule(static) if ((size_t)N * C * HW > 20000)
+#endif
     for (int g = 0; g < G; g++)
         for (int n = 0; n < N; n++) {
             size_t start = ((size_t)n * C + (size_t)g * Cg) * HW;
@@ -306,7 +320,9 @@ void groupnorm_backward(real *din, real *dgamma, real *dbeta, const real *dout,
 void concat_forward(real *out, const real *h, const real *skip, int N, int C_h, int C_skip,
                     int HW) {
     size_t nh = (size_t)C_h * HW, ns = (size_t)C_skip * HW;
+#ifdef _OPENMP
 #pragma omp parallel for schedule(static) if ((nh + ns) * N > 20000)
+#endif
     for (int n = 0; n < N; n++) {
         real *out_n = out + (size_t)n * (nh + ns);          /* seek to out[n, :, :] */
         memcpy(out_n, h + (size_t)n * nh, nh * sizeof(real));
@@ -318,7 +334,9 @@ void concat_forward(real *out, const real *h, const real *skip, int N, int C_h, 
 void concat_backward(real *dh, real *dskip, const real *dout, int N, int C_h, int C_skip,
                      int HW) {
     size_t nh = (size_t)C_h * HW, ns = (size_t)C_skip * HW;
+#ifdef _OPENMP
 #pragma omp parallel for schedule(static) if ((nh + ns) * N > 20000)
+#endif
     for (int n = 0; n < N; n++) {
         const real *dout_n = dout + (size_t)n * (nh + ns);
         real *dh_n = dh + (size_t)n * nh, *dskip_n = dskip + (size_t)n * ns;
