@@ -16,8 +16,8 @@
 #   make clean      remove build/ and the programs (out/ is yours and is kept)
 #
 # CC and CFLAGS are overridable: `make CC=clang`, `make CFLAGS=-O1`, `make PORTABLE=1` (no
-# -march=native), `make OMP=1` (the `#pragma omp` lines run on all cores; without it they
-# are comments, and the results are the same bits either way: `make test-threads`).
+# -march=native), `make OMP=1` (the `#pragma omp` lines, each behind `#ifdef _OPENMP`, run on all cores; without it they
+# are skipped, and the results are the same bits either way: `make test-threads`).
 # CFLAGS holds only optimization and target: the language and the warnings (STD, WARN) are
 # in every recipe whatever CFLAGS is. -ffp-contract=off (gcc implies it with -std=c11,
 # clang does not) stops the compiler from fusing a·b + c on its own, so results are
@@ -29,7 +29,7 @@ OPT     ?= -O3
 ARCH    := $(if $(PORTABLE),,-march=native)
 CFLAGS  ?= $(OPT) $(ARCH)
 STD     := -std=c11 -ffp-contract=off
-WARN    := -Wall -Wextra -Wpedantic -Wshadow $(if $(OMP),,-Wno-unknown-pragmas)
+WARN    := -Wall -Wextra -Wpedantic -Wshadow
 OMPFLAG := $(if $(OMP),-fopenmp,)
 # WARN before CFLAGS (CFLAGS=-Werror or -Wno-... still work), STD after it (it always holds)
 COMPILE   = $(CC) $(WARN) $(CFLAGS) $(STD) $(OMPFLAG)
