@@ -2,8 +2,8 @@
  *
  * Reading order: conv2d (im2col and matmul.c's matmul, the only hot loop), upsampling, group norm,
  * concatenation, the residual block, the attention block, then the U-Net: config,
- * construction (where the architecture is spelled out), forward, backward (the forward's
- * calls in exact reverse order), and the Denoiser glue.
+ * construction (where the architecture is spelled out and the block list built), forward,
+ * backward (the forward's calls in exact reverse order), and the Denoiser glue.
  * The network never sees a schedule: it maps (x_t, t) to D = C·H·W numbers.
  *
  * Sizes: N = batch, C = channels, H, W = height, width, HW = H·W, P = output positions of
@@ -268,7 +268,11 @@ void groupnorm_apply(real *out, const real *mean, const real *rstd, const real *
 /* forward: x̂ = (x − μ) rstd,  out[c, p] = γ[c] x̂[c, p] + β[c]
  *   dβ[c] += Σ_p dout[c, p],  dγ[c] += Σ_p dout[c, p] x̂[c, p]
  *   with dx̂ = dout γ, and μ, rstd depending on every x of the group:
- *   din = rstd (dx̂ − mean(dx̂) − x̂ mean(dx̂ x̂))      (means over the group's M numbers) */
+ *   din = rstd (dx̂ − mean(dx̂) − x̂ mean(dx̂ x̂))      (means over the group's M numbers)
+ * The three terms, from ∂x̂_j/∂x_i = rstd (δ_ij − 1/M − x̂_i x̂_j / M):
+ *   direct term     rstd dx̂_i               through x̂_i's own x_i, μ and σ² held fixed
+ *   mean term      −rstd mean(dx̂)           through μ:  ∂μ/∂x_i = 1/M
+ *   variance term  −rstd x̂_i mean(dx̂ x̂)     through σ²: ∂σ²/∂x_i = 2 (x_i − μ)/M */
 void groupnorm_backward(real *din, real *dgamma, real *dbeta, const real *dout,
                         const real *mean, const real *rstd, const real *in,
                         const real *gamma, int N, int C, int HW, int G) {
@@ -300,15 +304,18 @@ void groupnorm_backward(real *din, real *dgamma, real *dbeta, const real *dout,
                 sum_dxhat += ga * sum_dy;
                 sum_dxhat_xhat += ga * sum_dy_xhat;
             }
-            real mean_dxhat = (real)(sum_dxhat / (double)M);
-            real mean_dxhat_xhat = (real)(sum_dxhat_xhat / (double)M);
+            /* the mean term, and the variance term's factor, are one number per group */
+            real mean_term = (real)(sum_dxhat / (double)M);            /* mean(dx̂) */
+            real mean_dxhat_xhat = (real)(sum_dxhat_xhat / (double)M); /* mean(dx̂ x̂) */
             for (int c = 0; c < Cg; c++) {
                 const real *xc = x + (size_t)c * HW, *dyc = dy + (size_t)c * HW;
                 real *dxc = dx + (size_t)c * HW;
                 real ga = gamma[g * Cg + c];
                 for (int p = 0; p < HW; p++) {
                     real xhat = (xc[p] - m) * rs;
-                    dxc[p] += rs * (dyc[p] * ga - mean_dxhat - xhat * mean_dxhat_xhat);
+                    real direct = dyc[p] * ga;                      /* dx̂_i */
+                    real variance_term = xhat * mean_dxhat_xhat;    /* x̂_i mean(dx̂ x̂) */
+                    dxc[p] += rs * (direct - mean_term - variance_term);
                 }
             }
         }
@@ -753,7 +760,10 @@ int unet_config_check(const UnetConfig *cfg, char *msg, size_t msg_len) {
  *   out = conv_out(SiLU(GN(h)))                                             (N, C, H, W)
  *
  * Every Res block also receives SiLU(temb). The skip stack is simulated here once, and
- * each block records the Act it reads, so forward and backward follow the same wiring. */
+ * each block records the Act it reads, so forward and backward follow the same wiring.
+ * Each layer with weights is declared by an add_ helper that also appends it to the block
+ * list (unet.h); after params_alloc, one walk over the list draws the weights in that order
+ * and sizes the shared scratch, and unet_free and unet_macs_per_image walk it too. */
 
 static void act_alloc(Unet *u, Act *a, int C, int H, int W) {
     if (u->n_acts == UNET_MAX_ACTS) die("unet: more than %d activations, raise UNET_MAX_ACTS",
@@ -770,6 +780,99 @@ static int level_has_attn(const UnetConfig *cfg, int H) {
     return 0;
 }
 
+/* ---- the block list (unet.h): each add_ declares a layer's weights and appends its entry */
+
+static void block_push(Unet *u, UnetBlock blk) {
+    if (u->n_blocks == UNET_MAX_BLOCKS) die("unet: more than %d blocks, raise UNET_MAX_BLOCKS",
+                                            UNET_MAX_BLOCKS);
+    u->blocks[u->n_blocks++] = blk;
+}
+
+/* w (n_in, n_out), b (n_out) as "name.w", "name.b" */
+static void add_linear(Unet *u, real **w, real **dw, real **b, real **db, const char *name,
+                       int n_in, int n_out) {
+    char pname[PARAM_NAME_LEN];
+    name_param(pname, name, "w");
+    params_add(u->params, w, dw, pname, 2, n_in, n_out);
+    name_param(pname, name, "b");
+    params_add(u->params, b, db, pname, 1, n_out);
+    block_push(u, (UnetBlock){ .kind = UNET_LINEAR, .w = w, .b = b, .n_in = n_in,
+                               .n_out = n_out });
+}
+
+/* a conv reading an H×W map */
+static void add_conv(Unet *u, Conv2d *conv, const char *prefix, const char *what, int C_in,
+                     int C_out, int k, int stride, int H, int W, int zero_init) {
+    conv2d_declare(conv, u->params, prefix, what, C_in, C_out, k, stride);
+    block_push(u, (UnetBlock){ .kind = UNET_CONV, .conv = conv, .H = H, .W = W,
+                               .zero_init = zero_init });
+}
+
+static void add_groupnorm(Unet *u, real **gamma, real **dgamma, real **beta, real **dbeta,
+                          const char *prefix, const char *what, int C) {
+    groupnorm_declare(gamma, dgamma, beta, dbeta, u->params, prefix, what, C);
+    block_push(u, (UnetBlock){ .kind = UNET_GROUPNORM, .w = gamma, .b = beta, .n_out = C });
+}
+
+/* a residual block at the resolution H×W; its conv2 starts at zero */
+static void add_res(Unet *u, ResBlock *rb, const char *name, int C_in, int C_out, int H, int W) {
+    resblock_create(rb, u->params, name, C_in, C_out, u->T_emb, u->cfg.groups, H, W,
+                    u->cfg.max_batch);
+    block_push(u, (UnetBlock){ .kind = UNET_RES, .res = rb, .zero_init = 1 });
+}
+
+/* an attention block at H×W; its proj starts at zero */
+static void add_attn(Unet *u, AttnBlock *ab, const char *name, int C, int H, int W) {
+    attention_create(ab, u->params, name, C, u->cfg.groups, H, W, u->cfg.max_batch);
+    block_push(u, (UnetBlock){ .kind = UNET_ATTN, .attn = ab, .zero_init = 1 });
+}
+
+/* a table (rows, n_out) as "name" */
+static void add_embedding(Unet *u, real **w, real **dw, const char *name, int rows, int n_out) {
+    params_add(u->params, w, dw, name, 2, rows, n_out);
+    block_push(u, (UnetBlock){ .kind = UNET_EMBEDDING, .w = w, .n_in = rows, .n_out = n_out });
+}
+
+/* ---- walks over the block list */
+
+/* the weights of one block, drawn from rng */
+static void block_init(const UnetBlock *blk, Rng *rng) {
+    switch (blk->kind) {
+    case UNET_LINEAR:      /* PyTorch's default U(±1/√fan_in), fan_in = n_in */
+        init_uniform(*blk->w, (size_t)blk->n_in * blk->n_out, blk->n_in, rng);
+        init_uniform(*blk->b, (size_t)blk->n_out, blk->n_in, rng);
+        break;
+    case UNET_CONV: conv2d_init(blk->conv, rng, blk->zero_init); break;
+    case UNET_GROUPNORM: groupnorm_init(*blk->w, *blk->b, blk->n_out); break;
+    case UNET_RES: resblock_init_weights(blk->res, rng, blk->zero_init); break;
+    case UNET_ATTN: attention_init_weights(blk->attn, rng, blk->zero_init); break;
+    case UNET_EMBEDDING:   /* N(0, 1), as the common embedding layers start */
+        for (size_t i = 0; i < (size_t)blk->n_in * blk->n_out; i++)
+            (*blk->w)[i] = (real)rng_normal(rng);
+        break;
+    }
+}
+
+/* reals of the shared scratch that the block's forward and backward use */
+static size_t block_scratch_size(const UnetBlock *blk) {
+    const Conv2d *c = blk->conv;
+    switch (blk->kind) {
+    case UNET_CONV:
+        return conv2d_scratch_size(c->C_in, c->C_out, blk->H, blk->W, c->k, c->stride);
+    case UNET_RES: return resblock_scratch_size(blk->res);
+    case UNET_ATTN: return attention_scratch_size(blk->attn);
+    case UNET_LINEAR: case UNET_GROUPNORM: case UNET_EMBEDDING: return 0;
+    }
+    return 0;
+}
+
+/* what a block allocated beside its weights: its caches */
+static void block_free(const UnetBlock *blk) {
+    if (blk->kind == UNET_RES) resblock_free(blk->res);
+    if (blk->kind == UNET_ATTN) attention_free(blk->attn);
+}
+
+
 int unet_init(Unet *u, const UnetConfig *cfg, ParamSet *ps, Rng *rng) {
     char msg[256], name[PARAM_NAME_LEN];
     if (unet_config_check(cfg, msg, sizeof msg)) {
@@ -784,10 +887,8 @@ int unet_init(Unet *u, const UnetConfig *cfg, ParamSet *ps, Rng *rng) {
     u->T_emb = T_emb;
 
     /* timestep embedding: sinusoidal(t, base) → Linear(base, 4·base) → SiLU → Linear */
-    params_add(ps, &u->temb1_w, &u->dtemb1_w, "temb.fc1.w", 2, base, T_emb);
-    params_add(ps, &u->temb1_b, &u->dtemb1_b, "temb.fc1.b", 1, T_emb);
-    params_add(ps, &u->temb2_w, &u->dtemb2_w, "temb.fc2.w", 2, T_emb, T_emb);
-    params_add(ps, &u->temb2_b, &u->dtemb2_b, "temb.fc2.b", 1, T_emb);
+    add_linear(u, &u->temb1_w, &u->dtemb1_w, &u->temb1_b, &u->dtemb1_b, "temb.fc1", base, T_emb);
+    add_linear(u, &u->temb2_w, &u->dtemb2_w, &u->temb2_b, &u->dtemb2_b, "temb.fc2", T_emb, T_emb);
     u->x_in = alloc_reals((size_t)NB * cfg->C * cfg->H * cfg->W, "copy of the input x");
     u->t_real = alloc_reals((size_t)NB, "t");
     u->y = xmalloc((size_t)NB * sizeof(int), "U-Net labels");
@@ -801,7 +902,7 @@ int unet_init(Unet *u, const UnetConfig *cfg, ParamSet *ps, Rng *rng) {
     /* conv_in, and the skip stack that the down path fills and the up path empties */
     Act *stack[1 + UNET_MAX_LEVELS * (UNET_MAX_RES + 1)];
     int top = 0;
-    conv2d_declare(&u->conv_in, ps, "in", "conv", cfg->C, base, 3, 1);
+    add_conv(u, &u->conv_in, "in", "conv", cfg->C, base, 3, 1, cfg->H, cfg->W, 0);
     act_alloc(u, &u->h_in, base, cfg->H, cfg->W);
     Act *h = &u->h_in;
     stack[top++] = h;
@@ -815,13 +916,13 @@ int unet_init(Unet *u, const UnetConfig *cfg, ParamSet *ps, Rng *rng) {
         lv->has_attn = level_has_attn(cfg, lv->H);
         for (int b = 0; b < R; b++) {
             snprintf(name, sizeof name, "down%d.res%d", l, b);
-            resblock_create(&lv->down_res[b], ps, name, h->C, lv->C, T_emb, G, lv->H, lv->W, NB);
+            add_res(u, &lv->down_res[b], name, h->C, lv->C, lv->H, lv->W);
             lv->down_in[b] = h;
             act_alloc(u, &lv->down_res_out[b], lv->C, lv->H, lv->W);
             h = &lv->down_res_out[b];
             if (lv->has_attn) {
                 snprintf(name, sizeof name, "down%d.attn%d", l, b);
-                attention_create(&lv->down_attn[b], ps, name, lv->C, G, lv->H, lv->W, NB);
+                add_attn(u, &lv->down_attn[b], name, lv->C, lv->H, lv->W);
                 act_alloc(u, &lv->down_attn_out[b], lv->C, lv->H, lv->W);
                 h = &lv->down_attn_out[b];
             }
@@ -829,7 +930,7 @@ int unet_init(Unet *u, const UnetConfig *cfg, ParamSet *ps, Rng *rng) {
         }
         if (l < L - 1) {
             snprintf(name, sizeof name, "down%d", l);
-            conv2d_declare(&lv->down, ps, name, "down", lv->C, lv->C, 3, 2);
+            add_conv(u, &lv->down, name, "down", lv->C, lv->C, 3, 2, lv->H, lv->W, 0);
             act_alloc(u, &lv->down_out, lv->C, lv->H / 2, lv->W / 2);
             h = &lv->down_out;
             stack[top++] = h;
@@ -837,13 +938,13 @@ int unet_init(Unet *u, const UnetConfig *cfg, ParamSet *ps, Rng *rng) {
     }
 
     /* middle */
-    resblock_create(&u->mid1, ps, "mid.res1", h->C, h->C, T_emb, G, h->H, h->W, NB);
+    add_res(u, &u->mid1, "mid.res1", h->C, h->C, h->H, h->W);
     act_alloc(u, &u->mid1_out, h->C, h->H, h->W);
     if (cfg->mid_attn) {
-        attention_create(&u->mid_attn, ps, "mid.attn", h->C, G, h->H, h->W, NB);
+        add_attn(u, &u->mid_attn, "mid.attn", h->C, h->H, h->W);
         act_alloc(u, &u->mid_attn_out, h->C, h->H, h->W);
     }
-    resblock_create(&u->mid2, ps, "mid.res2", h->C, h->C, T_emb, G, h->H, h->W, NB);
+    add_res(u, &u->mid2, "mid.res2", h->C, h->C, h->H, h->W);
     act_alloc(u, &u->mid2_out, h->C, h->H, h->W);
     h = &u->mid2_out;
 
@@ -856,13 +957,12 @@ int unet_init(Unet *u, const UnetConfig *cfg, ParamSet *ps, Rng *rng) {
             lv->up_skip[b] = skip;
             act_alloc(u, &lv->up_cat[b], h->C + skip->C, lv->H, lv->W);
             snprintf(name, sizeof name, "up%d.res%d", l, b);
-            resblock_create(&lv->up_res[b], ps, name, h->C + skip->C, lv->C, T_emb, G,
-                            lv->H, lv->W, NB);
+            add_res(u, &lv->up_res[b], name, h->C + skip->C, lv->C, lv->H, lv->W);
             act_alloc(u, &lv->up_res_out[b], lv->C, lv->H, lv->W);
             h = &lv->up_res_out[b];
             if (lv->has_attn) {
                 snprintf(name, sizeof name, "up%d.attn%d", l, b);
-                attention_create(&lv->up_attn[b], ps, name, lv->C, G, lv->H, lv->W, NB);
+                add_attn(u, &lv->up_attn[b], name, lv->C, lv->H, lv->W);
                 act_alloc(u, &lv->up_attn_out[b], lv->C, lv->H, lv->W);
                 h = &lv->up_attn_out[b];
             }
@@ -870,100 +970,41 @@ int unet_init(Unet *u, const UnetConfig *cfg, ParamSet *ps, Rng *rng) {
         if (l > 0) {
             act_alloc(u, &lv->up_near, lv->C, 2 * lv->H, 2 * lv->W);
             snprintf(name, sizeof name, "up%d", l);
-            conv2d_declare(&lv->up, ps, name, "up", lv->C, lv->C, 3, 1);
+            add_conv(u, &lv->up, name, "up", lv->C, lv->C, 3, 1, 2 * lv->H, 2 * lv->W, 0);
             act_alloc(u, &lv->up_out, lv->C, 2 * lv->H, 2 * lv->W);
             h = &lv->up_out;
         }
     }
     if (top != 0) die("unet: internal error, %d skips left on the stack", top);
 
-    /* out: GN → SiLU → conv3×3 (base → C) */
-    groupnorm_declare(&u->out_gn_gamma, &u->dout_gn_gamma, &u->out_gn_beta, &u->dout_gn_beta,
-                      ps, "out", "gn", base);
+    /* out: GN → SiLU → conv3×3 (base → C), the conv zero: the untrained net predicts 0 */
+    add_groupnorm(u, &u->out_gn_gamma, &u->dout_gn_gamma, &u->out_gn_beta, &u->dout_gn_beta,
+                  "out", "gn", base);
     u->out_gn_mean = alloc_reals((size_t)NB * G, "out gn mean");
     u->out_gn_rstd = alloc_reals((size_t)NB * G, "out gn rstd");
     act_alloc(u, &u->out_a, base, cfg->H, cfg->W);
     act_alloc(u, &u->out_s, base, cfg->H, cfg->W);
-    conv2d_declare(&u->conv_out, ps, "out", "conv", base, cfg->C * (1 + cfg->learned_var),
-                   3, 1);
+    add_conv(u, &u->conv_out, "out", "conv", base, cfg->C * (1 + cfg->learned_var), 3, 1,
+             cfg->H, cfg->W, 1);
     /* the label embedding, one row per class and ∅ (declared last: K = 0 is unchanged) */
     int K = cfg->num_classes;
-    if (K > 0) params_add(ps, &u->label_emb, &u->dlabel_emb, "label_emb", 2, K + 1, T_emb);
+    if (K > 0) add_embedding(u, &u->label_emb, &u->dlabel_emb, "label_emb", K + 1, T_emb);
 
-    /* every tensor is declared: place them, then initialize in the same order */
+    /* every tensor is declared: place them, then walk the list to initialize them in the
+     * same order and to size the scratch that every block shares */
     params_alloc(ps);
-    init_uniform(u->temb1_w, (size_t)base * T_emb, base, rng);
-    init_uniform(u->temb1_b, (size_t)T_emb, base, rng);
-    init_uniform(u->temb2_w, (size_t)T_emb * T_emb, T_emb, rng);
-    init_uniform(u->temb2_b, (size_t)T_emb, T_emb, rng);
-    conv2d_init(&u->conv_in, rng, 0);
-    size_t scratch = conv2d_scratch_size(cfg->C, base, cfg->H, cfg->W, 3, 1);
-    for (int l = 0; l < L; l++) {
-        UnetLevel *lv = &u->level[l];
-        for (int b = 0; b < R; b++) {
-            resblock_init_weights(&lv->down_res[b], rng, 1);
-            scratch = max_size(scratch, resblock_scratch_size(&lv->down_res[b]));
-            if (lv->has_attn) {
-                attention_init_weights(&lv->down_attn[b], rng, 1);
-                scratch = max_size(scratch, attention_scratch_size(&lv->down_attn[b]));
-            }
-        }
-        if (l < L - 1) {
-            conv2d_init(&lv->down, rng, 0);
-            scratch = max_size(scratch, conv2d_scratch_size(lv->C, lv->C, lv->H, lv->W, 3, 2));
-        }
+    size_t scratch = 0;
+    for (int i = 0; i < u->n_blocks; i++) {
+        block_init(&u->blocks[i], rng);
+        scratch = max_size(scratch, block_scratch_size(&u->blocks[i]));
     }
-    resblock_init_weights(&u->mid1, rng, 1);
-    scratch = max_size(scratch, resblock_scratch_size(&u->mid1));
-    if (cfg->mid_attn) {
-        attention_init_weights(&u->mid_attn, rng, 1);
-        scratch = max_size(scratch, attention_scratch_size(&u->mid_attn));
-    }
-    resblock_init_weights(&u->mid2, rng, 1);
-    for (int l = L - 1; l >= 0; l--) {
-        UnetLevel *lv = &u->level[l];
-        for (int b = 0; b <= R; b++) {
-            resblock_init_weights(&lv->up_res[b], rng, 1);
-            scratch = max_size(scratch, resblock_scratch_size(&lv->up_res[b]));
-            if (lv->has_attn) {
-                attention_init_weights(&lv->up_attn[b], rng, 1);
-                scratch = max_size(scratch, attention_scratch_size(&lv->up_attn[b]));
-            }
-        }
-        if (l > 0) {
-            conv2d_init(&lv->up, rng, 0);
-            scratch = max_size(scratch,
-                               conv2d_scratch_size(lv->C, lv->C, 2 * lv->H, 2 * lv->W, 3, 1));
-        }
-    }
-    groupnorm_init(u->out_gn_gamma, u->out_gn_beta, base);
-    conv2d_init(&u->conv_out, rng, 1);   /* zero: the untrained net predicts 0 (Ho et al.) */
-    if (K > 0)   /* N(0, 1), as the common embedding layers start; drawn last */
-        for (size_t i = 0; i < (size_t)(K + 1) * T_emb; i++)
-            u->label_emb[i] = (real)rng_normal(rng);
-    scratch = max_size(scratch, conv2d_scratch_size(base, cfg->C * (1 + cfg->learned_var),
-                                                    cfg->H, cfg->W, 3, 1));
     u->scratch_size = scratch;
     u->scratch = alloc_reals(scratch, "U-Net scratch (im2col, attention)");
     return 0;
 }
 
 void unet_free(Unet *u) {
-    int L = u->cfg.levels, R = u->cfg.num_res_blocks;
-    for (int l = 0; l < L; l++) {
-        UnetLevel *lv = &u->level[l];
-        for (int b = 0; b < R; b++) {
-            resblock_free(&lv->down_res[b]);
-            if (lv->has_attn) attention_free(&lv->down_attn[b]);
-        }
-        for (int b = 0; b <= R; b++) {
-            resblock_free(&lv->up_res[b]);
-            if (lv->has_attn) attention_free(&lv->up_attn[b]);
-        }
-    }
-    resblock_free(&u->mid1);
-    if (u->cfg.mid_attn) attention_free(&u->mid_attn);
-    resblock_free(&u->mid2);
+    for (int i = 0; i < u->n_blocks; i++) block_free(&u->blocks[i]);
     for (int i = 0; i < u->n_acts; i++) { free(u->acts[i]->x); free(u->acts[i]->dx); }
     free(u->x_in); free(u->t_real); free(u->y); free(u->temb0);
     free(u->temb1); free(u->dtemb1); free(u->temb1_act); free(u->dtemb1_act);
@@ -1211,27 +1252,21 @@ static double attention_macs(const AttnBlock *ab) {
     return 4 * conv_macs(&ab->q, ab->H, ab->W) + 2 * P * P * ab->C;  /* q k v proj; S, o */
 }
 
-double unet_macs_per_image(const Unet *u) {
-    const UnetConfig *cfg = &u->cfg;
-    int L = cfg->levels, R = cfg->num_res_blocks;
-    double m = (double)cfg->base * u->T_emb + (double)u->T_emb * u->T_emb;
-    m += conv_macs(&u->conv_in, cfg->H, cfg->W);
-    for (int l = 0; l < L; l++) {
-        const UnetLevel *lv = &u->level[l];
-        for (int b = 0; b < R; b++) {
-            m += resblock_macs(&lv->down_res[b]);
-            if (lv->has_attn) m += attention_macs(&lv->down_attn[b]);
-        }
-        if (l < L - 1) m += conv_macs(&lv->down, lv->H, lv->W);
-        for (int b = 0; b <= R; b++) {
-            m += resblock_macs(&lv->up_res[b]);
-            if (lv->has_attn) m += attention_macs(&lv->up_attn[b]);
-        }
-        if (l > 0) m += conv_macs(&lv->up, 2 * lv->H, 2 * lv->W);
+/* multiply-adds of a block per image */
+static double block_macs(const UnetBlock *blk) {
+    switch (blk->kind) {
+    case UNET_LINEAR: return (double)blk->n_in * blk->n_out;
+    case UNET_CONV: return conv_macs(blk->conv, blk->H, blk->W);
+    case UNET_RES: return resblock_macs(blk->res);
+    case UNET_ATTN: return attention_macs(blk->attn);
+    case UNET_GROUPNORM: case UNET_EMBEDDING: return 0;   /* no products (a lookup) */
     }
-    m += resblock_macs(&u->mid1) + resblock_macs(&u->mid2);
-    if (cfg->mid_attn) m += attention_macs(&u->mid_attn);
-    m += conv_macs(&u->conv_out, cfg->H, cfg->W);
+    return 0;
+}
+
+double unet_macs_per_image(const Unet *u) {
+    double m = 0;
+    for (int i = 0; i < u->n_blocks; i++) m += block_macs(&u->blocks[i]);
     return m;
 }
 

@@ -175,6 +175,36 @@ int unet_config_check(const UnetConfig *cfg, char *msg, size_t msg_len);
 
 typedef struct { real *x, *dx; int C, H, W; } Act;  /* activation (N, C, H, W), dL/dx */
 
+/* The block list: every layer of the U-Net that owns weights, one entry each, in the order
+ * unet_init declares them, which is the order the forward runs them and the order their
+ * weights are drawn. unet_init builds it once, as it builds the activation list; the weight
+ * initialization, the scratch sizing, unet_free and the multiply-add count walk it. The
+ * forward and the backward spell the wiring out themselves (and mirror each other). */
+typedef enum {
+    UNET_LINEAR,      /* w (n_in, n_out), b (n_out): the timestep embedding's two linears */
+    UNET_CONV,        /* a Conv2d reading an H×W map */
+    UNET_GROUPNORM,   /* γ, β (n_out): the output group norm (the blocks own theirs) */
+    UNET_RES,         /* a ResBlock */
+    UNET_ATTN,        /* an AttnBlock */
+    UNET_EMBEDDING    /* a table (n_in rows, n_out): the label embedding */
+} UnetBlockKind;
+
+typedef struct {
+    UnetBlockKind kind;
+    Conv2d *conv;     /* UNET_CONV */
+    ResBlock *res;    /* UNET_RES */
+    AttnBlock *attn;  /* UNET_ATTN */
+    real **w, **b;    /* UNET_LINEAR, UNET_GROUPNORM (γ, β), UNET_EMBEDDING (w): the slots
+                         params_alloc fills */
+    int n_in, n_out;  /* UNET_LINEAR, UNET_GROUPNORM (n_out only), UNET_EMBEDDING */
+    int H, W;         /* UNET_CONV: size of the input map, e.g. 28, 28 */
+    int zero_init;    /* 1: the branch's last layer starts at zero (Ho et al.), e.g. conv_out */
+} UnetBlock;
+
+/* 2 linears, conv_in, per level 4·R + 4 (R res and attention down, R + 1 up, down and up
+ * convs), 3 in the middle, the output group norm and conv, the label embedding */
+#define UNET_MAX_BLOCKS (3 + UNET_MAX_LEVELS * (4 * UNET_MAX_RES + 4) + 3 + 3)
+
 typedef struct {
     int C, H, W;                  /* channels base·mult[l] and feature-map size */
     int has_attn;                 /* H is in cfg.attn_res */
@@ -223,6 +253,7 @@ typedef struct {
     Act out_s;                    /* (N, base, H, W) SiLU output, the input of conv_out */
     Conv2d conv_out;              /* 3×3, base → C, zero-initialized (Ho et al.) */
     /* bookkeeping */
+    UnetBlock blocks[UNET_MAX_BLOCKS]; int n_blocks;  /* every layer with weights, in order */
     Act *acts[UNET_MAX_ACTS]; int n_acts;  /* every Act, to zero gradients and free */
     real *scratch; size_t scratch_size;    /* im2col and attention matrices, shared */
     int last_N;                   /* N of the last forward, checked by the backward */
