@@ -25,11 +25,13 @@ typedef double real;
 #define REAL_NAME "double"
 #define real_exp exp
 #define real_fma fma
+#define real_sqrt sqrt
 #else
 typedef float real;
 #define REAL_NAME "float"
 #define real_exp expf    /* exp in the precision of `real` */
 #define real_fma fmaf    /* x·y + z rounded once: one instruction with -march=native */
+#define real_sqrt sqrtf  /* correctly rounded, as (float)sqrt((double)x) is: the same bits */
 #endif
 
 /* ----------------------------------------------------------------------------------------
