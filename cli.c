@@ -91,7 +91,7 @@ const char *names_join(char *buf, size_t len, const char *const *names, int n) {
 
 int diffusion_option(CliArgs *a, DiffusionOptions *d) {
     if (cli_is(a, "--T")) {
-        d->T = (int)cli_int(a, 1, 100000);
+        d->T = (int)cli_int(a, 1, DIFFUSION_MAX_T);
         d->given.T = 1;
     } else if (cli_is(a, "--schedule")) {
         const char *v = cli_value(a);
@@ -212,8 +212,15 @@ static void conflict(const SettingsReader *r, const char *opt, const char *mine,
         "run without %s", opt, mine, r->path, opt, file, r->how);
 }
 
-void read_int_setting(const SettingsReader *r, const char *name, const char *opt, int given,
-                      int *v) {
+static void out_of_range(const SettingsReader *r, const char *name, const char *opt,
+                         const char *value, const char *range) {
+    die("%s: %s = %s is outside %s%s%s%s: the file is damaged or hand-made (not written by %s)",
+        r->path, name, value, range, opt[0] ? " (the range of " : "", opt, opt[0] ? ")" : "",
+        r->program);
+}
+
+void read_int_setting_in(const SettingsReader *r, const char *name, const char *opt, int given,
+                         int *v, long lo, long hi) {
     const CkptSetting *s = setting_of(r, name, CKPT_INT);
     if (given && r->strict && *v != s->i) {
         char a[32], b[32];
@@ -221,12 +228,22 @@ void read_int_setting(const SettingsReader *r, const char *name, const char *opt
         snprintf(b, sizeof b, "%lld", (long long)s->i);
         conflict(r, opt, a, b);
     }
-    if (s->i < 0 || s->i > 100000000) die("%s: malformed: %s = %lld", r->path, name, (long long)s->i);
+    if (s->i < lo || s->i > hi) {
+        char value[32], range[64];
+        snprintf(value, sizeof value, "%lld", (long long)s->i);
+        snprintf(range, sizeof range, "%ld..%ld", lo, hi);
+        out_of_range(r, name, opt, value, range);
+    }
     *v = (int)s->i;
 }
 
-void read_double_setting(const SettingsReader *r, const char *name, const char *opt, int given,
-                         double *v) {
+void read_int_setting(const SettingsReader *r, const char *name, const char *opt, int given,
+                      int *v) {
+    read_int_setting_in(r, name, opt, given, v, 0, 100000000);
+}
+
+static void read_double(const SettingsReader *r, const char *name, const char *opt, int given,
+                        double *v, int check, double lo, double hi) {
     const CkptSetting *s = setting_of(r, name, CKPT_DOUBLE);
     if (given && r->strict && *v != s->d) {
         char a[32], b[32];
@@ -234,7 +251,23 @@ void read_double_setting(const SettingsReader *r, const char *name, const char *
         snprintf(b, sizeof b, "%g", s->d);
         conflict(r, opt, a, b);
     }
+    if (check && !(s->d >= lo && s->d <= hi)) {   /* NaN too */
+        char value[32], range[64];
+        snprintf(value, sizeof value, "%g", s->d);
+        snprintf(range, sizeof range, "[%g, %g]", lo, hi);
+        out_of_range(r, name, opt, value, range);
+    }
     *v = s->d;
+}
+
+void read_double_setting(const SettingsReader *r, const char *name, const char *opt, int given,
+                         double *v) {
+    read_double(r, name, opt, given, v, 0, 0, 0);
+}
+
+void read_double_setting_in(const SettingsReader *r, const char *name, const char *opt,
+                            int given, double *v, double lo, double hi) {
+    read_double(r, name, opt, given, v, 1, lo, hi);
 }
 
 const char *read_name_setting(const SettingsReader *r, const char *name, const char *opt,
@@ -247,7 +280,7 @@ const char *read_name_setting(const SettingsReader *r, const char *name, const c
 void diffusion_read(SettingsReader *r, DiffusionOptions *d) {
     int strict = r->strict;
     r->strict = 1;   /* the model and the diffusion: always */
-    read_int_setting(r, "T", "--T", d->given.T, &d->T);
+    read_int_setting_in(r, "T", "--T", d->given.T, &d->T, 1, DIFFUSION_MAX_T);
     if (schedule_parse(read_name_setting(r, "schedule", "--schedule", d->given.schedule,
                                          schedule_name(d->schedule)), &d->schedule))
         die("%s: malformed: unknown schedule", r->path);

@@ -56,6 +56,8 @@ const char *names_join(char *buf, size_t len, const char *const *names, int n);
  * The options of the diffusion itself: the same flags, ranges, messages and help lines in
  * both programs. Each program sets its own defaults (toy2d: T = 50, cosine; images: T = 200,
  * linear) and reads the rest of its options itself. */
+#define DIFFUSION_MAX_T 100000   /* --T, and a checkpoint's T, are 1..DIFFUSION_MAX_T */
+
 typedef struct {
     int T;                  /* diffusion steps */
     ScheduleKind schedule;  /* the β_t schedule */
@@ -108,6 +110,13 @@ void read_int_setting(const SettingsReader *r, const char *name, const char *opt
                       int *v);
 void read_double_setting(const SettingsReader *r, const char *name, const char *opt, int given,
                          double *v);
+/* The same, and a value outside lo..hi (the range the option itself accepts) dies before
+ * anything is allocated from it: "x.ckpt: T = 100000000 is outside 1..100000 (the range of
+ * --T): the file is damaged or hand-made". read_int_setting checks 0..100000000. */
+void read_int_setting_in(const SettingsReader *r, const char *name, const char *opt, int given,
+                         int *v, long lo, long hi);
+void read_double_setting_in(const SettingsReader *r, const char *name, const char *opt,
+                            int given, double *v, double lo, double hi);
 /* A name setting: `mine` is the option's value as text; returns the file's text. */
 const char *read_name_setting(const SettingsReader *r, const char *name, const char *opt,
                               int given, const char *mine);

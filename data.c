@@ -602,7 +602,6 @@ void digits_sample(real *x, int *label, int N, int H, int W, Rng *rng) {
  * the full MNIST training set is 47 million. Files (after gunzip) are read whole. */
 #define LOAD_MAX_VALUES ((uint64_t)1 << 28)
 #define LOAD_MAX_BYTES ((size_t)1 << 30)
-#define IDX_MAX_SIDE 4096
 
 static int load_error(const char *path, const char *fmt, ...) {
     va_list ap;

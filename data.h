@@ -170,7 +170,9 @@ void digits_sample(real *x, int *label, int N, int H, int W, Rng *rng);
  * and length checked. Free the outputs with data_free. */
 
 /* IDX images (MNIST, Fashion-MNIST): magic 0x00000803, then N, rows, cols as big-endian
- * 32-bit numbers, then N·rows·cols bytes. *out (N, 1, H, W) = byte / 127.5 − 1. */
+ * 32-bit numbers, then N·rows·cols bytes. *out (N, 1, H, W) = byte / 127.5 − 1. A side
+ * (rows, cols) is at most IDX_MAX_SIDE. */
+#define IDX_MAX_SIDE 4096
 int load_idx_images(const char *path, real **out, int *N, int *H, int *W, int max_n);
 /* IDX labels: magic 0x00000801, then N, then N bytes. *labels (N). */
 int load_idx_labels(const char *path, int **labels, int *N, int max_n);

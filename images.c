@@ -400,17 +400,30 @@ static void options_from_header(Options *o, const char *path, const CkptHeader *
                        data_names, DATA_COUNT);
     if (k < 0) die("%s: malformed: unknown data kind", path);
     o->data = (DataKind)k;
-    read_int_setting(&r, "C", "", 0, C);
-    read_int_setting(&r, "H", "--size", o->given.size, H);
-    read_int_setting(&r, "W", "--size", o->given.size, W);
+    /* every number that sizes an allocation, within what the options and loaders accept,
+     * before anything is built from it (a hand-made header with a valid CRC-32 must not
+     * reach malloc with H = 10^8, nor overflow C·H·W) */
+    if (o->data == DATA_DIGITS) {
+        read_int_setting_in(&r, "C", "", 0, C, 1, 1);
+        read_int_setting_in(&r, "H", "--size", o->given.size, H, 8, 64);
+        read_int_setting_in(&r, "W", "--size", o->given.size, W, *H, *H);
+    } else if (o->data == DATA_IDX) {
+        read_int_setting_in(&r, "C", "", 0, C, 1, 1);
+        read_int_setting_in(&r, "H", "", 0, H, 1, IDX_MAX_SIDE);
+        read_int_setting_in(&r, "W", "", 0, W, 1, IDX_MAX_SIDE);
+    } else {
+        read_int_setting_in(&r, "C", "", 0, C, 3, 3);
+        read_int_setting_in(&r, "H", "", 0, H, 32, 32);
+        read_int_setting_in(&r, "W", "", 0, W, 32, 32);
+    }
     o->size = *H;
     k = name_index(read_name_setting(&r, "model", "--model", o->given.model, model_names[o->model]),
                    model_names, MODEL_COUNT);
     if (k < 0) die("%s: malformed: unknown model preset", path);
     o->model = (ModelPreset)k;
-    read_int_setting(&r, "base", "--base", o->given.base, &o->base);
+    read_int_setting_in(&r, "base", "--base", o->given.base, &o->base, 2, 512);
     snprintf(o->mult, sizeof o->mult, "%s", read_name_setting(&r, "mult", "--mult", o->given.mult, o->mult));
-    read_int_setting(&r, "res_blocks", "--res-blocks", o->given.res, &o->res_blocks);
+    read_int_setting_in(&r, "res_blocks", "--res-blocks", o->given.res, &o->res_blocks, 1, UNET_MAX_RES);
     snprintf(o->attn, sizeof o->attn, "%s", read_name_setting(&r, "attn", "--attn", o->given.attn, o->attn));
     read_double_setting(&r, "prior_L_T", "", 0, prior);
     int64_t classes = 0;   /* absent: an unconditional model */
@@ -418,7 +431,8 @@ static void options_from_header(Options *o, const char *path, const CkptHeader *
         if (classes < 1 || classes > 1000) die("%s: malformed: classes = %lld", path, (long long)classes);
         o->cond = 1;
         o->classes = (int)classes;
-        ckpt_get_double(h, "p_uncond", &o->p_uncond);
+        if (ckpt_find(h, "p_uncond"))
+            read_double_setting_in(&r, "p_uncond", "--p-uncond", 0, &o->p_uncond, 0.0, 1.0);
     } else if (o->cond) {
         die("%s was trained without labels: --cond, --class need a model trained with --cond", path);
     }
@@ -427,13 +441,13 @@ static void options_from_header(Options *o, const char *path, const CkptHeader *
     int steps = o->steps;
     read_int_setting(&r, "steps", "--steps", 0, &o->steps);   /* the plan: may grow */
     if (o->given.steps) o->steps = steps;
-    read_int_setting(&r, "batch", "--batch", o->given.batch, &o->batch);
-    read_double_setting(&r, "lr", "--lr", o->given.lr, &o->lr);
+    read_int_setting_in(&r, "batch", "--batch", o->given.batch, &o->batch, 1, 4096);
+    read_double_setting_in(&r, "lr", "--lr", o->given.lr, &o->lr, 0.0, 1.0);
     read_int_setting(&r, "warmup", "--warmup", o->given.warmup, &o->warmup);
-    read_double_setting(&r, "ema", "--ema", o->given.ema, &o->ema);
+    read_double_setting_in(&r, "ema", "--ema", o->given.ema, &o->ema, 0.0, 1.0);
     if (!o->d.given.seed) {   /* the seed only draws the samples now: it may change */
         int seed = 0;
-        read_int_setting(&r, "seed", "--seed", 0, &seed);
+        read_int_setting_in(&r, "seed", "--seed", 0, &seed, 0, 2147483647L);
         o->d.seed = (unsigned long)seed;
     }
 }
@@ -944,6 +958,16 @@ static void read_settings(Run *r) {
     if (r->ckpt) {
         if (checkpoint_read_header(r->ckpt, &r->h)) exit(1);
         options_from_header(o, r->ckpt, &r->h, &r->C, &r->H, &r->W, &r->prior);
+    }
+    /* a measure on held-out images needs the images the model was trained on: the
+     * built-in digits would be measured instead (and a CIFAR model's 3 channels would
+     * read memory the digits never fill) */
+    if (o->sample_only && o->data != DATA_DIGITS && !o->file && (o->bound || o->ode_nll)) {
+        const char *file = "";
+        ckpt_get_string(&r->h, "data.file", &file);
+        die("%s was trained on --data %s%s%s: %s measures held-out images of that data; give "
+            "--file PATH", r->ckpt, data_names[o->data], file[0] ? " from " : "", file,
+            o->bound ? "--bound" : "--ode-nll");
     }
     if (o->data != DATA_DIGITS && !o->file && !o->sample_only) {
         if (r->ckpt) die("%s was trained on --data %s: give --file PATH to continue", r->ckpt, data_names[o->data]);

@@ -110,6 +110,28 @@ static void make_fixtures(void) {
     with_setting("T1e8.ckpt", ck, n, "T", 100000000);
     with_setting("negC.ckpt", ck, n, "C", -1);
     free(ck);
+
+    /* an IDX file (4 images of 8x8) and a CIFAR-10 batch (2 records), and a checkpoint
+     * trained 2 steps on each */
+    unsigned char idx[16 + 4 * 64] = { 0, 0, 8, 3, 0, 0, 0, 4, 0, 0, 0, 8, 0, 0, 0, 8 };
+    for (int i = 16; i < (int)sizeof idx; i++) idx[i] = (unsigned char)(i * 37);
+    write_all("tiny8.idx", idx, sizeof idx);
+    unsigned char *cifar = xmalloc(2 * 3073, "cifar");
+    for (int i = 0; i < 2 * 3073; i++) cifar[i] = (unsigned char)(i * 11);
+    cifar[0] = 3;
+    cifar[3073] = 7;
+    write_all("tiny.bin", cifar, 2 * 3073);
+    free(cifar);
+    static const char *const trained[2][2] = { { "idx", "tiny8.idx" }, { "cifar", "tiny.bin" } };
+    for (int k = 0; k < 2; k++) {
+        char cmd[600];
+        snprintf(cmd, sizeof cmd, "./images --data %s --file " FIX "/%s --base 8 --mult 1 "
+                 "--res-blocks 1 --attn none --T 10 --schedule cosine --steps 2 --batch 2 "
+                 "--warmup 0 --n-samples 1 --out " FIX "/out --save " FIX "/%s.ckpt > /dev/null "
+                 "2>&1", trained[k][0], trained[k][1], trained[k][0]);
+        CHECK(system(cmd) == 0, "the %s checkpoint fixture was made", trained[k][0]);
+    }
+
     char link[128];
     snprintf(link, sizeof link, "%s/link.ckpt", FIX);
     remove(link);
