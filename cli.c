@@ -301,7 +301,6 @@ void diffusion_read(SettingsReader *r, DiffusionOptions *d) {
 /* ========================================================================================
  * Training pieces and the loss log */
 
-static const double PI = 3.14159265358979323846;
 
 void draw_minibatch(real *batch, const real *train, int n, int B, int D, Rng *rng) {
     draw_labelled_minibatch(batch, NULL, train, NULL, n, B, D, rng);

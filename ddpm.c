@@ -248,8 +248,8 @@ void split_output(real *pred, real *v, const real *out, int N, int D) {
 /* φ(z) = Φ'(z) of the exact CDF, or the derivative of the tanh approximation:
  *   d/dz ½ (1 + tanh(c (z + k z³))) = ½ (1 − tanh²(·)) c (1 + 3 k z²), c = √(2/π) */
 static double normal_cdf_derivative(double z, int tanh_approx) {
-    if (!tanh_approx) return exp(-0.5 * z * z) / sqrt(2.0 * 3.14159265358979323846);
-    double c = sqrt(2.0 / 3.14159265358979323846), th = tanh(c * (z + 0.044715 * z * z * z));
+    if (!tanh_approx) return exp(-0.5 * z * z) / sqrt(2.0 * PI);
+    double c = sqrt(2.0 / PI), th = tanh(c * (z + 0.044715 * z * z * z));
     return 0.5 * (1.0 - th * th) * c * (1.0 + 3.0 * 0.044715 * z * z);
 }
 
@@ -286,7 +286,7 @@ double vlb_term_learned(double *dlogvar, const real *x0, const real *mu_q, const
         } else if (dec == DECODER_GAUSSIAN) {
             /* −log N(x₀; μ_θ, σ²) = ½ log(2π σ²) + (x₀ − μ_θ)²/(2σ²) */
             double e = (double)x0[d] - mu_th[d];
-            term = 0.5 * log(2.0 * 3.14159265358979323846 * var) + e * e / (2.0 * var);
+            term = 0.5 * log(2.0 * PI * var) + e * e / (2.0 * var);
             grad = 0.5 - e * e / (2.0 * var);
         } else {
             int tanh_approx = dec == DECODER_DISCRETE_TANH;
@@ -558,7 +558,7 @@ double normal_cdf(double z) { return 0.5 * erfc(-z / sqrt(2.0)); }
 
 /* the approximation in reference code: ½ (1 + tanh(√(2/π) (z + 0.044715 z³))) */
 double normal_cdf_tanh(double z) {
-    return 0.5 * (1.0 + tanh(sqrt(2.0 / 3.14159265358979323846) * (z + 0.044715 * z * z * z)));
+    return 0.5 * (1.0 + tanh(sqrt(2.0 / PI) * (z + 0.044715 * z * z * z)));
 }
 
 double discretized_gaussian_log_prob(double x, double mu, double sigma, int tanh_approx) {
@@ -612,7 +612,7 @@ void vlb_terms(double *out, Denoiser *net, const real *x0, const real *eps, cons
         } else if (dec == DECODER_GAUSSIAN) {
             double sq = 0.0;
             for (int d = 0; d < D; d++) sq += pow((double)x0[row + d] - mu_th[row + d], 2);
-            out[n] = sq / (2.0 * sigma2) + 0.5 * D * log(2.0 * 3.14159265358979323846 * sigma2);
+            out[n] = sq / (2.0 * sigma2) + 0.5 * D * log(2.0 * PI * sigma2);
         } else {
             double nll = 0.0, sigma = sqrt(sigma2);
             for (int d = 0; d < D; d++)
@@ -994,7 +994,7 @@ void ode_log_likelihood(double *logp, double *std_err, real *x_T, Denoiser *net,
     double *xbar = xmalloc((size_t)B * D * sizeof(double), "ODE x-bar");
     real *xc = xmalloc((size_t)B * D * sizeof(real), "ODE x");
     double *var = xmalloc((size_t)B * sizeof(double), "ODE variance");
-    const double log_2pi = log(2.0 * 3.14159265358979323846);
+    const double log_2pi = log(2.0 * PI);
     for (int start = 0; start < N; start += B) {
         int n = N - start < B ? N - start : B;
         memcpy(xc, x0 + (size_t)start * D, (size_t)n * D * sizeof(real));

@@ -15,7 +15,6 @@
 
 #include "tensor.h"
 
-static const double PI = 3.14159265358979323846;
 static const double BETA_MAX = 0.999;     /* the cap of Nichol & Dhariwal: β_t = 1 would
                                              erase the signal in one step (ᾱ_t = 0) */
 static const double COSINE_S = 0.008;     /* cosine offset s: keeps β_1 from being tiny */

@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const double PI = 3.14159265358979323846;
 
 /* ========================================================================================
  * Errors and allocation */

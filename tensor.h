@@ -34,6 +34,9 @@ typedef float real;
 #define real_sqrt sqrtf  /* correctly rounded, as (float)sqrt((double)x) is: the same bits */
 #endif
 
+/* π in double, the one definition every file uses (M_PI is POSIX, not C11) */
+#define PI 3.14159265358979323846
+
 /* ----------------------------------------------------------------------------------------
  * Checked allocation and fatal errors: one line naming the place and a hint, exit 1. */
 void *xmalloc(size_t bytes, const char *what);  /* never returns NULL */

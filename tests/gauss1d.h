@@ -85,7 +85,7 @@ static inline double g1_bound(const Gauss1D *g, ReverseVar var) {
 
 /* −E[log N(x₀; m, v0)] = ½ log(2π e v0), the true NLL per dimension */
 static inline double g1_nll(const Gauss1D *g) {
-    return 0.5 * log(2 * 3.14159265358979323846 * g->v0) + 0.5;
+    return 0.5 * log(2 * PI * g->v0) + 0.5;
 }
 
 static inline double g1_log_normal(double x, double mean, double var);
@@ -151,7 +151,7 @@ static inline G1Jensen g1_jensen(Gauss1D *g, ReverseVar var, double x0, int N, R
 #define TWO_HILL_V 0.1
 
 static inline double g1_log_normal(double x, double mean, double var) {
-    return -0.5 * log(2 * 3.14159265358979323846 * var) - (x - mean) * (x - mean) / (2 * var);
+    return -0.5 * log(2 * PI * var) - (x - mean) * (x - mean) / (2 * var);
 }
 
 static inline double two_hill_pdf(double x) {

@@ -16,7 +16,6 @@
 #define Z_BOUND 5.0            /* statistical checks: 5 standard errors */
 #define SUM_TOL 1e-9           /* 256 bin masses summed; each clamped at ≥ 1e-12 */
 #define TANH_CDF_MAX_ERR 2e-4  /* the tanh formula's accuracy: max |error| 1.79e-4 at |z| ≈ 2.59 */
-#define PI 3.14159265358979323846
 
 static void test_decoder(void) {
     double mus[4] = { 0.0, -1.0, 0.97, 3.0 }, sigmas[3] = { 1e-3, 0.05, 0.8 };

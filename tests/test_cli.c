@@ -87,7 +87,7 @@ static void test_recipe(void) {
     enum { S = 1000 };
     CHECK(lr_cosine(0.004, 1, S) == 0.004, "step 1: the full rate");
     CHECK_CLOSE(lr_cosine(0.004, S / 2 + 1, S), 0.002, LR_TOL, "half way: half the rate");
-    CHECK_CLOSE(lr_cosine(0.004, S, S), 0.002 * (1 + cos(3.14159265358979323846 * (S - 1) / S)),
+    CHECK_CLOSE(lr_cosine(0.004, S, S), 0.002 * (1 + cos(PI * (S - 1) / S)),
                 LR_TOL, "last step");
     /* a minibatch: the rows rng_int picks, in order, from a table whose rows name themselves */
     enum { N = 50, B = 20, D = 3 };

@@ -95,7 +95,7 @@ static void check_moments(const real *x, const int *label, int want, int N,
 }
 
 static double gauss_logpdf_std(const double x[2]) {   /* log N(x; 0, I) */
-    return -log(2.0 * 3.14159265358979323846) - 0.5 * (x[0] * x[0] + x[1] * x[1]);
+    return -log(2.0 * PI) - 0.5 * (x[0] * x[0] + x[1] * x[1]);
 }
 
 /* dogcat in standardized coordinates (the coordinates the network sees) */
@@ -494,7 +494,7 @@ static void test_energy_distance(void) {
     CHECK_CLOSE(same, 0.0, EXACT_TOL, "energy distance of a set to itself");
     CHECK_CLOSE(ab, ba, EXACT_TOL, "energy distance is symmetric");
     /* E‖A − A'‖ for N(0, I₂) is √π: the bias scale of two independent samples */
-    double bias = sqrt(3.14159265358979323846) * (1.0 / n + 1.0 / n);
+    double bias = sqrt(PI) * (1.0 / n + 1.0 / n);
     CHECK(ab >= 0.0 && ab <= ED_SAME_FACTOR * bias,
           "two samples of one law: energy distance %g within %g × bias %g", ab, ED_SAME_FACTOR, bias);
     /* exactly 2 E‖N(δ, 2I)‖ − 2 E‖N(0, 2I)‖ ≈ 2 (3.4 − 1.77) ≈ 3.2 for |δ| = 3 */

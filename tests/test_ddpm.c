@@ -170,7 +170,7 @@ static void test_kl_equals_loss(void) {
                 } else {           /* −log N(x₀; μ_θ(x₁, 1), σ_1² I) */
                     double sq = 0;
                     for (int d = 0; d < D; d++) sq += pow(x0[n * D + d] - mu_th[n * D + d], 2);
-                    direct = sq / (2 * sigma2) + 0.5 * D * log(2 * 3.14159265358979323846 * sigma2);
+                    direct = sq / (2 * sigma2) + 0.5 * D * log(2 * PI * sigma2);
                 }
                 if (fabs(per[n] - direct) > 1e-8 * fabs(direct) + KL_ABS_TOL) {
                     ok = 0;

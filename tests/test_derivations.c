@@ -21,7 +21,6 @@
 #include "gauss1d.h"
 #include "../data.h"
 
-#define PI 3.14159265358979323846
 #define EULER_GAMMA 0.57721566490153286061
 #define ALGEBRA_TOL 1e-10  /* two closed forms of one quantity, in double: rounding only */
 #define GRID_TOL 1e-7      /* Riemann sums of smooth Gaussians on a grid of ≥ 20 points per

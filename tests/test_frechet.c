@@ -105,7 +105,7 @@ static void test_jacobi(void) {
     for (int i = 0; i < NT; i++) {
         tri[i * NT + i] = 2;
         if (i + 1 < NT) tri[i * NT + i + 1] = tri[(i + 1) * NT + i] = -1;
-        wantt[i] = 2 - 2 * cos((i + 1) * 3.14159265358979323846 / (NT + 1));
+        wantt[i] = 2 - 2 * cos((i + 1) * PI / (NT + 1));
     }
     qsort(wantt, NT, sizeof(double), cmp_double);
     check_eigen(tri, NT, wantt, "tridiagonal 2 - 2cos(k pi/(n+1))");

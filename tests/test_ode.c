@@ -37,7 +37,6 @@
 #define ED_FLOOR_FACTOR 2.0  /* the bound: energy distance within 2x the floor */
 #define ROUNDTRIP_TOL 1e-3   /* median |decode(encode(x₀)) − x₀| at S = T = 50 (standardized
                                 units, data spread 1): measured 1.5e-4 */
-#define PI 3.14159265358979323846
 
 static Mixture2D dogcat_standardized(void) {
     Mixture2D mix;

@@ -4,12 +4,12 @@
 
 #include "harness.h"
 #include "../schedule.h"
+#include "../tensor.h"   /* PI */
 
 #define EXACT_TOL 1e-12     /* the same double arithmetic done twice: rounding only */
 #define PRODUCT_TOL 1e-10   /* relative: a product of 1000 factors, each rounded once */
 #define PUBLISHED_TOL 1e-3  /* relative: ᾱ_T ≈ 4.036e-5 is quoted to 4 digits */
 
-static const double PI = 3.14159265358979323846;
 
 /* identities every schedule must satisfy */
 static void check_tables(const Schedule *s) {
