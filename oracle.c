@@ -1,7 +1,8 @@
 /* oracle.c: the exact optimal denoiser of a 2D mixture (see oracle.h).
  *
- * forward: ε* and J_ε = ∂ε* / ∂x_t from data.c; every parametrization's output is affine in
- *          ε̂ and x_t (ddpm.c eps_affine: ε̂ = a x_t + b out), so out = (ε* − a x_t)/b and
+ * forward: ε* and J_ε = ∂ε* / ∂x_t from data.c; the output is the parametrization's
+ *          target built from ε* and x̂₀ = (x_t − √(1 − ᾱ_t) ε*)/√ᾱ_t (ddpm.c prediction_target),
+ *          which is affine in ε* and x_t (ddpm.c eps_affine: ε̂ = a x_t + b out), so
  *          ∂out/∂x_t = (J_ε − a I)/b.
  * backward: dx = (∂out/∂x_t)ᵀ dout.
  */
@@ -39,12 +40,14 @@ static void oracle_forward(void *self, real *out, const real *x, const int *t, c
         if (c < K) mixture_component(&o->mix, c, &one);
         double xt[2] = { x[2 * n], x[2 * n + 1] }, e[2], J[2][2], a, b;
         mixture_eps_star_jacobian(c < K ? &one : &o->mix, o->s->alpha_bar[t[n]], xt, e, J);
-        eps_affine(&a, &b, o->param, o->s, t[n]);
+        /* the target of the parametrization, by ddpm.c's own conversions from ε* */
+        real eps[2] = { (real)e[0], (real)e[1] }, x0[2];
+        predict_x0_from_eps(x0, x + 2 * n, eps, o->s, t + n, 1, 2);
+        prediction_target(out + 2 * n, o->param, x0, eps, x + 2 * n, o->s, t + n, 1, 2);
+        eps_affine(&a, &b, o->param, o->s, t[n]);      /* out = (ε* − a x_t)/b */
         double *jac = o->jac + 4 * n;                  /* seek to ∂out_n/∂x_n, (2, 2) */
-        for (int i = 0; i < 2; i++) {
-            out[2 * n + i] = (real)((e[i] - a * xt[i]) / b);
+        for (int i = 0; i < 2; i++)
             for (int j = 0; j < 2; j++) jac[2 * i + j] = (J[i][j] - (i == j ? a : 0.0)) / b;
-        }
     }
 }
 

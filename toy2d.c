@@ -293,26 +293,6 @@ static void to_pixel(const View *v, int x, int y, double px, double py, int *ix,
     *iy = y + TITLE_H + (int)fmax(-1e6, fmin(1e6, isnan(fy) ? -1e6 : fy));
 }
 
-/* The exact optimal denoiser of a mixture, as a Denoiser: ε* = E[ε | x_t] (data.c), and
- * from it the target of any parametrization, so `--oracle` shows what a perfect network
- * would sample with the same schedule and sampler. With labels it is the exact
- * class-conditional ε*(x_t, c) (--class). Works in standardized coordinates. */
-typedef struct { Mixture2D mix; const Schedule *s; Parametrization param; } Oracle;
-
-static void oracle_forward(void *self, real *out, const real *x, const int *t, const int *y,
-                           int N) {
-    Oracle *o = self;
-    for (int n = 0; n < N; n++) {
-        /* a label c: the conditional ε*(x_t, c) of component c alone; none (∅): ε*(x_t) */
-        int c = y ? y[n] : o->mix.K;
-        double xt[2] = { x[2 * n], x[2 * n + 1] }, e[2];
-        mixture_eps_star_cond(&o->mix, o->s->alpha_bar[t[n]], xt, c, e);
-        real eps[2] = { (real)e[0], (real)e[1] }, x0[2];
-        predict_x0_from_eps(x0, x + 2 * n, eps, o->s, t + n, 1, 2);
-        prediction_target(out + 2 * n, o->param, x0, eps, x + 2 * n, o->s, t + n, 1, 2);
-    }
-}
-
 /* Energy distance between N generated and N fresh true points, and the noise floor: the
  * same statistic between two independent true sets of N. One draw of either varies by a
  * factor of two or more (the dog/cat share of N = 2000 points alone varies by ±1.1 points),
@@ -441,7 +421,7 @@ typedef struct {
     Mlp mlp;
     ParamSet ps;
     Denoiser net;                /* the MLP, or with --oracle the exact ε* */
-    Oracle oracle;
+    MixtureOracle oracle;        /* --oracle: the exact ε* of the mixture (oracle.h) */
     LossLog log;
     double train_time;
     int N, N_all;                /* points pictured; all points generated (ED_REPEATS sets) */
@@ -584,10 +564,9 @@ static void train(Story *st) {
 static void sample(Story *st) {
     const Options *o = &st->o;
     params_swap_ema(&st->ps);
-    st->oracle = (Oracle){ st->note_mix, &st->s, o->d.ddpm.param };
-    if (o->oracle) {
-        st->oracle.mix = st->std_mix;
-        st->net = (Denoiser){ .self = &st->oracle, .D = 2, .max_batch = 1 << 20, .forward = oracle_forward };
+    if (o->oracle) {   /* the exact ε* (with a label, ε*(x_t, c)), in standardized coordinates */
+        mixture_oracle_init(&st->oracle, &st->std_mix, &st->s, o->d.ddpm.param, st->mc.max_batch);
+        st->net = mixture_oracle_denoiser(&st->oracle);
         printf("oracle: sampling with the exact optimal eps* instead of the network\n");
     }
     int N = st->N = o->n_samples, N_all = st->N_all = N * ED_REPEATS;
@@ -1046,6 +1025,7 @@ static Results end_story(Story *st) {
     free(st->held);
     free(st->y);
     guided_free(&st->guided);
+    mixture_oracle_free(&st->oracle);
     loss_log_free(&st->log);
     mlp_free(&st->mlp);
     params_free(&st->ps);
@@ -1230,8 +1210,9 @@ static void run_guidance_sweep(Options *o) {
     mixture_affine(&note, mean, std, &std_mix);
     mixture_component(&note, o->cls, &cls);
     mixture_component(&std_mix, o->cls, &std_cls);
-    Oracle oracle = { std_mix, &s, o->d.ddpm.param };
-    Denoiser net = { .self = &oracle, .D = 2, .max_batch = 1 << 20, .forward = oracle_forward };
+    MixtureOracle oracle;   /* the exact ε*(x_t, c) and ε*(x_t, ∅) (oracle.h) */
+    mixture_oracle_init(&oracle, &std_mix, &s, o->d.ddpm.param, o->n_samples * SWEEP_SETS);
+    Denoiser net = mixture_oracle_denoiser(&oracle);
     const double ws[SWEEP_W] = { 0.0, 0.5, 1.0, 2.0, 4.0 };
     int N = o->n_samples, N_all = N * SWEEP_SETS, S = o->sweep_seeds, shown_n = N > 500 ? 500 : N;
     real *x = xmalloc((size_t)N_all * 2 * sizeof(real), "samples");
@@ -1335,6 +1316,7 @@ static void run_guidance_sweep(Options *o) {
     printf("table: %s; pictures: %s/guidance.svg guidance_sweep.png\n", path, o->d.out);
     for (int k = 0; k < SWEEP_W; k++) free(shown[k]);
     free(v); free(x); free(y);
+    mixture_oracle_free(&oracle);
     schedule_free(&s);
 }
 
