@@ -22,6 +22,6 @@ void matmul(real *c, int ldc, const real *a, int lda, int a_trans, const real *b
 
 /* The register tile and cache blocks (see matmul.c for what they are), exported for the
  * tests, which pick shapes that are and are not multiples of them. */
-enum { MATMUL_MR = 5, MATMUL_NR = 32, MATMUL_KC = 256, MATMUL_MC = 60, MATMUL_NC = 512 };
+enum { MATMUL_MR = 5, MATMUL_NR = 32, MATMUL_KC = 256, MATMUL_NC = 512 };
 
 #endif

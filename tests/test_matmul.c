@@ -3,7 +3,7 @@
  * matmul promises the plain loop's result bit for bit: every C(i, j) summed over
  * k = 0 … K−1 in order, one fused multiply-add per term. So the check is exact equality
  * with that loop, on shapes that are 1 × 1, primes, and one less / one more than the
- * register tile (MR × NR) and the cache blocks (MC, NC, KC), for the four transpose
+ * register tile (MR × NR) and the cache blocks (NC, KC), for the four transpose
  * choices, with and without accumulation, with row strides wider than the matrices
  * (the numbers between rows must stay untouched). The naive loop itself is checked
  * against a sum in long double (it reads the operands the way matmul.h says).
@@ -70,11 +70,11 @@ static int check_shape(int M, int N, int K, int a_trans, int b_trans, int accumu
 }
 
 static void test_shapes(void) {
-    enum { MR = MATMUL_MR, NR = MATMUL_NR, KC = MATMUL_KC, MC = MATMUL_MC, NC = MATMUL_NC };
+    enum { MR = MATMUL_MR, NR = MATMUL_NR, KC = MATMUL_KC, NC = MATMUL_NC };
     static const int shapes[][3] = {   /* M, N, K */
         {1, 1, 1}, {1, 1, 7}, {2, 3, 5}, {7, 13, 1}, {MR, NR, 3}, {MR - 1, NR - 1, 11},
-        {MR + 1, NR + 1, 17}, {13, 31, 37}, {MC, NC, KC}, {MC + 1, NC + 1, KC + 1},
-        {MC - 1, NC - 1, KC - 1}, {61, 127, 2 * KC + 3}, {2 * MC + 3, 67, 29},
+        {MR + 1, NR + 1, 17}, {13, 31, 37}, {60, NC, KC}, {61, NC + 1, KC + 1},
+        {59, NC - 1, KC - 1}, {61, 127, 2 * KC + 3}, {123, 67, 29},
         {3, 2 * NC + 5, 41}, {127, 2, 97}, {1, 200, 300}, {200, 1, 19}, {256, 2, 128},
         {33, 9, 50}, {600, 15, 7}, {17, 16, 3},      /* narrow: computed as Cᵀ */
     };
