@@ -86,39 +86,43 @@ const char *names_join(char *buf, size_t len, const char *const *names, int n) {
     return buf;
 }
 
+int cli_choice(CliArgs *a, const char *const *names, int n) {
+    const char *v = cli_value(a);
+    int k = name_index(v, names, n);
+    char list[256];
+    if (k < 0) die("%s: unknown '%s'; allowed: %s", a->name, v, names_join(list, sizeof list, names, n));
+    return k;
+}
+
 /* ========================================================================================
  * The diffusion's options */
+
+/* --sampler's names, indexed by SamplerKind */
+enum SamplerKind { SAMPLER_DDPM, SAMPLER_DDIM, SAMPLER_ODE, SAMPLER_COUNT };
+static const char *const SAMPLER_NAMES[SAMPLER_COUNT] = { "ddpm", "ddim", "ode" };
 
 int diffusion_option(CliArgs *a, DiffusionOptions *d) {
     if (cli_is(a, "--T")) {
         d->T = (int)cli_int(a, 1, DIFFUSION_MAX_T);
         d->given.T = 1;
     } else if (cli_is(a, "--schedule")) {
-        const char *v = cli_value(a);
-        if (schedule_parse(v, &d->schedule)) die("--schedule: unknown '%s'; allowed: %s", v, schedule_names());
+        d->schedule = (ScheduleKind)cli_choice(a, SCHEDULE_NAMES, SCHED_COUNT);
         d->given.schedule = 1;
     } else if (cli_is(a, "--param")) {
-        const char *v = cli_value(a);
-        if (parametrization_parse(v, &d->ddpm.param)) die("--param: unknown '%s'; allowed: eps|x0|mu|v", v);
+        d->ddpm.param = (Parametrization)cli_choice(a, PARAM_NAMES, PRED_COUNT);
         d->given.param = 1;
     } else if (cli_is(a, "--loss")) {
-        const char *v = cli_value(a);
-        if (loss_weighting_parse(v, &d->ddpm.weighting))
-            die("--loss: unknown '%s'; allowed: simple|kl|hybrid", v);
+        d->ddpm.weighting = (LossWeighting)cli_choice(a, LOSS_NAMES, LOSS_HYBRID + 1);
         d->given.loss = 1;
     } else if (cli_is(a, "--var")) {
-        const char *v = cli_value(a);
-        if (reverse_var_parse(v, &d->ddpm.var))
-            die("--var: unknown '%s'; allowed: beta_tilde|beta|learned", v);
+        d->ddpm.var = (ReverseVar)cli_choice(a, VAR_NAMES, VAR_LEARNED + 1);
         d->given.var = 1;
     } else if (cli_is(a, "--hybrid-lambda")) {
         d->ddpm.hybrid_lambda = cli_double(a, 0.0, 1e6);
     } else if (cli_is(a, "--sampler")) {
-        const char *v = cli_value(a);
-        d->ddim = d->ode = 0;
-        if (strcmp(v, "ddim") == 0) d->ddim = 1;
-        else if (strcmp(v, "ode") == 0) d->ode = 1;
-        else if (strcmp(v, "ddpm") != 0) die("--sampler: unknown '%s'; allowed: ddpm|ddim|ode", v);
+        int k = cli_choice(a, SAMPLER_NAMES, SAMPLER_COUNT);
+        d->ddim = k == SAMPLER_DDIM;
+        d->ode = k == SAMPLER_ODE;
     } else if (cli_is(a, "--ddim-steps")) {
         d->ddim_steps = (int)cli_int(a, 1, 100000);
         d->ddim = 1;
@@ -156,29 +160,38 @@ void diffusion_check(DiffusionOptions *d) {
             loss_weighting_name(d->ddpm.weighting));
 }
 
+/* the names are listed from the parser's tables */
 void usage_diffusion(FILE *f, const DiffusionOptions *d) {
+    char schedules[256], params[64], losses[64], vars[64];
     fprintf(f,
         "  --T N              diffusion steps (default %d)\n"
         "  --schedule NAME    %s (default %s)\n"
-        "  --param NAME       what the network predicts: eps|x0|mu|v (default %s)\n"
-        "  --loss NAME        simple|kl|hybrid: L_simple, the KL-weighted L_{t-1}, or L_simple +\n"
+        "  --param NAME       what the network predicts: %s (default %s)\n"
+        "  --loss NAME        %s: L_simple, the KL-weighted L_{t-1}, or L_simple +\n"
         "                     lambda L_vlb for a learned variance (default %s)\n"
-        "  --var NAME         reverse variance sigma_t^2: beta_tilde|beta|learned (default %s);\n"
+        "  --var NAME         reverse variance sigma_t^2: %s (default %s);\n"
         "                     learned: the network also outputs v, log sigma_t^2 = frac log beta_t\n"
         "                     + (1 - frac) log beta_tilde_t, frac = (v + 1)/2 (implies --loss hybrid)\n"
         "  --hybrid-lambda X  lambda of L_hybrid = L_simple + lambda L_vlb (default %g)\n",
-        d->T, schedule_names(), schedule_name(d->schedule), parametrization_name(d->ddpm.param),
-        loss_weighting_name(d->ddpm.weighting), reverse_var_name(d->ddpm.var), d->ddpm.hybrid_lambda);
+        d->T, names_join(schedules, sizeof schedules, SCHEDULE_NAMES, SCHED_COUNT),
+        schedule_name(d->schedule), names_join(params, sizeof params, PARAM_NAMES, PRED_COUNT),
+        parametrization_name(d->ddpm.param),
+        names_join(losses, sizeof losses, LOSS_NAMES, LOSS_HYBRID + 1),
+        loss_weighting_name(d->ddpm.weighting),
+        names_join(vars, sizeof vars, VAR_NAMES, VAR_LEARNED + 1), reverse_var_name(d->ddpm.var),
+        d->ddpm.hybrid_lambda);
 }
 
 void usage_sampler(FILE *f, const DiffusionOptions *d) {
+    char samplers[64];
     fprintf(f,
-        "  --sampler NAME     ddpm (the note's algorithm), ddim, or ode: the probability-flow\n"
-        "                     ODE, Heun's method (default %s)\n"
+        "  --sampler NAME     %s: the note's algorithm (ancestral), DDIM, or the\n"
+        "                     probability-flow ODE by Heun's method (default %s)\n"
         "  --ddim-steps N     DDIM steps, 1..T (default T; implies --sampler ddim)\n"
         "  --eta X            DDIM eta, 0 = deterministic (default %g)\n"
         "  --ode-steps N      ODE steps, 1..T (default T; implies --sampler ode)\n",
-        d->ode ? "ode" : d->ddim ? "ddim" : "ddpm", d->eta);
+        names_join(samplers, sizeof samplers, SAMPLER_NAMES, SAMPLER_COUNT),
+        SAMPLER_NAMES[d->ode ? SAMPLER_ODE : d->ddim ? SAMPLER_DDIM : SAMPLER_DDPM], d->eta);
 }
 
 void usage_seed_out(FILE *f, const DiffusionOptions *d) {

@@ -51,6 +51,9 @@ void cli_unknown(const CliArgs *a);
 int name_index(const char *value, const char *const *names, int n);
 /* "digits|idx|cifar": names[0..n) joined by '|' into buf (len bytes), for usage and errors */
 const char *names_join(char *buf, size_t len, const char *const *names, int n);
+/* The value as an index into names[0..n), the table the option's --help line lists too;
+ * anything else dies with "--param: unknown 'z'; allowed: eps|x0|mu|v". */
+int cli_choice(CliArgs *a, const char *const *names, int n);
 
 /* ========================================================================================
  * The options of the diffusion itself: the same flags, ranges, messages and help lines in

@@ -34,9 +34,10 @@ typedef enum {
     TOY_COUNT
 } ToyKind;
 
+/* the names indexed by ToyKind: toy_parse's table, and toy2d's --help and messages list it */
+extern const char *const TOY_NAMES[TOY_COUNT];   /* "dogcat", "moons", ... */
 const char *toy_name(ToyKind kind);   /* "dogcat", ... */
 int toy_parse(const char *name);      /* the ToyKind for a name, or -1 if unknown */
-const char *toy_names(void);          /* "dogcat|moons|ring|swissroll|gaussian", for usage */
 
 /* x (N, 2) = N samples; label (N) or NULL = where each sample came from: the mixture
  * component for mixtures (dogcat: 0 = dog, 1 = cat; ring: 0..7), the moon (0 = upper,

@@ -178,14 +178,11 @@ void prediction_target(real *target, Parametrization p, const real *x0, const re
 /* ========================================================================================
  * 4. Losses (004, Train Diffusion Model) */
 
-static const char *LOSS_NAMES[LOSS_COUNT] = { "simple", "kl" };
-const char *loss_weighting_name(LossWeighting w) {
-    return (int)w == LOSS_HYBRID ? "hybrid" : LOSS_NAMES[w];
-}
+const char *const LOSS_NAMES[LOSS_COUNT + 1] = { "simple", "kl", "hybrid" };
+const char *loss_weighting_name(LossWeighting w) { return LOSS_NAMES[w]; }
 int loss_weighting_parse(const char *name, LossWeighting *out) {
-    for (int k = 0; k < LOSS_COUNT; k++)
+    for (int k = 0; k <= LOSS_HYBRID; k++)
         if (strcmp(name, LOSS_NAMES[k]) == 0) { *out = (LossWeighting)k; return 0; }
-    if (strcmp(name, "hybrid") == 0) { *out = (LossWeighting)LOSS_HYBRID; return 0; }
     return -1;
 }
 

@@ -76,8 +76,11 @@ typedef enum {
 /* L_hybrid = L_simple + λ L_vlb (Nichol & Dhariwal 2021, §3.1), for a learned variance
  * (VAR_LEARNED) only: L_simple trains the prediction, L_vlb only v (a stop-gradient on the
  * mean). Outside the weightings that LOSS_COUNT counts (the loss lab runs over those);
- * loss_weighting_name and loss_weighting_parse know it as "hybrid". See ddpm_hybrid_loss. */
+ * LOSS_NAMES (and so loss_weighting_name, loss_weighting_parse) knows it as "hybrid". See
+ * ddpm_hybrid_loss. */
 enum { LOSS_HYBRID = LOSS_COUNT };
+/* the names, indexed by LossWeighting, "hybrid" last: the parser's table and --help's list */
+extern const char *const LOSS_NAMES[LOSS_COUNT + 1];
 const char *loss_weighting_name(LossWeighting w);
 int loss_weighting_parse(const char *name, LossWeighting *out);
 

@@ -249,15 +249,6 @@ static int parse_attn(const char *s, int *res, int *n, int *mid, char *msg, size
     return 0;
 }
 
-/* "--data idx" → DATA_IDX: the index of the value in names[0..n), or a one-line death */
-static int parse_choice(CliArgs *a, const char *const *names, int n) {
-    const char *v = cli_value(a);
-    int k = name_index(v, names, n);
-    char list[128];
-    if (k < 0) die("%s: unknown '%s'; allowed: %s", a->name, v, names_join(list, sizeof list, names, n));
-    return k;
-}
-
 static Options parse_options(int argc, char **argv) {
     Options o = default_options();
     int given_p = 0;
@@ -286,7 +277,7 @@ static Options parse_options(int argc, char **argv) {
             o.size = (int)cli_int(&a, 8, 64);
             o.given.size = 1;
         } else if (cli_is(&a, "--model")) {
-            o.model = (ModelPreset)parse_choice(&a, model_names, MODEL_COUNT);
+            o.model = (ModelPreset)cli_choice(&a, model_names, MODEL_COUNT);
             o.given.model = 1;
         } else if (cli_is(&a, "--base")) {
             o.base = (int)cli_int(&a, 2, 512);

@@ -22,32 +22,26 @@ static const double COSINE_S = 0.008;     /* cosine offset s: keeps β_1 from be
 /* ========================================================================================
  * Names */
 
-static const char *SCHEDULE_NAMES[SCHED_COUNT] = {
+const char *const SCHEDULE_NAMES[SCHED_COUNT] = {
     "linear", "linear_unscaled", "exponential", "cosine", "quadratic", "sigmoid"
 };
 
 const char *schedule_name(ScheduleKind kind) { return SCHEDULE_NAMES[kind]; }
-const char *schedule_names(void) {
-    return "linear|linear_unscaled|exponential|cosine|quadratic|sigmoid";
-}
 int schedule_parse(const char *name, ScheduleKind *out) {
     for (int k = 0; k < SCHED_COUNT; k++)
         if (strcmp(name, SCHEDULE_NAMES[k]) == 0) { *out = (ScheduleKind)k; return 0; }
     return -1;
 }
 
-static const char *VAR_NAMES[VAR_COUNT] = { "beta_tilde", "beta" };
-const char *reverse_var_name(ReverseVar v) {
-    return (int)v == VAR_LEARNED ? "learned" : VAR_NAMES[v];
-}
+const char *const VAR_NAMES[VAR_COUNT + 1] = { "beta_tilde", "beta", "learned" };
+const char *reverse_var_name(ReverseVar v) { return VAR_NAMES[v]; }
 int reverse_var_parse(const char *name, ReverseVar *out) {
-    for (int k = 0; k < VAR_COUNT; k++)
+    for (int k = 0; k <= VAR_LEARNED; k++)
         if (strcmp(name, VAR_NAMES[k]) == 0) { *out = (ReverseVar)k; return 0; }
-    if (strcmp(name, "learned") == 0) { *out = (ReverseVar)VAR_LEARNED; return 0; }
     return -1;
 }
 
-static const char *PARAM_NAMES[PRED_COUNT] = { "eps", "x0", "mu", "v" };
+const char *const PARAM_NAMES[PRED_COUNT] = { "eps", "x0", "mu", "v" };
 const char *parametrization_name(Parametrization p) { return PARAM_NAMES[p]; }
 int parametrization_parse(const char *name, Parametrization *out) {
     for (int k = 0; k < PRED_COUNT; k++)

@@ -33,7 +33,7 @@ typedef enum {
  * per example and number, read from the network's extra output v (ddpm.h,
  * learned_log_variance). It sits outside the fixed choices that VAR_COUNT counts, so the
  * tables and loops over those stay as they are; reverse_variance and the KL weights never
- * take it. reverse_var_name and reverse_var_parse know it as "learned". */
+ * take it. VAR_NAMES (and so reverse_var_name, reverse_var_parse) knows it as "learned". */
 enum { VAR_LEARNED = VAR_COUNT };
 
 /* What the network predicts (see ddpm.h for the conversions between them). */
@@ -64,9 +64,13 @@ typedef struct {
 int schedule_build(Schedule *s, ScheduleKind kind, int T);
 void schedule_free(Schedule *s);
 
+/* The names, one table per choice, indexed by its enum: the parsers below read them, and
+ * the programs' --help lines and messages list them (cli.c), so a new name is one entry. */
+extern const char *const SCHEDULE_NAMES[SCHED_COUNT];   /* "linear", "cosine", ... */
+extern const char *const VAR_NAMES[VAR_COUNT + 1];      /* ..., "learned" = VAR_LEARNED */
+extern const char *const PARAM_NAMES[PRED_COUNT];       /* "eps", "x0", "mu", "v" */
 const char *schedule_name(ScheduleKind kind);          /* "linear", "cosine", ... */
 int schedule_parse(const char *name, ScheduleKind *out); /* 0 ok, −1 unknown */
-const char *schedule_names(void);                      /* "linear|linear_unscaled|..." */
 const char *reverse_var_name(ReverseVar v);
 int reverse_var_parse(const char *name, ReverseVar *out);
 const char *parametrization_name(Parametrization p);

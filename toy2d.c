@@ -97,11 +97,13 @@ static Options default_options(void) {
 
 static void usage(FILE *f) {
     Options d = default_options();
+    char toys[128];
     fprintf(f,
         "usage: ./toy2d [options]\n"
         "The 2D dog/cat diffusion demo of note 001: trains a small MLP denoiser, samples,\n"
         "and writes pictures and numbers to the output folder.\n\n"
-        "  --data NAME        %s (default %s)\n", toy_names(), toy_name(d.data));
+        "  --data NAME        %s (default %s)\n", names_join(toys, sizeof toys, TOY_NAMES, TOY_COUNT),
+        toy_name(d.data));
     usage_diffusion(f, &d.d);
     usage_sampler(f, &d.d);
     fprintf(f,
@@ -170,12 +172,7 @@ static Options parse_options(int argc, char **argv) {
         else if (cli_is(&a, "--weights")) o.weights = 1;
         else if (cli_is(&a, "--ode-nll")) o.ode_nll = 1;
         else if (cli_is(&a, "--lab")) o.lab = 1;
-        else if (cli_is(&a, "--data")) {
-            const char *v = cli_value(&a);
-            int k = toy_parse(v);
-            if (k < 0) die("--data: unknown '%s'; allowed: %s", v, toy_names());
-            o.data = (ToyKind)k;
-        }
+        else if (cli_is(&a, "--data")) o.data = (ToyKind)cli_choice(&a, TOY_NAMES, TOY_COUNT);
         else if (cli_is(&a, "--steps")) o.steps = (int)cli_int(&a, 0, 100000000);
         else if (cli_is(&a, "--batch")) o.batch = (int)cli_int(&a, 1, 1000000);
         else if (cli_is(&a, "--lr")) o.lr = cli_double(&a, 0.0, 1.0);

@@ -55,6 +55,47 @@ static void test_options(void) {
     CHECK(name_index("idx", names, 3) == 1 && name_index("id", names, 3) == -1, "name_index");
 }
 
+/* Every name of an option's table reads back through the option to its own index, and
+ * the name functions give the table's entry: the names the --help lines and messages list
+ * (joined from the same tables) are exactly the ones the parser takes, "hybrid" and
+ * "learned" (outside LOSS_COUNT and VAR_COUNT) included. */
+static DiffusionOptions read_one(const char *opt, const char *value) {
+    char *argv[] = { "prog", (char *)opt, (char *)value, NULL };
+    DiffusionOptions d;
+    memset(&d, 0, sizeof d);
+    CliArgs a = cli_args("prog", 3, argv);
+    while (cli_next(&a)) diffusion_option(&a, &d);
+    return d;
+}
+
+static void test_name_tables(void) {
+    int bad = 0;
+    for (int k = 0; k < SCHED_COUNT; k++) {
+        DiffusionOptions d = read_one("--schedule", SCHEDULE_NAMES[k]);
+        bad += (int)d.schedule != k || strcmp(schedule_name(d.schedule), SCHEDULE_NAMES[k]) != 0;
+    }
+    for (int k = 0; k < PRED_COUNT; k++) {
+        DiffusionOptions d = read_one("--param", PARAM_NAMES[k]);
+        bad += (int)d.ddpm.param != k || strcmp(parametrization_name(d.ddpm.param), PARAM_NAMES[k]) != 0;
+    }
+    for (int k = 0; k <= LOSS_HYBRID; k++) {
+        DiffusionOptions d = read_one("--loss", LOSS_NAMES[k]);
+        bad += (int)d.ddpm.weighting != k ||
+               strcmp(loss_weighting_name(d.ddpm.weighting), LOSS_NAMES[k]) != 0;
+    }
+    for (int k = 0; k <= VAR_LEARNED; k++) {
+        DiffusionOptions d = read_one("--var", VAR_NAMES[k]);
+        bad += (int)d.ddpm.var != k || strcmp(reverse_var_name(d.ddpm.var), VAR_NAMES[k]) != 0;
+    }
+    CHECK(bad == 0, "every name of the four tables reads back to its index: %d wrong", bad);
+    CHECK(strcmp(LOSS_NAMES[LOSS_HYBRID], "hybrid") == 0 && strcmp(VAR_NAMES[VAR_LEARNED], "learned") == 0,
+          "hybrid and learned sit at LOSS_HYBRID and VAR_LEARNED");
+    DiffusionOptions d = read_one("--sampler", "ode");
+    CHECK(d.ode == 1 && d.ddim == 0, "--sampler ode");
+    d = read_one("--sampler", "ddim");
+    CHECK(d.ode == 0 && d.ddim == 1, "--sampler ddim");
+}
+
 /* What diffusion_record writes, diffusion_read reads back; with strict = 0 an explicit
  * --var is kept (a sampling choice) and an explicit --loss ignored. */
 static void test_settings_round_trip(void) {
@@ -134,6 +175,7 @@ static void test_loss_log(void) {
 
 int main(void) {
     test_options();
+    test_name_tables();
     test_settings_round_trip();
     test_recipe();
     test_loss_log();

@@ -115,8 +115,6 @@ static Mixture2D dogcat_standardized(void) {
 static void test_names(void) {
     for (int k = 0; k < TOY_COUNT; k++) {
         CHECK(toy_parse(toy_name((ToyKind)k)) == k, "toy_parse(toy_name(%d))", k);
-        CHECK(strstr(toy_names(), toy_name((ToyKind)k)) != NULL, "toy_names lists %s",
-              toy_name((ToyKind)k));
     }
     CHECK(toy_parse("dog") == -1 && toy_parse("") == -1 && toy_parse(NULL) == -1,
           "toy_parse rejects unknown names");
