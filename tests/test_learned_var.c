@@ -229,6 +229,99 @@ static void test_hybrid_gradients(void) {
     schedule_free(&s);
 }
 
+/* ---------------------------------------------------------------------------------------- *
+ * L_hybrid's value and its batch gradient (mutation testing found both unpinned: the
+ * gradient checks above run one example at a time, and compare L_hybrid with itself).
+ *   - value: with v = −1 (or +1) everywhere, σ_t² is β̃_t (or β_t) and ℓ_t is the fixed-
+ *     variance term of vlb_terms, so per example n
+ *       ℓ_n = 1/D ‖target − prediction‖² + λ T ℓ_t / (D ln 2)   exactly (up to rounding);
+ *   - batch: for N > 1 the gradient is that of the mean over the batch (the 1/N of both
+ *     parts), checked by central differences of the whole batch's loss. */
+static void test_hybrid_value_and_batch(void) {
+    Schedule s;
+    schedule_build(&s, SCHED_COSINE, 30);
+    enum { N = 30, D = 2 };
+    const double lambda = 0.37;                  /* not 1: a lost λ would show */
+    Rng r;
+    rng_seed(&r, 47);
+    real x0[N * D], eps[N * D], x_t[N * D], out[N * 2 * D], target[N * D], pred[N * D];
+    int t[N];
+    for (int n = 0; n < N; n++) t[n] = 1 + n % s.T;   /* every t, t = 1 included */
+    for (int i = 0; i < N * D; i++) x0[i] = (real)(rng_int(&r, 256) / 127.5 - 1.0);
+    rng_fill_normal(&r, eps, N * D);
+    q_sample(x_t, x0, eps, &s, t, N, D);
+    prediction_target(target, PRED_EPS, x0, eps, x_t, &s, t, N, D);
+    for (int k = 0; k < 2; k++) {
+        VarOracle vo = { { &s, PRED_EPS, { 0.1, -0.2 }, { { 0.3, 0.1 }, { 0.1, 0.2 } } }, k == 0 ? -1 : 1 };
+        Denoiser base = oracle_denoiser(&vo.o);
+        var_oracle_forward(&vo, out, x_t, t, NULL, N);
+        split_output(pred, NULL, out, N, D);
+        DdpmConfig fix = { .param = PRED_EPS, .weighting = LOSS_SIMPLE,
+                           .var = k == 0 ? VAR_BETA_TILDE : VAR_BETA };
+        for (int dec = 0; dec < DECODER_COUNT; dec++) {
+            DdpmConfig hyb = { .param = PRED_EPS, .weighting = (LossWeighting)LOSS_HYBRID,
+                               .var = (ReverseVar)VAR_LEARNED, .hybrid_lambda = lambda,
+                               .decoder = (Decoder)dec };
+            double per[N], ell[N], worst = 0, mean = 0;
+            double L = ddpm_hybrid_loss(NULL, per, out, target, x0, x_t, &hyb, &s, t, N, D);
+            vlb_terms(ell, &base, x0, eps, t, N, &fix, &s, (Decoder)dec);
+            for (int n = 0; n < N; n++) {
+                double sq = 0;
+                for (int d = 0; d < D; d++) sq += pow(pred[n * D + d] - target[n * D + d], 2);
+                double want = sq / D + lambda * s.T * ell[n] / (D * log(2.0));
+                worst = fmax(worst, fabs(per[n] - want) / fmax(fabs(want), 1.0));
+                mean += per[n] / N;
+            }
+            CHECK(worst <= SAME_TOL, "L_hybrid with v = %+d: 1/D |target - pred|^2 + lambda T l_t / (D ln 2), l_t of sigma^2 = %s (decoder %d): %.3g",
+                  k == 0 ? -1 : 1, reverse_var_name(fix.var), dec, worst);
+            CHECK(fabs(L - mean) <= SAME_TOL * fmax(fabs(mean), 1.0), "L_hybrid is the mean of its per-example terms (%.15g vs %.15g)", L, mean);
+        }
+    }
+    /* the batch gradient, v anywhere in [−1.5, 1.5], a prediction near its target */
+    enum { NB = 4 };
+    int tb[NB] = { 1, 2, 11, 30 };
+    real dout[NB * 2 * D];
+    for (int n = 0; n < NB; n++)
+        for (int d = 0; d < D; d++) {
+            out[n * 2 * D + d] = target[(tb[n] - 1) * D + d] + (real)(0.05 * rng_normal(&r));
+            out[n * 2 * D + D + d] = (real)(3 * rng_uniform(&r) - 1.5);
+        }
+    real xb0[NB * D], xbt[NB * D], tgt[NB * D];
+    for (int n = 0; n < NB; n++)
+        for (int d = 0; d < D; d++) {
+            xb0[n * D + d] = x0[(tb[n] - 1) * D + d];
+            xbt[n * D + d] = x_t[(tb[n] - 1) * D + d];
+            tgt[n * D + d] = target[(tb[n] - 1) * D + d];
+        }
+    for (int dec = 0; dec < DECODER_COUNT; dec++) {
+        HybridCtx c = { out, tgt, xb0, xbt, tb, NB, D,
+                        { .param = PRED_EPS, .weighting = (LossWeighting)LOSS_HYBRID,
+                          .var = (ReverseVar)VAR_LEARNED, .hybrid_lambda = 0.3, .decoder = (Decoder)dec },
+                        &s, 0 };
+        ddpm_hybrid_loss(dout, NULL, out, tgt, xb0, xbt, &c.cfg, &s, tb, NB, D);
+        double floor = GRAD_FLOOR * fmax(1.0, fabs(hybrid_loss_of(&c))), worst = 0;
+        for (int i = 0; i < NB * 2 * D; i++) {
+            real saved = out[i];
+            out[i] = saved + HYBRID_FD_H; double lp = hybrid_loss_of(&c);
+            out[i] = saved - HYBRID_FD_H; double lm = hybrid_loss_of(&c);
+            out[i] = saved;
+            /* the prediction's part: against L_simple alone (the stop-gradient) */
+            if (i % (2 * D) < D) {
+                c.simple_only = 1;
+                out[i] = saved + HYBRID_FD_H; lp = hybrid_loss_of(&c);
+                out[i] = saved - HYBRID_FD_H; lm = hybrid_loss_of(&c);
+                out[i] = saved;
+                c.simple_only = 0;
+            }
+            double fd = (lp - lm) / (2 * HYBRID_FD_H);
+            worst = fmax(worst, fabs(fd - dout[i]) / fmax(fmax(fabs(fd), fabs(dout[i])), floor));
+        }
+        CHECK(worst <= GRAD_TOL, "L_hybrid over a batch of %d: dL/dout vs finite differences of the batch mean (decoder %d): %.3g",
+              NB, dec, worst);
+    }
+    schedule_free(&s);
+}
+
 /* ---------------------------------------------------------------------------------------- */
 typedef struct { Mlp *m; real *x, *out, *dout; int *t; int N, W; } MlpCtx;
 
@@ -317,6 +410,7 @@ int main(void) {
     test_log_variance_endpoints();
     test_learned_equals_fixed();
     test_hybrid_gradients();
+    test_hybrid_value_and_batch();
     test_mlp_two_outputs();
     return test_summary("test_learned_var");
 }
