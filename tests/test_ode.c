@@ -231,6 +231,58 @@ static void test_hutchinson(void) {
     schedule_free(&s);
 }
 
+/* Hutchinson number for number (mutation testing found its variance formula unpinned: a
+ * biased s² over M instead of M − 1 stays inside the z-score bounds above). With the
+ * mixture oracle the Jacobian J_ε of ε* is known in closed form, and every
+ * parametrization's divergence is √ᾱ_t tr J_ε, so replaying the probes from a copy of the
+ * generator (z_i = ±1 by the top bit of rng_u64, example by example, probe by probe) gives
+ * q_m = zᵀ J_ε z, and the estimate must be √ᾱ_t mean(q), its variance ᾱ_t s²/M with the
+ * unbiased s² = Σ (q_m − mean)² / (M − 1). */
+static void test_hutchinson_by_hand(void) {
+    Schedule s;
+    schedule_build(&s, SCHED_COSINE, 50);
+    enum { N = 3, D = 2, M = 3 };
+    Mixture2D mix = dogcat_standardized();
+    double xbar[N * D] = { 0.3, -0.7, 1.1, 0.4, -0.2, 0.9 }, div[N], var[N];
+    int ts[2] = { 7, 33 };
+    double worst_div = 0, worst_var = 0;
+    for (int p = 0; p < PRED_COUNT; p++)
+        for (int k = 0; k < 2; k++) {
+            int t = ts[k];
+            MixtureOracle o;
+            mixture_oracle_init(&o, &mix, &s, (Parametrization)p, N);
+            Denoiser on = mixture_oracle_denoiser(&o);
+            DdpmConfig cfg = { .param = (Parametrization)p, .weighting = LOSS_SIMPLE, .var = VAR_BETA_TILDE };
+            OdeConfig oc = { 50, ODE_HEUN, 0, M };
+            Rng r, replay;
+            rng_seed(&r, 100 + 10 * p + k);
+            replay = r;
+            ode_divergence(div, var, &on, xbar, NULL, t, N, &cfg, &s, &oc, &r);
+            double q[M][N], sa = s.sqrt_alpha_bar[t];
+            for (int m = 0; m < M; m++)
+                for (int n = 0; n < N; n++) {
+                    double z[D], xt[D] = { sa * xbar[n * D], sa * xbar[n * D + 1] }, e[D], J[D][D];
+                    for (int d = 0; d < D; d++) z[d] = (rng_u64(&replay) >> 63) ? 1 : -1;
+                    mixture_eps_star_jacobian(&mix, s.alpha_bar[t], xt, e, J);
+                    q[m][n] = 0;
+                    for (int i = 0; i < D; i++)
+                        for (int j = 0; j < D; j++) q[m][n] += z[i] * J[i][j] * z[j];
+                }
+            for (int n = 0; n < N; n++) {
+                double mean = 0, ss = 0;
+                for (int m = 0; m < M; m++) mean += q[m][n] / M;
+                for (int m = 0; m < M; m++) ss += (q[m][n] - mean) * (q[m][n] - mean);
+                double want_div = sa * mean, want_var = s.alpha_bar[t] * ss / (M - 1) / M;
+                worst_div = fmax(worst_div, fabs(div[n] - want_div) / fmax(1, fabs(want_div)));
+                worst_var = fmax(worst_var, fabs(var[n] - want_var) / fmax(1e-3, fabs(want_var)));
+            }
+            mixture_oracle_free(&o);
+        }
+    CHECK(worst_div <= EXACT_TOL, "Hutchinson by hand: the estimate is sqrt(abar) mean(z^T J z), every parametrization: %.3g", worst_div);
+    CHECK(worst_var <= EXACT_TOL, "Hutchinson by hand: its variance is abar s^2 / M, s^2 over M - 1: %.3g", worst_var);
+    schedule_free(&s);
+}
+
 /* DDIM with η = 0 is the ODE's Euler method: the same numbers from the same x_T */
 static void test_ddim_is_euler(void) {
     Schedule s;
@@ -467,6 +519,7 @@ int main(void) {
     test_mixture_jacobian();
     test_divergence_exact_vs_fd();
     test_hutchinson();
+    test_hutchinson_by_hand();
     test_ddim_is_euler();
     test_gaussian_exact();
     test_dogcat_oracle();
