@@ -16,6 +16,13 @@
 #define Z_BOUND 5.0            /* statistical checks: 5 standard errors */
 #define SUM_TOL 1e-9           /* 256 bin masses summed; each clamped at ≥ 1e-12 */
 #define TANH_CDF_MAX_ERR 2e-4  /* the tanh formula's accuracy: max |error| 1.79e-4 at |z| ≈ 2.59 */
+#define CDF_TOL 1e-12          /* Φ by erfc against a 16-digit table value: rounding only */
+#define CDF_TAIL_TOL 1e-25     /* Φ(−8) ≈ 6.2e-16 to 10 digits: erfc keeps relative precision
+                                  in the tail, where 1 − Φ(8) would round to 0 */
+#define LOGP_ONE_TOL 1e-12     /* log of a bin mass that is 1 up to rounding (or Φ(−40)) */
+#define TERM_TOL 1e-9          /* relative: the KL-weighted loss and the bound's term, two
+                                  routes through w_t, c_t and logs of β's */
+#define DECODER_TOL 1e-12      /* relative: the decoder's −log p summed by hand vs vlb_terms */
 
 static void test_decoder(void) {
     double mus[4] = { 0.0, -1.0, 0.97, 3.0 }, sigmas[3] = { 1e-3, 0.05, 0.8 };
@@ -31,13 +38,13 @@ static void test_decoder(void) {
     double worst = 0;
     for (double z = -8; z <= 8; z += 0.001) worst = fmax(worst, fabs(normal_cdf(z) - normal_cdf_tanh(z)));
     CHECK(worst <= TANH_CDF_MAX_ERR, "tanh CDF approximation: max error %.3g", worst);
-    CHECK_CLOSE(normal_cdf(1.959963984540054), 0.975, 1e-12, "Phi(1.96) = 0.975");
-    CHECK_CLOSE(normal_cdf(-8.0), 6.22096057427178e-16, 1e-25, "Phi(-8) in the tail");
+    CHECK_CLOSE(normal_cdf(1.959963984540054), 0.975, CDF_TOL, "Phi(1.96) = 0.975");
+    CHECK_CLOSE(normal_cdf(-8.0), 6.22096057427178e-16, CDF_TAIL_TOL, "Phi(-8) in the tail");
     /* a pixel value at the mean with σ far below the bin half-width 1/255 takes all the mass */
     double x = 153 / 127.5 - 1.0;
-    CHECK(discretized_gaussian_log_prob(x, x, 1e-4, 0) > -1e-12, "log P of the bin at the mean ~ 0");
-    CHECK(discretized_gaussian_log_prob(-1.0, -5.0, 0.1, 0) > -1e-12, "left edge bin is open-ended");
-    CHECK(discretized_gaussian_log_prob(1.0, 5.0, 0.1, 0) > -1e-12, "right edge bin is open-ended");
+    CHECK(discretized_gaussian_log_prob(x, x, 1e-4, 0) > -LOGP_ONE_TOL, "log P of the bin at the mean ~ 0");
+    CHECK(discretized_gaussian_log_prob(-1.0, -5.0, 0.1, 0) > -LOGP_ONE_TOL, "left edge bin is open-ended");
+    CHECK(discretized_gaussian_log_prob(1.0, 5.0, 0.1, 0) > -LOGP_ONE_TOL, "right edge bin is open-ended");
 }
 
 /* The KL-weighted loss of ddpm_loss (what training minimizes) equals the bound's terms */
@@ -69,7 +76,7 @@ static void test_loss_is_bound_term(void) {
             vlb_terms(term, &net, x0, eps, t, N, &cfg, &s, DECODER_GAUSSIAN);
             int ok = 1, nonneg = 1;
             for (int n = 0; n < N; n++) {
-                ok &= fabs(loss[n] - term[n]) <= 1e-9 * fmax(1.0, fabs(term[n]));
+                ok &= fabs(loss[n] - term[n]) <= TERM_TOL * fmax(1.0, fabs(term[n]));
                 if (t[n] >= 2) nonneg &= term[n] >= 0;
             }
             CHECK(ok, "KL-weighted loss = bound term for %s/%s", parametrization_name(cfg.param),
@@ -199,8 +206,8 @@ static void test_discrete_decoder_term(void) {
                 want -= discretized_gaussian_log_prob(x0[n * D + d], mu[n * D + d], sigma, 0);
                 want_tanh -= discretized_gaussian_log_prob(x0[n * D + d], mu[n * D + d], sigma, 1);
             }
-            ok &= fabs(exact[n] - want) <= 1e-12 * fmax(1, fabs(want)) &&
-                  fabs(tanh_v[n] - want_tanh) <= 1e-12 * fmax(1, fabs(want_tanh));
+            ok &= fabs(exact[n] - want) <= DECODER_TOL * fmax(1, fabs(want)) &&
+                  fabs(tanh_v[n] - want_tanh) <= DECODER_TOL * fmax(1, fabs(want_tanh));
             differ |= exact[n] != tanh_v[n];
         }
         CHECK(ok && differ, "L_0 with the discretized decoder = hand sum (%s), exact and tanh differ",

@@ -39,6 +39,12 @@ static const double FD_TOL = 1e-6;
 /* ᾱ = 1e-14 moves the means by √ᾱ |μ| ≤ 3e-6 and the covariance by 1e-13: log q_t differs
  * from log N(0, I) by at most |x| 3e-6 ~ 1e-5 at the points used. */
 static const double NEAR_PRIOR_TOL = 1e-4;
+/* x_t rebuilt from the posterior means E[x₀|x_t] and E[ε|x_t]: two sums of posterior-weighted
+ * terms of size ~|x| ≤ 30, each rounded: 1e-16 × 30 × a few dozen, with room. */
+static const double POSTERIOR_TOL = 1e-10;
+/* mean 0 and std 1 of standardized samples, and the round trip back: one subtraction and
+ * one division per number, then sums of O(1) numbers. */
+static const double STANDARDIZE_TOL = 1e-12;
 /* dog and cat are ~6 std apart along the line joining them: the Bayes error is ~1e-5, so a
  * sample is assigned to the hill it came from with probability far above 0.999. */
 static const double DOGCAT_ASSIGN_MIN = 0.999;
@@ -336,7 +342,7 @@ static void test_x0_star_identity(void) {
                 /* x_t = √ᾱ E[x₀|x_t] + √(1−ᾱ) E[ε|x_t]: both sides of x_t = √ᾱ x₀ + √(1−ᾱ) ε
                  * averaged over the posterior; two independent routes must agree */
                 double back = sqrt(ab) * x0[d] + sqrt(1.0 - ab) * eps[d];
-                CHECK_CLOSE(back, pts[p][d], 1e-10, "x_t = √ᾱ x₀* + √(1−ᾱ) ε*");
+                CHECK_CLOSE(back, pts[p][d], POSTERIOR_TOL, "x_t = √ᾱ x₀* + √(1−ᾱ) ε*");
                 if (ab == 0.0) CHECK_CLOSE(x0[d], mean[d], EXACT_TOL, "x₀* at ᾱ = 0 is the data mean");
                 if (ab == 1.0) CHECK_CLOSE(x0[d], pts[p][d], EXACT_TOL, "x₀* at ᾱ = 1 is x_t");
             }
@@ -429,8 +435,8 @@ static void test_standardize_and_affine(void) {
     double m2[2], s2[2];
     data_mean_std(y, N_SAMPLES, 2, m2, s2);
     for (int d = 0; d < 2; d++) {
-        CHECK_CLOSE(m2[d], 0.0, 1e-12, "standardized mean is 0");
-        CHECK_CLOSE(s2[d], 1.0, 1e-12, "standardized std is 1");
+        CHECK_CLOSE(m2[d], 0.0, STANDARDIZE_TOL, "standardized mean is 0");
+        CHECK_CLOSE(s2[d], 1.0, STANDARDIZE_TOL, "standardized std is 1");
     }
 
     /* the affine mixture describes the standardized samples, component by component */
@@ -454,7 +460,7 @@ static void test_standardize_and_affine(void) {
     unstandardize(y, N_SAMPLES, 2, mean, std);
     double worst = 0.0;
     for (int i = 0; i < 2 * N_SAMPLES; i++) worst = fmax(worst, fabs(y[i] - x[i]));
-    CHECK(worst <= 1e-12, "unstandardize(standardize(x)) = x (worst %g)", worst);
+    CHECK(worst <= STANDARDIZE_TOL, "unstandardize(standardize(x)) = x (worst %g)", worst);
 
     /* a constant coordinate gets std 1 (shift only) */
     real c[6] = {3, 1, 3, 2, 3, 3};

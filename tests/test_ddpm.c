@@ -20,6 +20,16 @@
 #define EXACT_TOL 1e-10   /* the same quantity by two algebraic routes, in double */
 #define Z_BOUND 5.0       /* statistical checks: within 5 standard errors (p ≈ 6e-7) */
 #define KL_ABS_TOL 1e-13  /* a KL of 1e-9 is a difference of O(1) terms: absolute rounding */
+#define KL_REL_TOL 1e-8   /* relative: w_t ‖·‖² + D c_t against the Gaussian KL, whose log
+                             terms cancel to digits 1e-8 of their size */
+#define KL_SAME_TOL 1e-15 /* KL of a Gaussian with itself: log 1 and 0 / σ², one rounding */
+#define AMPLIFIED_TOL 1e-8  /* a conversion dividing by √(1−ᾱ_1) ≈ 0.01 (or by √ᾱ_T): double
+                               rounding 1e-16 grown by 1e2 to 1e4, with room */
+#define FAR_AMPLIFIED_TOL 1e-7  /* relative: x₀ from ε at t = T divides by √ᾱ_T, rounding
+                                   grown by up to ~1e5 */
+#define SAMPLER_ROUTE_TOL 1e-8  /* two samplers' algebra for the same chain, T steps of
+                                   rounding accumulated */
+#define CLIP_TOL 1e-12    /* a clipped x̂₀ through μ at t = 1 (coef_x0 = 1): one rounding */
 
 static const int ALL_T[] = { 1, 2, 3, 17, 250, 999, 1000 };
 #define N_ALL_T ((int)(sizeof ALL_T / sizeof ALL_T[0]))
@@ -93,11 +103,11 @@ static void test_routes(void) {
     predict_eps_from_x0(c, x_t, x0, &s, t, N, D);
     worst = 0;
     for (int i = 0; i < N * D; i++) worst = fmax(worst, fabs(c[i] - eps[i]));
-    CHECK(worst <= 1e-8, "eps from x0 recovers eps: %g", worst);  /* t = 1: 1/√(1−ᾱ_1) ≈ 100 */
+    CHECK(worst <= AMPLIFIED_TOL, "eps from x0 recovers eps: %g", worst);  /* t = 1: 1/√(1−ᾱ_1) ≈ 100 */
     predict_x0_from_eps(c, x_t, eps, &s, t, N, D);
     worst = 0;
     for (int i = 0; i < N * D; i++) worst = fmax(worst, fabs(c[i] - x0[i]) / (1 + fabs(x0[i])));
-    CHECK(worst <= 1e-7, "x0 from eps recovers x0: %g", worst);  /* t = T: 1/√ᾱ_T is huge */
+    CHECK(worst <= FAR_AMPLIFIED_TOL, "x0 from eps recovers x0: %g", worst);  /* t = T: 1/√ᾱ_T is huge */
     v_from_x0_eps(v, x0, eps, &s, t, N, D);
     predict_x0_from_v(c, x_t, v, &s, t, N, D);
     worst = 0;
@@ -106,7 +116,7 @@ static void test_routes(void) {
     predict_x0_from_mu(c, x_t, a, &s, t, N, D);
     worst = 0;
     for (int i = 0; i < N * D; i++) worst = fmax(worst, fabs(c[i] - x0[i]));
-    CHECK(worst <= 1e-8, "x0 from mu_q recovers x0: %g", worst);
+    CHECK(worst <= AMPLIFIED_TOL, "x0 from mu_q recovers x0: %g", worst);
 
     /* μ_θ from ε̂ = μ_θ from the x̂₀ implied by ε̂ = from the implied v̂ = from μ̂ itself */
     real eps_hat[N * D], x0_hat[N * D], v_hat[N * D], mu_eps[N * D], mu_other[N * D];
@@ -121,7 +131,7 @@ static void test_routes(void) {
         worst = 0;
         for (int i = 0; i < N * D; i++) worst = fmax(worst, fabs(mu_other[i] - mu_eps[i]) / (1 + fabs(mu_eps[i])));
         /* t = T with cosine: x̂₀ = (x_t − √(1−ᾱ)ε̂)/√ᾱ_T amplifies rounding by 1/√ᾱ_T ~ 1e4 */
-        CHECK(worst <= 1e-8, "mu_theta from eps vs from %s: %g", parametrization_name(ps[k]), worst);
+        CHECK(worst <= AMPLIFIED_TOL, "mu_theta from eps vs from %s: %g", parametrization_name(ps[k]), worst);
     }
     /* prediction_to_x0_eps reads every parametrization back to the same (x̂₀, ε̂) */
     for (int k = 0; k < 3; k++) {
@@ -130,7 +140,7 @@ static void test_routes(void) {
         worst = 0;
         for (int i = 0; i < N * D; i++)
             worst = fmax(worst, fabs(epsb[i] - eps_hat[i]) / (1 + fabs(eps_hat[i])));
-        CHECK(worst <= 1e-7, "eps_hat read back from %s: %g", parametrization_name(ps[k]), worst);
+        CHECK(worst <= FAR_AMPLIFIED_TOL, "eps_hat read back from %s: %g", parametrization_name(ps[k]), worst);
     }
     schedule_free(&s);
 }
@@ -172,7 +182,7 @@ static void test_kl_equals_loss(void) {
                     for (int d = 0; d < D; d++) sq += pow(x0[n * D + d] - mu_th[n * D + d], 2);
                     direct = sq / (2 * sigma2) + 0.5 * D * log(2 * PI * sigma2);
                 }
-                if (fabs(per[n] - direct) > 1e-8 * fabs(direct) + KL_ABS_TOL) {
+                if (fabs(per[n] - direct) > KL_REL_TOL * fabs(direct) + KL_ABS_TOL) {
                     ok = 0;
                     fprintf(stderr, "  %s/%s t=%d: loss %.12g direct %.12g\n",
                             parametrization_name(cfg.param), reverse_var_name(cfg.var), t[n],
@@ -185,7 +195,7 @@ static void test_kl_equals_loss(void) {
     }
     /* every KL term ≥ 0 */
     real m1[2] = { 0.3, -1 }, m2[2] = { 0.1, 0.5 };
-    CHECK(gaussian_kl(m1, 0.7, m2, 0.2, 2) > 0 && fabs(gaussian_kl(m1, 0.7, m1, 0.7, 2)) < 1e-15,
+    CHECK(gaussian_kl(m1, 0.7, m2, 0.2, 2) > 0 && fabs(gaussian_kl(m1, 0.7, m1, 0.7, 2)) < KL_SAME_TOL,
           "Gaussian KL positive, zero for identical Gaussians");
     schedule_free(&s);
 }
@@ -378,7 +388,7 @@ static void test_sampling_gaussian(void) {
     ddim_sample_loop(&net, xb, NULL, &cfg, &s, M, s.T, 1.0, 0, &r, NULL, NULL);
     double worst = 0;
     for (int i = 0; i < M * 2; i++) worst = fmax(worst, fabs(xa[i] - xb[i]));
-    CHECK(worst < 1e-8, "DDIM(eta=1, S=T) = ancestral(beta_tilde): max diff %g", worst);
+    CHECK(worst < SAMPLER_ROUTE_TOL, "DDIM(eta=1, S=T) = ancestral(beta_tilde): max diff %g", worst);
 
     /* no noise at t = 1 (004's algorithm): with σ_1² = β_1 > 0 two seeds must still agree */
     DdpmConfig big = { .param = PRED_EPS, .weighting = LOSS_SIMPLE, .var = VAR_BETA };
@@ -432,7 +442,7 @@ static void test_clip_x0(void) {
     int ok = 1, outside = 0;
     for (int i = 0; i < M * 2; i++) {
         double want = x0_hat[i] < -1 ? -1 : (x0_hat[i] > 1 ? 1 : x0_hat[i]);
-        ok &= fabs(x[i] - want) < 1e-12;
+        ok &= fabs(x[i] - want) < CLIP_TOL;
         outside += fabs(x0_hat[i]) > 1;
     }
     CHECK(outside > M && ok, "p_sample with clip_x0 at t = 1 returns clip(x0_hat) (%d of %d clipped)",
@@ -459,7 +469,7 @@ static void test_clip_x0(void) {
         double want = s.sqrt_alpha_bar[50] * c + s.sqrt_one_minus_alpha_bar[50] * e;
         worst = fmax(worst, fabs(first[i] - want));
     }
-    CHECK(seen.got && worst < 1e-10, "DDIM with clip_x0: first step by hand, max diff %g", worst);
+    CHECK(seen.got && worst < EXACT_TOL, "DDIM with clip_x0: first step by hand, max diff %g", worst);
     schedule_free(&s);
 }
 
@@ -504,7 +514,7 @@ static void test_determinism_and_prior(void) {
     /* L_T = KL(N(√ᾱ_T x₀, (1 − ᾱ_T) I) ‖ N(0, I)) */
     real x0p[3] = { 0.5, -2, 1 }, m[3], zero[3] = { 0, 0, 0 };
     for (int d = 0; d < 3; d++) m[d] = s.sqrt_alpha_bar[s.T] * x0p[d];
-    CHECK_REL(prior_kl(x0p, &s, 3), gaussian_kl(m, 1 - s.alpha_bar[s.T], zero, 1.0, 3), 1e-10,
+    CHECK_REL(prior_kl(x0p, &s, 3), gaussian_kl(m, 1 - s.alpha_bar[s.T], zero, 1.0, 3), EXACT_TOL,
               "prior KL closed form");
     mlp_free(&mlp);
     params_free(&ps);

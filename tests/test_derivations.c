@@ -26,6 +26,19 @@
 #define GRID_TOL 1e-7      /* Riemann sums of smooth Gaussians on a grid of ≥ 20 points per
                               standard deviation converge far faster than this */
 #define Z_MC 5.0           /* Monte Carlo checks: 5 standard errors */
+#define GRID_VAR_TOL 1e-6  /* relative: a grid's variance E[x²] − E[x]² cancels digits when
+                              the variance (down to β̃_t ~ 1e-4) is small beside the mean² */
+#define BAYES_TOL 1e-8     /* one step of Bayes' rule in logs: four log densities of O(10),
+                              with 1/β_t factors up to ~1e3, added and subtracted */
+#define CHAIN_TOL 1e-7     /* the same over a chain of T = 20 steps: 20 steps' rounding */
+#define TWEEDIE_TOL 1e-6   /* E[x₀|x_t] on a grid of 40001 points against a central-difference
+                              score with h = 1e-5: truncation h² ~ 1e-10, rounding 1e-16/h */
+#define SCORE_FORM_TOL 1e-9  /* μ_θ from ε̂ = −√(1−ᾱ) s and (x_t + β_t s)/√α_t: divisions by
+                                √(1−ᾱ_t) (≥ ~0.03) that grow the rounding */
+#define LIMIT_TOL 0.01     /* nats: T = 204800 is still finite, and 0.01 (2% of the limit 0.442)
+                              tells "tends to the limit" from a wrong limit */
+#define NOISE_SCALE_TOL 1e-9 /* two p_sample draws with the same z, differences of O(1)
+                                numbers scaled by a ratio of σ's */
 
 #define log_normal g1_log_normal
 
@@ -87,7 +100,7 @@ static void test_posterior_by_bayes(void) {
         q_posterior(&mu_q, &var_q, &xt, &x0, &s, &t, 1, 1);
         g1_posterior_grid(&s, t, xt, x0, &mean, &var);
         CHECK_CLOSE(mean, mu_q, GRID_TOL, "posterior mean by Bayes on a grid vs mu_q");
-        CHECK_REL(var, var_q, 1e-6, "posterior variance by Bayes on a grid vs beta_tilde");
+        CHECK_REL(var, var_q, GRID_VAR_TOL, "posterior variance by Bayes on a grid vs beta_tilde");
         double prec = s.alpha[t] / s.beta[t] + 1 / (1 - s.alpha_bar[t - 1]);
         double square = (sqrt(s.alpha[t]) * xt / s.beta[t] + sqrt(s.alpha_bar[t - 1]) * x0 / (1 - s.alpha_bar[t - 1])) / prec;
         CHECK_REL(1 / prec, var_q, ALGEBRA_TOL, "completed square: 1/precision = beta_tilde");
@@ -138,8 +151,8 @@ static void test_bound_rewrite(void) {
         }
         worst_chain = fmax(worst_chain, fabs(lhs - rhs));
     }
-    CHECK(worst_step <= 1e-8, "q(x_t|x_{t-1}) = q(x_{t-1}|x_t,x0) q(x_t|x0) / q(x_{t-1}|x0): error %.3g", worst_step);
-    CHECK(worst_chain <= 1e-7, "log q(x_{1:T}|x0) telescopes to log q(x_T|x0) + sum of posteriors: error %.3g", worst_chain);
+    CHECK(worst_step <= BAYES_TOL, "q(x_t|x_{t-1}) = q(x_{t-1}|x_t,x0) q(x_t|x0) / q(x_{t-1}|x0): error %.3g", worst_step);
+    CHECK(worst_chain <= CHAIN_TOL, "log q(x_{1:T}|x0) telescopes to log q(x_T|x0) + sum of posteriors: error %.3g", worst_chain);
     schedule_free(&s);
 }
 
@@ -259,7 +272,7 @@ static void test_variance_choice(void) {
             z += w; m1 += w * x; m2 += w * x * x;
         }
         double var = m2 / z - (m1 / z) * (m1 / z);
-        CHECK_REL(var, g1_reverse_var(&g, t), 1e-6, "Var[x_{t-1}|x_t] by Bayes on a grid = beta V_{t-1}/V_t");
+        CHECK_REL(var, g1_reverse_var(&g, t), GRID_VAR_TOL, "Var[x_{t-1}|x_t] by Bayes on a grid = beta V_{t-1}/V_t");
     }
     Gauss1D unit = { &s, 0.0, 1.0 }, big = { &s, 0.0, 2.0 };
     CHECK_REL(g1_reverse_var(&unit, 10), s.beta[10], ALGEBRA_TOL, "v0 = 1: the true reverse variance is beta_t");
@@ -290,8 +303,8 @@ static void test_bound_gap_limit(void) {
         schedule_free(&s);
     }
     double limit = 0.5 * (1 + EULER_GAMMA - log(2.0));
-    CHECK(fabs(gap_bt - limit) < 0.01, "beta_tilde gap at T = 204800: %.4f, limit %.4f", gap_bt, limit);
-    CHECK(gap_b < 0.01, "beta gap at T = 204800: %.4f, closes", gap_b);
+    CHECK(fabs(gap_bt - limit) < LIMIT_TOL, "beta_tilde gap at T = 204800: %.4f, limit %.4f", gap_bt, limit);
+    CHECK(gap_b < LIMIT_TOL, "beta gap at T = 204800: %.4f, closes", gap_b);
 }
 
 /* ---- 6. the score view -----------------------------------------------------------------
@@ -323,7 +336,7 @@ static void test_tweedie(void) {
             double score = (two_hill_logq(xt + e, ab) - two_hill_logq(xt - e, ab)) / (2 * e);
             worst = fmax(worst, fabs(m / z - (xt + (1 - ab) * score) / sqrt(ab)));
         }
-    CHECK(worst <= 1e-6, "Tweedie on a 1D grid: E[x0|x_t] vs (x_t + (1-abar) score)/sqrt(abar), error %.3g", worst);
+    CHECK(worst <= TWEEDIE_TOL, "Tweedie on a 1D grid: E[x0|x_t] vs (x_t + (1-abar) score)/sqrt(abar), error %.3g", worst);
     Mixture2D m;
     toy_mixture(TOY_DOGCAT, &m);
     const double shift[2] = { 7.75, 22.25 }, scale[2] = { 2.65, 2.6 };
@@ -357,7 +370,7 @@ static void test_score_sampler(void) {
         for (int d = 0; d < 2; d++)
             worst = fmax(worst, fabs(mu[d] - (x[d] + s.beta[t] * score[d]) / s.sqrt_alpha[t]));
     }
-    CHECK(worst <= 1e-9, "mu_theta from eps_hat = -sqrt(1-abar) s equals (x_t + beta_t s)/sqrt(alpha_t): error %.3g", worst);
+    CHECK(worst <= SCORE_FORM_TOL, "mu_theta from eps_hat = -sqrt(1-abar) s equals (x_t + beta_t s)/sqrt(alpha_t): error %.3g", worst);
     schedule_free(&s);
 }
 
@@ -448,7 +461,7 @@ static void test_sampler_uses_var(void) {
             double dt = x[VAR_BETA_TILDE][i] - mu[i], db = x[VAR_BETA][i] - mu[i];
             worst = fmax(worst, t > 1 ? fabs(db - ratio * dt) : fabs(db) + fabs(dt));
         }
-        CHECK(worst <= 1e-9 && (t == 1 || ratio > 1.01), "t = %d: p_sample noise scales by sqrt(beta/beta_tilde) = %.4f, error %.3g",
+        CHECK(worst <= NOISE_SCALE_TOL && (t == 1 || ratio > 1.01), "t = %d: p_sample noise scales by sqrt(beta/beta_tilde) = %.4f, error %.3g",
               t, ratio, worst);
     }
     schedule_free(&s);

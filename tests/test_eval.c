@@ -15,6 +15,8 @@
 #include "harness.h"
 
 #define TOL_DIST 1e-12   /* double sums of ~1e2 squares: rounding ~1e-14 */
+#define TOL_EPS 1e-12    /* ε recovered from x_t = √ᾱ x₀ + √(1−ᾱ) ε: one subtraction and one
+                            division by √(1−ᾱ_t) ≥ ~0.01 per number */
 
 static void test_nearest(void) {
     enum { NA = 7, NT = 300, D = 13 };
@@ -109,7 +111,7 @@ static void test_forward_strip(void) {
                 worst = fmax(worst, fabs(e - e1));
             }
         }
-    CHECK(worst < 1e-12, "one eps per row: recovered eps differ by %.3g", worst);
+    CHECK(worst < TOL_EPS, "one eps per row: recovered eps differ by %.3g", worst);
     schedule_free(&s);
 }
 

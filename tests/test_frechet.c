@@ -20,6 +20,11 @@
 #define TOL_EIG 1e-12
 /* FD sums D terms of size ~ Tr Σ and cancels them: 1e-10 relative to Tr Σ. */
 #define TOL_FD 1e-10
+/* FD of a shifted copy: the covariance terms cancel to TOL_FD of Tr Σ, beside |shift|² = 9. */
+#define TOL_SHIFT 1e-9
+/* a mean and a covariance entry by feature_stats and by the two-pass loops here: the same
+ * sums in another order. */
+#define TOL_STATS 1e-12
 
 static double max_abs(const double *a, int n) {
     double m = 0;
@@ -191,14 +196,14 @@ static void test_fd_sets(void) {
     feature_stats(mu, cov, x, N, D);
     for (int d = 0; d < D; d++) tr += cov[d * D + d];
     CHECK_CLOSE(frechet_distance_sets(x, N, x, N, D), 0.0, TOL_FD * tr, "FD(x, x) = 0");
-    CHECK_REL(frechet_distance_sets(x, N, y, N, D), 9.0, 1e-9, "a shifted copy: FD = |shift|^2");
+    CHECK_REL(frechet_distance_sets(x, N, y, N, D), 9.0, TOL_SHIFT, "a shifted copy: FD = |shift|^2");
     /* feature_stats against the two-pass formulas for one entry */
     double m0 = 0, c01 = 0, m1 = 0;
     for (int i = 0; i < N; i++) { m0 += x[i * D]; m1 += x[i * D + 1]; }
     m0 /= N; m1 /= N;
     for (int i = 0; i < N; i++) c01 += (x[i * D] - m0) * (x[i * D + 1] - m1);
-    CHECK_REL(cov[1], c01 / (N - 1), 1e-12, "cov[0][1] with 1/(N-1)");
-    CHECK_REL(mu[1], m1, 1e-12, "mean[1]");
+    CHECK_REL(cov[1], c01 / (N - 1), TOL_STATS, "cov[0][1] with 1/(N-1)");
+    CHECK_REL(mu[1], m1, TOL_STATS, "mean[1]");
     free(y); free(x);
 }
 

@@ -23,6 +23,8 @@
 #include "../oracle.h"
 
 #define AFFINE_TOL 1e-12     /* ε̂ by two routes of a few flops each, in double */
+#define SYMMETRY_TOL 1e-12   /* J[0][1] and J[1][0] of ε*: the same sums in another order */
+#define NEGLIGIBLE 1e-3      /* "negligible": under a thousandth of the step-size tolerance */
 #define FD_H 1e-6            /* central differences of smooth closed forms / the MLP */
 #define FD_TOL 1e-6          /* relative: truncation O(h²) ~1e-12, rounding ~1e-16/h = 1e-10 */
 #define Z_BOUND 5.0          /* statistical checks: 5 standard errors */
@@ -82,7 +84,7 @@ static void test_mixture_jacobian(void) {
             mixture_eps_star_jacobian(&mix, abars[a], pts[p], e, J);
             double e_ref[2];
             mixture_eps_star(&mix, abars[a], pts[p], e_ref);
-            CHECK(fabs(e[0] - e_ref[0]) + fabs(e[1] - e_ref[1]) <= 1e-12, "eps* agrees with mixture_eps_star");
+            CHECK(fabs(e[0] - e_ref[0]) + fabs(e[1] - e_ref[1]) <= AFFINE_TOL, "eps* agrees with mixture_eps_star");
             for (int j = 0; j < 2; j++) {
                 double xp[2] = { pts[p][0], pts[p][1] }, xm[2] = { pts[p][0], pts[p][1] }, ep[2], em[2];
                 xp[j] += FD_H;
@@ -94,7 +96,7 @@ static void test_mixture_jacobian(void) {
                     worst = fmax(worst, fabs(fd - J[i][j]) / fmax(1.0, fabs(fd)));
                 }
             }
-            CHECK_CLOSE(J[0][1], J[1][0], 1e-12, "the Jacobian of eps* is symmetric (a Hessian)");
+            CHECK_CLOSE(J[0][1], J[1][0], SYMMETRY_TOL, "the Jacobian of eps* is symmetric (a Hessian)");
         }
     CHECK(worst <= FD_TOL, "mixture eps* Jacobian vs finite differences: worst %.3g", worst);
 }
@@ -457,7 +459,7 @@ static void test_dogcat_oracle(void) {
            -mean[0], -mean[1], mismatch, -truth);
     CHECK(err <= tol, "ODE log p (S = 50) %.5f vs true %.5f: error %.3g within the step-size tolerance %.3g",
           mean[1] + mismatch, truth, err, tol);
-    CHECK(fabs(mismatch) < 1e-3 * tol, "the prior mismatch (%.2g) is negligible at cosine's alpha_bar_T", mismatch);
+    CHECK(fabs(mismatch) < NEGLIGIBLE * tol, "the prior mismatch (%.2g) is negligible at cosine's alpha_bar_T", mismatch);
 
     /* encode → decode: typical points come back; the median error falls with S */
     double med[2];
