@@ -457,6 +457,11 @@ static int read_file(const Report *rep, unsigned char **out, size_t *size) {
     if (!buf) return fail(rep, "out of memory reading %zu bytes", cap);
     if (bad) {
         free(buf);
+#ifdef EISDIR
+        if (e == EISDIR)
+            return fail(rep, "is a folder, not a checkpoint file: give the checkpoint's own path "
+                        "(e.g. %s/model.ckpt)", rep->path);
+#endif
         return fail(rep, "cannot read after %zu bytes: %s (give a checkpoint file)", n,
                     e ? strerror(e) : "read error");
     }
@@ -529,6 +534,7 @@ static int parse_header(const Report *rep, const unsigned char *buf, size_t size
     if (S > CKPT_MAX_SETTINGS)
         return fail(rep, "malformed: %lu settings, at most %d", (unsigned long)S, CKPT_MAX_SETTINGS);
     CkptHeader *h = &out->header;
+    h->real_size = (int)out->R;
     for (uint32_t i = 0; i < S; i++) {
         CkptSetting *s = &h->set[i];
         uint32_t len;

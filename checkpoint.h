@@ -122,6 +122,9 @@ typedef struct {
 typedef struct {
     CkptSetting set[CKPT_MAX_SETTINGS];
     int count;
+    int real_size;              /* read from a file: its R, 4 (float) or 8 (double), so that
+                                   a program can say when a load converts; 0 otherwise (a
+                                   save writes this build's sizeof(real) whatever it holds) */
 } CkptHeader;
 
 void ckpt_header_init(CkptHeader *h);   /* empty */

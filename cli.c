@@ -26,7 +26,9 @@ CliArgs cli_args(const char *program, int argc, char **argv) {
 
 int cli_next(CliArgs *a) {
     if (++a->i >= a->argc) return 0;
-    const char *arg = a->argv[a->i], *eq = strchr(arg, '=');
+    const char *arg = a->argv[a->i];
+    if (strcmp(arg, "-h") == 0) arg = "--help";
+    const char *eq = strchr(arg, '=');
     if (strncmp(arg, "--", 2) != 0) die("unexpected argument '%s' (see %s --help)", arg, a->program);
     if (eq) {
         snprintf(a->name, sizeof a->name, "%.*s", (int)(eq - arg), arg);
@@ -46,6 +48,17 @@ const char *cli_value(CliArgs *a) {
         a->value = a->argv[++a->i];
     }
     return a->value;
+}
+
+int cli_flag(const CliArgs *a) {
+    static const char *const yes[] = { "1", "yes", "true", "on" };
+    static const char *const no[] = { "0", "no", "false", "off" };
+    if (!a->value) return 1;
+    if (name_index(a->value, yes, 4) >= 0) return 1;
+    if (name_index(a->value, no, 4) >= 0) return 0;
+    die("%s is a flag: give it alone, or as %s=yes or %s=no (not '%s')", a->name, a->name, a->name,
+        a->value);
+    return 0;
 }
 
 long cli_int(CliArgs *a, long lo, long hi) {
@@ -123,20 +136,29 @@ int diffusion_option(CliArgs *a, DiffusionOptions *d) {
         int k = cli_choice(a, SAMPLER_NAMES, SAMPLER_COUNT);
         d->ddim = k == SAMPLER_DDIM;
         d->ode = k == SAMPLER_ODE;
+        d->given.sampler = 1 + k;
     } else if (cli_is(a, "--ddim-steps")) {
         d->ddim_steps = (int)cli_int(a, 1, 100000);
         d->ddim = 1;
+        d->given.ddim_steps = 1;
     } else if (cli_is(a, "--eta")) {
         d->eta = cli_double(a, 0.0, 1.0);
+        d->given.eta = 1;
     } else if (cli_is(a, "--ode-steps")) {
         d->ode_steps = (int)cli_int(a, 1, 100000);
         d->ode = 1;
         d->ddim = 0;
+        d->given.ode_steps = 1;
     } else if (cli_is(a, "--seed")) {
         d->seed = (unsigned long)cli_int(a, 0, 2147483647L);
         d->given.seed = 1;
     } else if (cli_is(a, "--out")) {
         d->out = cli_value(a);
+        if (!d->out[0]) die("--out: an empty folder name");
+        if (strlen(d->out) > CLI_OUT_MAX)
+            die("--out: a folder name of %zu bytes is too long (at most %d, to leave room for the "
+                "file names inside it)", strlen(d->out), CLI_OUT_MAX);
+        d->given.out = 1;
     } else {
         return 0;
     }
@@ -144,6 +166,15 @@ int diffusion_option(CliArgs *a, DiffusionOptions *d) {
 }
 
 void diffusion_check(DiffusionOptions *d) {
+    int named = d->given.sampler - 1;   /* the --sampler given, or −1 */
+    if (d->given.ddim_steps && d->given.ode_steps)
+        die("--ddim-steps and --ode-steps choose two samplers: give one");
+    if (d->given.ddim_steps && named >= 0 && named != SAMPLER_DDIM)
+        die("--ddim-steps is for --sampler ddim, not --sampler %s: drop one", SAMPLER_NAMES[named]);
+    if (d->given.ode_steps && named >= 0 && named != SAMPLER_ODE)
+        die("--ode-steps is for --sampler ode, not --sampler %s: drop one", SAMPLER_NAMES[named]);
+    if (d->given.eta && !d->ddim)
+        die("--eta is DDIM's eta: add --sampler ddim (or --ddim-steps N), or drop --eta");
     if (!d->ddim) d->ddim_steps = 0;
     else if (d->ddim_steps == 0) d->ddim_steps = d->T;
     if (d->ddim_steps > d->T) die("--ddim-steps %d is more than --T %d", d->ddim_steps, d->T);
@@ -400,6 +431,21 @@ void sample_loop(Denoiser *net, real *x, const int *y, const DiffusionOptions *d
         p_sample_loop(net, x, y, &d->ddpm, s, N, clip_x0, rng, trace, ctx);
 }
 
+void check_samples_finite(const real *x, int N, int D, const char *what, const char *hint) {
+    int bad = 0;
+    long first = -1;
+    for (int n = 0; n < N; n++) {
+        int finite = 1;
+        for (int d = 0; d < D; d++) finite &= isfinite(x[(size_t)n * D + d]) != 0;
+        if (!finite && first < 0) first = n;
+        bad += !finite;
+    }
+    if (bad)
+        die("sampling produced %d of %d %s that are not finite numbers (NaN or Inf; the first is "
+            "number %ld): the trained network's output overflows, although its weights are "
+            "finite; nothing was measured; %s", bad, N, what, first, hint);
+}
+
 void plot_against_t(const char *path, const char *title, const char *ylabel, int log_y,
                     const char *name, int T, const double *values) {
     double *ts = xmalloc((size_t)T * sizeof(double), "t");
@@ -437,7 +483,7 @@ double now_seconds(void) {
 }
 
 void make_folder(const char *path) {
-    char buf[1024];
+    char buf[CLI_PATH_MAX];
     if (strlen(path) >= sizeof buf) die("output folder of %zu bytes: at most %zu", strlen(path), sizeof buf - 1);
     snprintf(buf, sizeof buf, "%s", path);
     for (char *p = buf + 1; *p; p++) {       /* every parent first */
@@ -460,7 +506,9 @@ int cli_exit_status(int rc) {
 }
 
 const char *path_in(const char *dir, const char *name) {
-    static char buf[1024];
-    snprintf(buf, sizeof buf, "%s/%s", dir, name);
+    static char buf[CLI_PATH_MAX];
+    if (snprintf(buf, sizeof buf, "%s/%s", dir, name) >= (int)sizeof buf)
+        die("the output path %.60s.../%s is longer than %d bytes: give a shorter --out",
+            dir, name, CLI_PATH_MAX - 1);
     return buf;
 }

@@ -36,11 +36,16 @@ typedef struct {
 } CliArgs;
 
 CliArgs cli_args(const char *program, int argc, char **argv);
-/* Moves to the next option; 0 at the end. Dies on an argument that does not start with "--". */
+/* Moves to the next option; 0 at the end. "-h" is read as "--help"; any other argument that
+ * does not start with "--" dies. */
 int cli_next(CliArgs *a);
 int cli_is(const CliArgs *a, const char *name);          /* the option is `name` */
 /* The option's value: after '=' or the next argument ("--steps needs a value" if none). */
 const char *cli_value(CliArgs *a);
+/* A flag (an option without a value): "--oracle" alone is 1; "--oracle=yes|no", "=1|0",
+ * "=true|false", "=on|off" say it explicitly; any other "=value" dies. A flag never takes
+ * the next argument. */
+int cli_flag(const CliArgs *a);
 /* The value as an integer in lo..hi, or a number in [lo, hi]; anything else dies with
  * "--steps: 'x' is not an integer in 0..100000000". */
 long cli_int(CliArgs *a, long lo, long hi);
@@ -72,8 +77,12 @@ typedef struct {
     int ode_steps;          /* Heun steps S of the ODE; 0 = T, until diffusion_check */
     unsigned long seed;     /* the one seed a run is reproduced from */
     const char *out;        /* output folder */
-    /* what the user typed: a checkpoint refuses a conflicting value instead of either one */
-    struct { int T, schedule, param, loss, var, seed; } given;
+    /* what the user typed: a checkpoint refuses a conflicting value instead of either one;
+     * sampler is 1 + the named sampler (ddpm, ddim, ode), 0 if none was named */
+    struct {
+        int T, schedule, param, loss, var, seed, out;
+        int sampler, ddim_steps, eta, ode_steps;
+    } given;
 } DiffusionOptions;
 
 /* Reads the option `a` is at if it is one of --T --schedule --param --loss --var
@@ -81,7 +90,8 @@ typedef struct {
  * was, 0 otherwise. */
 int diffusion_option(CliArgs *a, DiffusionOptions *d);
 /* Once T is final (after a checkpoint's settings): DDIM without --ddim-steps takes T steps;
- * more steps than T dies. After it, ddim_steps > 0 exactly when DDIM samples, ode_steps > 0
+ * more steps than T dies. Options that contradict each other die (--sampler ddpm with
+ * --ddim-steps, --ddim-steps with --ode-steps, --eta without DDIM), whatever their order. After it, ddim_steps > 0 exactly when DDIM samples, ode_steps > 0
  * exactly when the ODE does. --var learned and --loss hybrid imply each other (one without
  * the other cannot train v), and a contradiction dies. */
 void diffusion_check(DiffusionOptions *d);
@@ -171,6 +181,12 @@ void loss_log_free(LossLog *l);
 void sample_loop(Denoiser *net, real *x, const int *y, const DiffusionOptions *d,
                  const Schedule *s, int N, int clip_x0, Rng *rng, SampleTrace trace, void *ctx);
 
+/* After sampling: dies unless every number of x (N, D) is finite, with "sampling produced
+ * 10 of 2000 points that are not finite numbers (NaN or Inf) ...; <hint>" (a network whose
+ * weights are finite can still overflow on the way from x_T to x_0). `what` names an
+ * example ("points", "images"). */
+void check_samples_finite(const real *x, int N, int D, const char *what, const char *hint);
+
 /* An SVG line plot of values[t − 1] against t = 1..T (one series, named `name`). */
 void plot_against_t(const char *path, const char *title, const char *ylabel, int log_y,
                     const char *name, int T, const double *values);
@@ -188,7 +204,11 @@ void make_folder(const char *path);        /* mkdir -p; dies with the reason if 
 /* The exit status of a program whose run ended with status rc: 1 with one line on stderr
  * if any output file could not be written (io_failed_writes), else rc. */
 int cli_exit_status(int rc);
-/* dir/name in a static buffer: use the result before the next call */
+/* dir/name in a static buffer of CLI_PATH_MAX bytes: use the result before the next call.
+ * A path that does not fit dies (never a silently shortened name). --out takes at most
+ * CLI_OUT_MAX bytes, which leaves room for every name the programs write inside it. */
+#define CLI_PATH_MAX 1024
+#define CLI_OUT_MAX 900
 const char *path_in(const char *dir, const char *name);
 
 #endif

@@ -46,6 +46,7 @@
 
 #include "checkpoint.h"
 #include "classifier.h"
+#include "crc32.h"
 #include "cli.h"
 #include "data.h"
 #include "ddpm.h"
@@ -166,7 +167,8 @@ static void usage(FILE *f) {
         "  --resume PATH      continue training from a checkpoint, bit for bit\n"
         "  --bench N          time N training steps of this configuration, print images/s, exit\n"
         "sampling\n"
-        "  --sample-only PATH load a checkpoint and sample, no training\n"
+        "  --sample-only PATH load a checkpoint and sample, no training (into out/images/sampled\n"
+        "                     unless --out is given)\n"
         "  --n-samples N      images to generate (default %d, an 8x8 grid)\n",
         d.steps, d.batch, d.lr, d.warmup, d.ema, d.n_samples);
     usage_sampler(f, &d.d);
@@ -257,8 +259,8 @@ static Options parse_options(int argc, char **argv) {
     while (cli_next(&a)) {
         if (diffusion_option(&a, &o.d)) continue;   /* --T --schedule ... --seed --out */
         if (cli_is(&a, "--help")) { usage(stdout); exit(0); }
-        else if (cli_is(&a, "--clip-x0")) o.clip_x0 = 1;
-        else if (cli_is(&a, "--no-ema")) o.no_ema = 1;
+        else if (cli_is(&a, "--clip-x0")) o.clip_x0 = cli_flag(&a);
+        else if (cli_is(&a, "--no-ema")) o.no_ema = cli_flag(&a);
         else if (cli_is(&a, "--data")) {
             const char *v = cli_value(&a);
             int k = name_index(v, data_names, DATA_COUNT);
@@ -332,7 +334,7 @@ static Options parse_options(int argc, char **argv) {
         }
         else if (cli_is(&a, "--eval-file")) o.eval_file = cli_value(&a);
         else if (cli_is(&a, "--classifier")) o.classifier = cli_value(&a);
-        else if (cli_is(&a, "--cond")) o.cond = 1;
+        else if (cli_is(&a, "--cond")) o.cond = cli_flag(&a);
         else if (cli_is(&a, "--class")) { o.cls_name = cli_value(&a); o.cond = 1; }
         else if (cli_is(&a, "--guidance")) o.guidance = cli_double(&a, -1.0, 100.0);
         else if (cli_is(&a, "--p-uncond")) { o.p_uncond = cli_double(&a, 0.0, 1.0); given_p = 1; }
@@ -345,6 +347,14 @@ static Options parse_options(int argc, char **argv) {
     if (o.sample_only && o.save) die("--save has no effect with --sample-only (nothing is trained)");
     if (o.save_every && !o.save) die("--save-every needs --save PATH (where to write)");
     if (o.bench && o.sample_only) die("--bench times training; it cannot be used with --sample-only");
+    if (o.ema == 1.0)
+        die("--ema 1 keeps the initial weights forever (the samples would come from an untrained "
+            "network): give a decay below 1, e.g. 0.995, or --no-ema for the raw weights");
+    if (o.steps == 0 && !o.resume && !o.sample_only && !o.bench)
+        die("--steps 0 trains nothing, so the samples would come from an untrained network: give "
+            "N >= 1, or --sample-only CKPT to sample from a trained model");
+    /* --sample-only keeps the training run's pictures: its own folder unless --out is given */
+    if (o.sample_only && !o.d.given.out) o.d.out = "out/images/sampled";
     return o;
 }
 
@@ -352,11 +362,15 @@ static Options parse_options(int argc, char **argv) {
  * Checkpoint settings: everything needed to rebuild the model and the diffusion, by name. */
 
 static void header_from_options(CkptHeader *h, const Options *o, int C, int H, int W,
-                                double prior, long total_steps) {
+                                double prior, long total_steps, int n_train, uint32_t data_crc) {
     ckpt_header_init(h);
     ckpt_set_string(h, "program", "images");
     ckpt_set_string(h, "data", data_names[o->data]);
     ckpt_set_string(h, "data.file", o->file ? o->file : "");
+    if (o->file) {   /* which images, whatever the file's name: see data_fingerprint */
+        ckpt_set_int(h, "data.n", n_train);
+        ckpt_set_int(h, "data.crc32", data_crc);
+    }
     ckpt_set_int(h, "C", C);
     ckpt_set_int(h, "H", H);
     ckpt_set_int(h, "W", W);
@@ -916,6 +930,7 @@ typedef struct {
     ImageSet set;           /* file data: images (and labels, if beside) by image_set_load */
     real *train;            /* set.x, (n_train, C, H, W); NULL: the digits are drawn fresh */
     int n_train;
+    uint32_t data_crc;      /* data_fingerprint of train, recorded in checkpoints */
     Rng rng, aux;           /* rng: training (saved in checkpoints); aux: everything else */
     Schedule s;
     double prior;           /* L_T, nats per image */
@@ -936,7 +951,8 @@ typedef struct {
 /* The checkpoint --save names: the settings (header_from_options), weights, EMA, Adam's
  * moments and the training generator, written atomically */
 static void save(Run *r) {
-    header_from_options(&r->h, &r->o, r->C, r->H, r->W, r->prior, r->o.steps);
+    header_from_options(&r->h, &r->o, r->C, r->H, r->W, r->prior, r->o.steps, r->n_train,
+                        r->data_crc);
     if (checkpoint_save(r->o.save, &r->h, &r->ps, &r->rng)) exit(1);
 }
 
@@ -949,6 +965,12 @@ static void read_settings(Run *r) {
     if (r->ckpt) {
         if (checkpoint_read_header(r->ckpt, &r->h)) exit(1);
         options_from_header(o, r->ckpt, &r->h, &r->C, &r->H, &r->W, &r->prior);
+        if (r->h.real_size && r->h.real_size != (int)sizeof(real))
+            printf("warning: %s was written by the %s build and this is the %s build: its numbers "
+                   "are converted (%s), so %s\n", r->ckpt, r->h.real_size == 8 ? "double" : "float",
+                   REAL_NAME, r->h.real_size == 8 ? "rounded to float" : "exactly",
+                   o->resume ? "the resumed run is no longer bit for bit the one that wrote it"
+                             : "the samples are not bit for bit the writing build's");
     }
     /* a measure on held-out images needs the images the model was trained on: the
      * built-in digits would be measured instead (and a CIFAR model's 3 channels would
@@ -971,6 +993,20 @@ static void read_settings(Run *r) {
         die("--size is for the built-in digits; %s files have their own size", data_names[o->data]);
 }
 
+/* Which images a model was trained on, whatever the file is called: the CRC-32 of the
+ * training images as 8-bit values (pixel k/127.5 − 1 → k), so that the plain and the .gz
+ * file, and a float and a double build, give the same number. */
+static uint32_t data_fingerprint(const real *x, size_t n) {
+    uint32_t crc = 0;
+    unsigned char chunk[4096];
+    for (size_t i = 0; i < n; i += sizeof chunk) {
+        size_t m = n - i < sizeof chunk ? n - i : sizeof chunk;
+        for (size_t k = 0; k < m; k++) chunk[k] = (unsigned char)lround(((double)x[i + k] + 1.0) * 127.5);
+        crc = crc32_update(crc, chunk, m);
+    }
+    return crc;
+}
+
 /* The images: a file's (IDX: MNIST, Fashion-MNIST; CIFAR-10), or none for the built-in
  * digits, which are drawn fresh for every batch */
 static void load_data(Run *r) {
@@ -989,6 +1025,19 @@ static void load_data(Run *r) {
     r->train = set->x;
     r->n_train = set->N;
     r->D = r->C * r->H * r->W;
+    if (!o->file) return;
+    r->data_crc = data_fingerprint(set->x, (size_t)set->N * r->D);
+    int64_t n = 0, crc = 0;   /* a checkpoint written before fingerprints has neither */
+    if (o->resume && ckpt_get_int(&r->h, "data.n", &n) == 0 &&
+        ckpt_get_int(&r->h, "data.crc32", &crc) == 0 &&
+        (n != r->n_train || (uint32_t)crc != r->data_crc)) {
+        const char *was = "";
+        ckpt_get_string(&r->h, "data.file", &was);
+        die("%s holds other images than %s was trained on (%d images with CRC-32 %08lx; it was "
+            "trained on %lld with %08lx from %s): --resume continues that run on its own data; "
+            "give that file, or start a new run", o->file, r->ckpt, r->n_train,
+            (unsigned long)r->data_crc, (long long)n, (unsigned long)crc, was);
+    }
 }
 
 /* --cond: K classes (the digits' 10, or the labels beside --file), and --class by name or
@@ -1182,6 +1231,9 @@ static void sample(Run *r) {
     sample_loop(&r->snet, r->samples, r->y, &o->d, &r->s, N, o->clip_x0, &srng, trace_step, tr);
     double t_sample = now_seconds() - t0;
     if (tr->gif) gif_close(&gif);
+    char hint[96];
+    snprintf(hint, sizeof hint, "lower --lr (now %g) or raise --warmup", o->lr);
+    check_samples_finite(r->samples, N, D, "images", hint);
     tr->gif = NULL;
     printf("sampling: %d images in %.1f s (%d network evaluations each)\n", N, t_sample,
            o->d.ddim_steps ? o->d.ddim_steps : o->d.T);

@@ -119,6 +119,7 @@ static void usage(FILE *f) {
         "  --table            print the schedule table (beta_t, alpha_t, alphabar_t, ...) and exit\n"
         "  --oracle           skip training and sample with the exact optimal eps* (mixtures\n"
         "                     only): what a perfect network would do with this T and sampler\n"
+        "                     (into out/toy2d/oracle unless --out is given)\n"
         "  --ode-nll          the probability-flow ODE's exact likelihood (Heun, exact 2D trace)\n"
         "                     of the held-out points for S = 5..50 steps, beside the exact eps*'s,\n"
         "                     the true NLL and the bound with each variance\n"
@@ -167,11 +168,11 @@ static Options parse_options(int argc, char **argv) {
     while (cli_next(&a)) {
         if (diffusion_option(&a, &o.d)) continue;   /* --T --schedule ... --seed --out */
         if (cli_is(&a, "--help")) { usage(stdout); exit(0); }
-        else if (cli_is(&a, "--table")) o.table = 1;
-        else if (cli_is(&a, "--oracle")) o.oracle = 1;
-        else if (cli_is(&a, "--weights")) o.weights = 1;
-        else if (cli_is(&a, "--ode-nll")) o.ode_nll = 1;
-        else if (cli_is(&a, "--lab")) o.lab = 1;
+        else if (cli_is(&a, "--table")) o.table = cli_flag(&a);
+        else if (cli_is(&a, "--oracle")) o.oracle = cli_flag(&a);
+        else if (cli_is(&a, "--weights")) o.weights = cli_flag(&a);
+        else if (cli_is(&a, "--ode-nll")) o.ode_nll = cli_flag(&a);
+        else if (cli_is(&a, "--lab")) o.lab = cli_flag(&a);
         else if (cli_is(&a, "--data")) o.data = (ToyKind)cli_choice(&a, TOY_NAMES, TOY_COUNT);
         else if (cli_is(&a, "--steps")) o.steps = (int)cli_int(&a, 0, 100000000);
         else if (cli_is(&a, "--batch")) o.batch = (int)cli_int(&a, 1, 1000000);
@@ -182,12 +183,26 @@ static Options parse_options(int argc, char **argv) {
         else if (cli_is(&a, "--class")) o.cls_name = cli_value(&a);
         else if (cli_is(&a, "--guidance")) o.guidance = cli_double(&a, -1.0, 100.0);
         else if (cli_is(&a, "--p-uncond")) { o.p_uncond = cli_double(&a, 0.0, 1.0); given_p = 1; }
-        else if (cli_is(&a, "--guidance-sweep")) o.sweep = 1;
+        else if (cli_is(&a, "--guidance-sweep")) o.sweep = cli_flag(&a);
         else if (cli_is(&a, "--sweep-seeds")) o.sweep_seeds = (int)cli_int(&a, 1, 100);
         else cli_unknown(&a);
     }
     parse_class(&o, given_p);
     diffusion_check(&o.d);
+    /* what the run does: at most one of these, and nothing that contradicts it */
+    if (o.table + o.weights + o.lab + o.sweep > 1)
+        die("--table, --weights, --lab and --guidance-sweep each choose what the run does: give one");
+    if (o.oracle && (o.table || o.weights || o.lab || o.sweep))
+        die("--oracle samples one run with the exact eps*; it does not go with --%s",
+            o.table ? "table" : o.weights ? "weights" : o.lab ? "lab" : "guidance-sweep");
+    if (o.ema == 1.0)
+        die("--ema 1 keeps the initial weights forever (the samples would come from an untrained "
+            "network): give a decay below 1, e.g. 0.995 (0: sample with the raw weights)");
+    if (o.steps == 0 && !o.oracle && !o.table && !o.weights && !o.sweep)
+        die("--steps 0 trains nothing, so the samples would come from an untrained network: give "
+            "N >= 1, or --oracle for the exact denoiser");
+    /* --oracle keeps a trained run's pictures: its own folder unless --out says otherwise */
+    if (o.oracle && !o.d.given.out) o.d.out = "out/toy2d/oracle";
     if (o.batch > o.n_train) die("--batch %d is larger than --n-train %d", o.batch, o.n_train);
     return o;
 }
@@ -607,6 +622,9 @@ static void sample(Story *st) {
     free(tr.path); free(tr.visited); free(tr.scratch);
     sample_loop(net, st->samples + (size_t)N * 2, y ? y + N : NULL, &o->d, &st->s, N_all - N, 0,
                 &st->rng, NULL, NULL);
+    char hint[64];
+    snprintf(hint, sizeof hint, "lower --lr (now %g)", o->lr);
+    check_samples_finite(st->samples, N_all, 2, "points", hint);
     unstandardize(st->samples, N_all, 2, st->mean, st->std);
 }
 

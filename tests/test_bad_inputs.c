@@ -4,7 +4,9 @@
  * paths): each row names a command, the exit code it must end with, and a piece of the
  * one-line message it must print. This test makes the fixture files the table refers to
  * (under build/bad/, listed in BAD_INPUTS.md), then runs every row's command with /bin/sh
- * from the repository root and checks both. A row is "| n | `command` | exit | `message` |".
+ * from the repository root and checks both. A row is "| n | `command` | exit | `message` |"
+ * whose command starts with "./", "DDPM_" or "cd build/bad" (a program run in the fixtures'
+ * folder, for what it writes by default).
  * The programs are the float build (`make test` builds them first).
  */
 #define _POSIX_C_SOURCE 200809L   /* popen, symlink, mkdir */
@@ -58,6 +60,55 @@ static void with_setting(const char *out, const unsigned char *ck, size_t n, con
     free(b);
 }
 
+/* A little-endian u32 at b. */
+static uint32_t le32(const unsigned char *b) {
+    return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+}
+
+/* The float checkpoint ck (n bytes) as the double build writes it: real size 8, every
+ * stored value widened (exactly), size field and CRC-32 made right. The walk follows
+ * checkpoint.h's format; *out_n receives the new size. */
+static unsigned char *widened(const unsigned char *ck, size_t n, size_t *out_n) {
+    unsigned char *b = xmalloc(2 * n + 64, "widened");
+    size_t at = 28, o;
+    uint32_t S = le32(ck + 24);
+    for (uint32_t i = 0; i < S; i++) {               /* settings: name, type, value */
+        at += 4 + le32(ck + at);
+        unsigned type = ck[at++];
+        at += type == CKPT_STRING ? 4 + le32(ck + at) : 8;
+    }
+    at += 8 + 32 + 8 + 1;                             /* step, Rng, spare, has_spare */
+    memcpy(b, ck, at + 4);
+    o = at + 4;
+    uint32_t P = le32(ck + at);
+    at += 4;
+    for (uint32_t i = 0; i < P; i++) {               /* tensors: name, shape, 4 n values */
+        size_t start = at;
+        at += 4 + le32(ck + at);
+        uint32_t ndim = le32(ck + at);
+        size_t count = 1;
+        for (uint32_t d = 0; d < ndim; d++) count *= le32(ck + at + 4 + 4 * d);
+        at += 4 + 4 * ndim;
+        memcpy(b + o, ck + start, at - start);
+        o += at - start;
+        for (size_t k = 0; k < 4 * count; k++, at += 4, o += 8) {
+            uint32_t bits = le32(ck + at);
+            float f;
+            memcpy(&f, &bits, 4);
+            double d = f;
+            uint64_t wide;
+            memcpy(&wide, &d, 8);
+            set_le64(b + o, wide);
+        }
+    }
+    o += 4;                                           /* the checksum */
+    set_le32(b + 20, 8);
+    set_le64(b + 12, (uint64_t)o);
+    fix_crc(b, o);
+    *out_n = o;
+    return b;
+}
+
 /* The fixtures BAD_INPUTS.md lists. */
 static void make_fixtures(void) {
     mkdir("build", 0777);
@@ -109,6 +160,10 @@ static void make_fixtures(void) {
     with_setting("hw1e8.ckpt", ck, n, "H", 100000000);
     with_setting("T1e8.ckpt", ck, n, "T", 100000000);
     with_setting("negC.ckpt", ck, n, "C", -1);
+    size_t wide_n;
+    unsigned char *wide = widened(ck, n, &wide_n);
+    write_all("double.ckpt", wide, wide_n);
+    free(wide);
     free(ck);
 
     /* an IDX file (4 images of 8x8) and a CIFAR-10 batch (2 records), and a checkpoint
@@ -116,6 +171,9 @@ static void make_fixtures(void) {
     unsigned char idx[16 + 4 * 64] = { 0, 0, 8, 3, 0, 0, 0, 4, 0, 0, 0, 8, 0, 0, 0, 8 };
     for (int i = 16; i < (int)sizeof idx; i++) idx[i] = (unsigned char)(i * 37);
     write_all("tiny8.idx", idx, sizeof idx);
+    idx[100] ^= 1;                                    /* the same shape, one pixel else */
+    write_all("tiny8b.idx", idx, sizeof idx);
+    idx[100] ^= 1;
     unsigned char *cifar = xmalloc(2 * 3073, "cifar");
     for (int i = 0; i < 2 * 3073; i++) cifar[i] = (unsigned char)(i * 11);
     cifar[0] = 3;
@@ -166,7 +224,8 @@ int main(void) {
         char cmd[600], msg[400];
         if (nc < 5 || !backticked(cells[1], cmd, sizeof cmd) ||
             !backticked(cells[3], msg, sizeof msg) ||
-            (strncmp(cmd, "./", 2) != 0 && strncmp(cmd, "DDPM_", 5) != 0))
+            (strncmp(cmd, "./", 2) != 0 && strncmp(cmd, "DDPM_", 5) != 0 &&
+             strncmp(cmd, "cd build/bad", 12) != 0))
             continue;
         int want = atoi(cells[2]);
         char full[700];

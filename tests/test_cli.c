@@ -41,13 +41,32 @@ static void test_options(void) {
     while (cli_next(&a)) diffusion_option(&a, &d);
     diffusion_check(&d);
     CHECK(d.ddim_steps == 12 && !d.given.seed, "DDIM defaults to T steps: %d", d.ddim_steps);
-    char *argv3[] = { "prog", "--ddim-steps", "5", "--sampler", "ddpm", NULL };
-    memset(&d, 0, sizeof d);
-    d.T = 50;
-    a = cli_args("prog", 5, argv3);
-    while (cli_next(&a)) diffusion_option(&a, &d);
-    diffusion_check(&d);
-    CHECK(d.ddim_steps == 0, "a later --sampler ddpm wins: ddim_steps %d", d.ddim_steps);
+    /* the sampler and its step count agree whatever their order (a contradiction such as
+     * --sampler ddpm --ddim-steps 5 dies: BAD_INPUTS.md) */
+    char *argv3[] = { "prog", "--ddim-steps", "5", "--sampler", "ddim", NULL };
+    char *argv4[] = { "prog", "--sampler", "ddim", "--ddim-steps", "5", NULL };
+    for (int k = 0; k < 2; k++) {
+        memset(&d, 0, sizeof d);
+        d.T = 50;
+        a = cli_args("prog", 5, k ? argv4 : argv3);
+        while (cli_next(&a)) diffusion_option(&a, &d);
+        diffusion_check(&d);
+        CHECK(d.ddim == 1 && d.ddim_steps == 5 && d.given.sampler == 2,
+              "--sampler ddim and --ddim-steps 5 in order %d: ddim_steps %d", k, d.ddim_steps);
+    }
+
+    /* flags: alone 1, =yes/=no (1/0, true/false, on/off) as said; never the next argument;
+     * "-h" is --help */
+    char *argv5[] = { "prog", "--a", "--b=no", "--c=1", "--d=off", "--e=true", "-h", "--f", "x", NULL };
+    a = cli_args("prog", 9, argv5);
+    int flags[7], nf = 0;
+    while (cli_next(&a) && nf < 7) {
+        flags[nf++] = cli_is(&a, "--help") ? 7 : cli_flag(&a);
+        if (nf == 7) break;
+    }
+    CHECK(nf == 7 && flags[0] == 1 && flags[1] == 0 && flags[2] == 1 && flags[3] == 0 &&
+          flags[4] == 1 && flags[5] == 7 && flags[6] == 1 && a.i == 7,
+          "flags read as given, -h as --help, and --f leaves 'x' alone (argument %d)", a.i);
 
     const char *names[] = { "digits", "idx", "cifar" };
     char buf[64];
