@@ -623,7 +623,7 @@ static void test_bounded_read(void) {
     path_of(folder, sizeof folder, "folder.ckpt");
     CHECK(mkdir(folder, 0700) == 0, "mkdir");
     CHECK(checkpoint_read_header_err(folder, &h, err, sizeof err) == -1 &&
-          strstr(err, "Is a directory"), "a folder: %s", err);
+          strstr(err, "is a folder, not a checkpoint file"), "a folder: %s", err);
     rmdir(folder);
 
     size_t size;
