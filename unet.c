@@ -24,18 +24,20 @@ static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
  * im2col matrix col (K, P), K = C_in·k·k, P = H_out·W_out, so that
  *   out[n] (C_out, P) = w (C_out, K) · col (K, P) + b
  * and the backward is two more matrix products (matmul reads the transposes in place):
- *   dw (C_out, K) += dout[n] (C_out, P) · colᵀ (P, K)
- *   dcol (K, P)    = wᵀ (K, C_out) · dout[n] (C_out, P),  then din += col2im(dcol).
- * One image's col is the only scratch (dcol overwrites it once dw has used it), so the
- * memory does not grow with the batch. */
+ *   dwᵀ (K, C_out) += col (K, P) · dout[n]ᵀ (P, C_out)
+ *   dcol (K, P)     = wᵀ (K, C_out) · dout[n] (C_out, P),  then din += col2im(dcol).
+ * dw is summed as its transpose dwᵀ, a copy in the scratch, so that the operand matmul
+ * packs is the small dout[n] (read by all K rows) rather than the im2col matrix (read by
+ * only C_out rows); each dw[o, (c, i, j)] is the same chain over n, p. One image's col and
+ * dwᵀ are the only scratch (dcol overwrites col once dwᵀ has used it), so the memory does
+ * not grow with the batch. */
 
 int conv2d_out_size(int size, int k, int stride) { return (size + 2 * (k / 2) - k) / stride + 1; }
 
 size_t conv2d_scratch_size(int C_in, int C_out, int H, int W, int k, int stride) {
     size_t K = (size_t)C_in * k * k;
     size_t P = (size_t)conv2d_out_size(H, k, stride) * conv2d_out_size(W, k, stride);
-    (void)C_out;
-    return K * P;                                                 /* col, then dcol */
+    return K * P + K * C_out;                             /* col, then dcol; dwᵀ */
 }
 
 /* The outputs x = 0 … n_out − 1 whose input s·x + j − pad lies inside 0 … n_in − 1 form
@@ -161,6 +163,9 @@ void conv2d_backward(real *din, real *dw, real *db, real *scratch, const real *d
     int P = conv2d_out_size(H, k, stride) * conv2d_out_size(W, k, stride);
     int direct = (k == 1 && stride == 1);
     real *col = scratch;                         /* (K, P): col, then dcol */
+    real *dwT = scratch + (size_t)K * P;         /* (K, C_out): dwᵀ, from dw and back */
+    for (int o = 0; o < C_out; o++)
+        for (int kk = 0; kk < K; kk++) dwT[(size_t)kk * C_out + o] = dw[(size_t)o * K + kk];
     for (int n = 0; n < N; n++) {
         const real *in_n = in + (size_t)n * C_in * H * W;
         const real *dout_n = dout + (size_t)n * C_out * P;  /* seek to dout[n, :, :, :] */
@@ -171,13 +176,13 @@ void conv2d_backward(real *din, real *dw, real *db, real *scratch, const real *d
             for (int p = 0; p < P; p++) sum += dout_o[p];
             db[o] += sum;
         }
-        /* dw (C_out, K) += dout[n] (C_out, P) · colᵀ (P, K) */
+        /* dwᵀ (K, C_out) += col (K, P) · dout[n]ᵀ (P, C_out) */
         const real *col_n = in_n;
         if (!direct) {
             im2col(col, in_n, C_in, H, W, k, stride);
             col_n = col;
         }
-        matmul(dw, K, dout_n, P, 0, col_n, P, 1, C_out, K, P, 1);
+        matmul(dwT, C_out, col_n, P, 0, dout_n, P, 1, K, C_out, P, 1);
         if (!din) continue;
         /* dcol (K, P) = wᵀ (K, C_out) · dout[n] (C_out, P);  din[n] += col2im(dcol) */
         real *din_n = din + (size_t)n * C_in * H * W;
@@ -188,6 +193,8 @@ void conv2d_backward(real *din, real *dw, real *db, real *scratch, const real *d
             col2im_add(din_n, col, C_in, H, W, k, stride);
         }
     }
+    for (int o = 0; o < C_out; o++)
+        for (int kk = 0; kk < K; kk++) dw[(size_t)o * K + kk] = dwT[(size_t)kk * C_out + o];
 }
 
 /* ========================================================================================
@@ -224,7 +231,36 @@ void upsample_backward(real *din, const real *dout, int N, int C, int H, int W) 
 /* ========================================================================================
  * Group normalization: in, out (N, C, HW), γ, β (C), mean, rstd (N, G).
  * The channels of group g are c = g·C/G … (g+1)·C/G − 1, contiguous in memory, so group
- * (n, g) is one run of M = (C/G)·HW numbers. Statistics are summed in double. */
+ * (n, g) is one run of M = (C/G)·HW numbers. Statistics are summed in double, in LANES
+ * interleaved partial sums (lane l adds the numbers l, l + LANES, l + 2·LANES, …) that are
+ * then added in a fixed order: one chain of additions would wait for each addition to
+ * finish, LANES independent ones are one vector instruction per LANES numbers. The order
+ * is fixed by the code, not by the machine or the number of threads. */
+
+enum { LANES = 8 };
+
+/* Σ lane[l], pairwise: (0+4 … 3+7), then (0+2, 1+3), then 0+1 */
+static double add_lanes(double lane[LANES]) {
+    for (int width = LANES / 2; width > 0; width /= 2)
+        for (int l = 0; l < width; l++) lane[l] += lane[l + width];
+    return lane[0];
+}
+
+/* Σ_i (x[i] − shift)^power, power 1 or 2, in double */
+static double sum_shifted(const real *x, size_t M, double shift, int power) {
+    double lane[LANES] = { 0 };
+    size_t i = 0;
+    for (; i + LANES <= M; i += LANES)
+        for (int l = 0; l < LANES; l++) {
+            double d = (double)x[i + l] - shift;
+            lane[l] += power == 1 ? d : d * d;
+        }
+    for (int l = 0; i < M; i++, l++) {
+        double d = (double)x[i] - shift;
+        lane[l] += power == 1 ? d : d * d;
+    }
+    return add_lanes(lane);
+}
 
 void groupnorm_forward(real *out, real *mean, real *rstd, const real *in,
                        const real *gamma, const real *beta, int N, int C, int HW, int G) {
@@ -236,11 +272,8 @@ void groupnorm_forward(real *out, real *mean, real *rstd, const real *in,
     for (int n = 0; n < N; n++)
         for (int g = 0; g < G; g++) {
             const real *x = in + ((size_t)n * C + (size_t)g * Cg) * HW; /* seek to in[n, g·Cg, :] */
-            double sum = 0.0;
-            for (size_t i = 0; i < M; i++) sum += x[i];
-            double mu = sum / (double)M;
-            double sq = 0.0;                       /* two passes: no cancellation */
-            for (size_t i = 0; i < M; i++) sq += ((double)x[i] - mu) * ((double)x[i] - mu);
+            double mu = sum_shifted(x, M, 0.0, 1) / (double)M;
+            double sq = sum_shifted(x, M, mu, 2);   /* two passes: no cancellation */
             double r = 1.0 / sqrt(sq / (double)M + GROUPNORM_EPS);
             mean[n * G + g] = (real)mu;
             rstd[n * G + g] = (real)r;
@@ -273,6 +306,26 @@ void groupnorm_apply(real *out, const real *mean, const real *rstd, const real *
  *   direct term     rstd dx̂_i               through x̂_i's own x_i, μ and σ² held fixed
  *   mean term      −rstd mean(dx̂)           through μ:  ∂μ/∂x_i = 1/M
  *   variance term  −rstd x̂_i mean(dx̂ x̂)     through σ²: ∂σ²/∂x_i = 2 (x_i − μ)/M */
+/* Σ_p dy[p] and Σ_p dy[p] x̂[p], x̂ = (x − m) rstd, in double, in LANES partial sums */
+static void sums_dy_xhat(double *sum_dy, double *sum_dy_xhat, const real *dy, const real *x,
+                         real m, real rs, int HW) {
+    double lane_dy[LANES] = { 0 }, lane_dy_xhat[LANES] = { 0 };
+    int p = 0;
+    for (; p + LANES <= HW; p += LANES)
+        for (int l = 0; l < LANES; l++) {
+            double xhat = (double)((x[p + l] - m) * rs);
+            lane_dy[l] += dy[p + l];
+            lane_dy_xhat[l] += dy[p + l] * xhat;
+        }
+    for (int l = 0; p < HW; p++, l++) {
+        double xhat = (double)((x[p] - m) * rs);
+        lane_dy[l] += dy[p];
+        lane_dy_xhat[l] += dy[p] * xhat;
+    }
+    *sum_dy = add_lanes(lane_dy);
+    *sum_dy_xhat = add_lanes(lane_dy_xhat);
+}
+
 void groupnorm_backward(real *din, real *dgamma, real *dbeta, const real *dout,
                         const real *mean, const real *rstd, const real *in,
                         const real *gamma, int N, int C, int HW, int G) {
@@ -293,12 +346,8 @@ void groupnorm_backward(real *din, real *dgamma, real *dbeta, const real *dout,
             for (int c = 0; c < Cg; c++) {
                 const real *xc = x + (size_t)c * HW, *dyc = dy + (size_t)c * HW;
                 real ga = gamma[g * Cg + c];
-                double sum_dy = 0.0, sum_dy_xhat = 0.0;
-                for (int p = 0; p < HW; p++) {
-                    double xhat = (double)((xc[p] - m) * rs);
-                    sum_dy += dyc[p];
-                    sum_dy_xhat += dyc[p] * xhat;
-                }
+                double sum_dy, sum_dy_xhat;
+                sums_dy_xhat(&sum_dy, &sum_dy_xhat, dyc, xc, m, rs, HW);
                 dbeta[g * Cg + c] += (real)sum_dy;
                 dgamma[g * Cg + c] += (real)sum_dy_xhat;
                 sum_dxhat += ga * sum_dy;
