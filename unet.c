@@ -814,13 +814,16 @@ int unet_config_check(const UnetConfig *cfg, char *msg, size_t msg_len) {
  * list (unet.h); after params_alloc, one walk over the list draws the weights in that order
  * and sizes the shared scratch, and unet_free and unet_macs_per_image walk it too. */
 
-static void act_alloc(Unet *u, Act *a, int C, int H, int W) {
+/* transient: the gradient is one of the two shared buffers (see Act in unet.h) */
+static void act_alloc(Unet *u, Act *a, int C, int H, int W, int transient) {
     if (u->n_acts == UNET_MAX_ACTS) die("unet: more than %d activations, raise UNET_MAX_ACTS",
                                         UNET_MAX_ACTS);
     size_t n = (size_t)u->cfg.max_batch * C * H * W;
     a->C = C; a->H = H; a->W = W;
+    a->transient = transient;
     a->x = alloc_reals(n, "U-Net activation");
-    a->dx = alloc_reals(n, "U-Net activation gradient");
+    a->dx = transient ? NULL : alloc_reals(n, "U-Net activation gradient");
+    if (transient) u->dx_shared_size = max_size(u->dx_shared_size, n);
     u->acts[u->n_acts++] = a;
 }
 
@@ -952,7 +955,7 @@ int unet_init(Unet *u, const UnetConfig *cfg, ParamSet *ps, Rng *rng) {
     Act *stack[1 + UNET_MAX_LEVELS * (UNET_MAX_RES + 1)];
     int top = 0;
     add_conv(u, &u->conv_in, "in", "conv", cfg->C, base, 3, 1, cfg->H, cfg->W, 0);
-    act_alloc(u, &u->h_in, base, cfg->H, cfg->W);
+    act_alloc(u, &u->h_in, base, cfg->H, cfg->W, 0);
     Act *h = &u->h_in;
     stack[top++] = h;
 
@@ -967,12 +970,12 @@ int unet_init(Unet *u, const UnetConfig *cfg, ParamSet *ps, Rng *rng) {
             snprintf(name, sizeof name, "down%d.res%d", l, b);
             add_res(u, &lv->down_res[b], name, h->C, lv->C, lv->H, lv->W);
             lv->down_in[b] = h;
-            act_alloc(u, &lv->down_res_out[b], lv->C, lv->H, lv->W);
+            act_alloc(u, &lv->down_res_out[b], lv->C, lv->H, lv->W, 0);
             h = &lv->down_res_out[b];
             if (lv->has_attn) {
                 snprintf(name, sizeof name, "down%d.attn%d", l, b);
                 add_attn(u, &lv->down_attn[b], name, lv->C, lv->H, lv->W);
-                act_alloc(u, &lv->down_attn_out[b], lv->C, lv->H, lv->W);
+                act_alloc(u, &lv->down_attn_out[b], lv->C, lv->H, lv->W, 0);
                 h = &lv->down_attn_out[b];
             }
             stack[top++] = h;
@@ -980,7 +983,7 @@ int unet_init(Unet *u, const UnetConfig *cfg, ParamSet *ps, Rng *rng) {
         if (l < L - 1) {
             snprintf(name, sizeof name, "down%d", l);
             add_conv(u, &lv->down, name, "down", lv->C, lv->C, 3, 2, lv->H, lv->W, 0);
-            act_alloc(u, &lv->down_out, lv->C, lv->H / 2, lv->W / 2);
+            act_alloc(u, &lv->down_out, lv->C, lv->H / 2, lv->W / 2, 0);
             h = &lv->down_out;
             stack[top++] = h;
         }
@@ -988,13 +991,13 @@ int unet_init(Unet *u, const UnetConfig *cfg, ParamSet *ps, Rng *rng) {
 
     /* middle */
     add_res(u, &u->mid1, "mid.res1", h->C, h->C, h->H, h->W);
-    act_alloc(u, &u->mid1_out, h->C, h->H, h->W);
+    act_alloc(u, &u->mid1_out, h->C, h->H, h->W, 1);
     if (cfg->mid_attn) {
         add_attn(u, &u->mid_attn, "mid.attn", h->C, h->H, h->W);
-        act_alloc(u, &u->mid_attn_out, h->C, h->H, h->W);
+        act_alloc(u, &u->mid_attn_out, h->C, h->H, h->W, 1);
     }
     add_res(u, &u->mid2, "mid.res2", h->C, h->C, h->H, h->W);
-    act_alloc(u, &u->mid2_out, h->C, h->H, h->W);
+    act_alloc(u, &u->mid2_out, h->C, h->H, h->W, 1);
     h = &u->mid2_out;
 
     /* up path */
@@ -1004,23 +1007,23 @@ int unet_init(Unet *u, const UnetConfig *cfg, ParamSet *ps, Rng *rng) {
             Act *skip = stack[--top];
             lv->up_in[b] = h;
             lv->up_skip[b] = skip;
-            act_alloc(u, &lv->up_cat[b], h->C + skip->C, lv->H, lv->W);
+            act_alloc(u, &lv->up_cat[b], h->C + skip->C, lv->H, lv->W, 1);
             snprintf(name, sizeof name, "up%d.res%d", l, b);
             add_res(u, &lv->up_res[b], name, h->C + skip->C, lv->C, lv->H, lv->W);
-            act_alloc(u, &lv->up_res_out[b], lv->C, lv->H, lv->W);
+            act_alloc(u, &lv->up_res_out[b], lv->C, lv->H, lv->W, 1);
             h = &lv->up_res_out[b];
             if (lv->has_attn) {
                 snprintf(name, sizeof name, "up%d.attn%d", l, b);
                 add_attn(u, &lv->up_attn[b], name, lv->C, lv->H, lv->W);
-                act_alloc(u, &lv->up_attn_out[b], lv->C, lv->H, lv->W);
+                act_alloc(u, &lv->up_attn_out[b], lv->C, lv->H, lv->W, 1);
                 h = &lv->up_attn_out[b];
             }
         }
         if (l > 0) {
-            act_alloc(u, &lv->up_near, lv->C, 2 * lv->H, 2 * lv->W);
+            act_alloc(u, &lv->up_near, lv->C, 2 * lv->H, 2 * lv->W, 1);
             snprintf(name, sizeof name, "up%d", l);
             add_conv(u, &lv->up, name, "up", lv->C, lv->C, 3, 1, 2 * lv->H, 2 * lv->W, 0);
-            act_alloc(u, &lv->up_out, lv->C, 2 * lv->H, 2 * lv->W);
+            act_alloc(u, &lv->up_out, lv->C, 2 * lv->H, 2 * lv->W, 1);
             h = &lv->up_out;
         }
     }
@@ -1031,8 +1034,8 @@ int unet_init(Unet *u, const UnetConfig *cfg, ParamSet *ps, Rng *rng) {
                   "out", "gn", base);
     u->out_gn_mean = alloc_reals((size_t)NB * G, "out gn mean");
     u->out_gn_rstd = alloc_reals((size_t)NB * G, "out gn rstd");
-    act_alloc(u, &u->out_a, base, cfg->H, cfg->W);
-    act_alloc(u, &u->out_s, base, cfg->H, cfg->W);
+    act_alloc(u, &u->out_a, base, cfg->H, cfg->W, 1);
+    act_alloc(u, &u->out_s, base, cfg->H, cfg->W, 1);
     add_conv(u, &u->conv_out, "out", "conv", base, cfg->C * (1 + cfg->learned_var), 3, 1,
              cfg->H, cfg->W, 1);
     /* the label embedding, one row per class and ∅ (declared last: K = 0 is unchanged) */
@@ -1049,12 +1052,18 @@ int unet_init(Unet *u, const UnetConfig *cfg, ParamSet *ps, Rng *rng) {
     }
     u->scratch_size = scratch;
     u->scratch = alloc_reals(scratch, "U-Net scratch (im2col, attention)");
+    for (int i = 0; i < 2; i++)
+        u->dx_shared[i] = alloc_reals(u->dx_shared_size, "U-Net transient gradients");
     return 0;
 }
 
 void unet_free(Unet *u) {
     for (int i = 0; i < u->n_blocks; i++) block_free(&u->blocks[i]);
-    for (int i = 0; i < u->n_acts; i++) { free(u->acts[i]->x); free(u->acts[i]->dx); }
+    for (int i = 0; i < u->n_acts; i++) {
+        free(u->acts[i]->x);
+        if (!u->acts[i]->transient) free(u->acts[i]->dx);
+    }
+    free(u->dx_shared[0]); free(u->dx_shared[1]);
     free(u->x_in); free(u->t_real); free(u->y); free(u->temb0);
     free(u->temb1); free(u->dtemb1); free(u->temb1_act); free(u->dtemb1_act);
     free(u->temb); free(u->dtemb); free(u->temb_act); free(u->dtemb_act);
@@ -1065,6 +1074,19 @@ void unet_free(Unet *u) {
 
 /* ========================================================================================
  * U-Net forward. */
+
+/* The gradient of a transient Act (unet.h), about to be written by the backward step that
+ * follows: the other shared buffer than the one handed out last, zeroed. The one handed
+ * out last holds the gradient this step reads; the one taken here held the gradient the
+ * step before read, which nothing needs any more. Every transient gradient is read only
+ * by the step right after the one that writes it, so two buffers are enough. */
+static real *fresh_dx(Unet *u, Act *a, int N) {
+    if (!a->transient) die("unet: internal error, fresh_dx of an Act with its own gradient");
+    u->dx_turn = 1 - u->dx_turn;
+    a->dx = u->dx_shared[u->dx_turn];
+    memset(a->dx, 0, (size_t)N * a->C * a->H * a->W * sizeof(real));
+    return a->dx;
+}
 
 static void check_batch(const Unet *u, int N, const char *where) {
     if (N < 1 || N > u->cfg.max_batch)
@@ -1174,9 +1196,9 @@ void unet_backward(Unet *u, real *dx, const real *dout, int N) {
     if (N != u->last_N)
         die("unet_backward: N = %d but the last forward had N = %d (call forward first)",
             N, u->last_N);
-    for (int i = 0; i < u->n_acts; i++) {
+    for (int i = 0; i < u->n_acts; i++) {        /* the transient ones: by fresh_dx */
         Act *a = u->acts[i];
-        memset(a->dx, 0, (size_t)N * a->C * a->H * a->W * sizeof(real));
+        if (!a->transient) memset(a->dx, 0, (size_t)N * a->C * a->H * a->W * sizeof(real));
     }
     memset(u->dtemb_act, 0, ne * sizeof(real));
     memset(u->dtemb, 0, ne * sizeof(real));
@@ -1187,11 +1209,11 @@ void unet_backward(Unet *u, real *dx, const real *dout, int N) {
     UnetLevel *top = &u->level[0];
     Act *h = top->has_attn ? &top->up_attn_out[R] : &top->up_res_out[R];
     int HW = cfg->H * cfg->W;
-    conv2d_backward(u->out_s.dx, u->conv_out.dw, u->conv_out.db, scratch, dout, u->out_s.x,
-                    u->conv_out.w, N, base, u->conv_out.C_out, cfg->H, cfg->W, 3, 1);
-    silu_backward(u->out_a.dx, u->out_s.dx, u->out_a.x, (size_t)N * base * HW);
-    groupnorm_backward(h->dx, u->dout_gn_gamma, u->dout_gn_beta, u->out_a.dx, u->out_gn_mean,
-                       u->out_gn_rstd, h->x, u->out_gn_gamma, N, base, HW, G);
+    conv2d_backward(fresh_dx(u, &u->out_s, N), u->conv_out.dw, u->conv_out.db, scratch, dout,
+                    u->out_s.x, u->conv_out.w, N, base, u->conv_out.C_out, cfg->H, cfg->W, 3, 1);
+    silu_backward(fresh_dx(u, &u->out_a, N), u->out_s.dx, u->out_a.x, (size_t)N * base * HW);
+    groupnorm_backward(fresh_dx(u, h, N), u->dout_gn_gamma, u->dout_gn_beta, u->out_a.dx,
+                       u->out_gn_mean, u->out_gn_rstd, h->x, u->out_gn_gamma, N, base, HW, G);
 
     /* 5. up path, levels 0 .. L−1 and blocks R .. 0 */
     for (int l = 0; l < L; l++) {
@@ -1199,30 +1221,31 @@ void unet_backward(Unet *u, real *dx, const real *dout, int N) {
         int HWl = lv->H * lv->W;
         if (l > 0) {
             Act *hl = lv->has_attn ? &lv->up_attn_out[R] : &lv->up_res_out[R];
-            conv2d_backward(lv->up_near.dx, lv->up.dw, lv->up.db, scratch, lv->up_out.dx,
-                            lv->up_near.x, lv->up.w, N, lv->C, lv->C, 2 * lv->H, 2 * lv->W,
-                            3, 1);
-            upsample_backward(hl->dx, lv->up_near.dx, N, lv->C, lv->H, lv->W);
+            conv2d_backward(fresh_dx(u, &lv->up_near, N), lv->up.dw, lv->up.db, scratch,
+                            lv->up_out.dx, lv->up_near.x, lv->up.w, N, lv->C, lv->C, 2 * lv->H,
+                            2 * lv->W, 3, 1);
+            upsample_backward(fresh_dx(u, hl, N), lv->up_near.dx, N, lv->C, lv->H, lv->W);
         }
         for (int b = R; b >= 0; b--) {
             if (lv->has_attn)
-                attention_backward(&lv->up_attn[b], lv->up_res_out[b].dx, scratch,
-                                   lv->up_attn_out[b].dx, lv->up_res_out[b].x, N);
-            resblock_backward(&lv->up_res[b], lv->up_cat[b].dx, u->dtemb_act, scratch,
-                              lv->up_res_out[b].dx, lv->up_cat[b].x, u->temb_act, N);
+                attention_backward(&lv->up_attn[b], fresh_dx(u, &lv->up_res_out[b], N),
+                                   scratch, lv->up_attn_out[b].dx, lv->up_res_out[b].x, N);
+            resblock_backward(&lv->up_res[b], fresh_dx(u, &lv->up_cat[b], N), u->dtemb_act,
+                              scratch, lv->up_res_out[b].dx, lv->up_cat[b].x, u->temb_act, N);
             Act *in = lv->up_in[b], *skip = lv->up_skip[b];
-            concat_backward(in->dx, skip->dx, lv->up_cat[b].dx, N, in->C, skip->C, HWl);
+            concat_backward(fresh_dx(u, in, N), skip->dx, lv->up_cat[b].dx, N, in->C, skip->C,
+                            HWl);
         }
     }
 
     /* 4. middle, reversed: Res2, Attn, Res1 */
     UnetLevel *lo = &u->level[L - 1];
     Act *hm = cfg->mid_attn ? &u->mid_attn_out : &u->mid1_out;
-    resblock_backward(&u->mid2, hm->dx, u->dtemb_act, scratch, u->mid2_out.dx, hm->x,
-                      u->temb_act, N);
+    resblock_backward(&u->mid2, fresh_dx(u, hm, N), u->dtemb_act, scratch, u->mid2_out.dx,
+                      hm->x, u->temb_act, N);
     if (cfg->mid_attn)
-        attention_backward(&u->mid_attn, u->mid1_out.dx, scratch, u->mid_attn_out.dx,
-                           u->mid1_out.x, N);
+        attention_backward(&u->mid_attn, fresh_dx(u, &u->mid1_out, N), scratch,
+                           u->mid_attn_out.dx, u->mid1_out.x, N);
     Act *hd = lo->has_attn ? &lo->down_attn_out[R - 1] : &lo->down_res_out[R - 1];
     resblock_backward(&u->mid1, hd->dx, u->dtemb_act, scratch, u->mid1_out.dx, hd->x,
                       u->temb_act, N);

@@ -173,7 +173,12 @@ UnetConfig unet_default_config(int C, int H, int W);
 /* 0 if cfg is usable; otherwise -1 and a one-line reason with a hint in msg. */
 int unet_config_check(const UnetConfig *cfg, char *msg, size_t msg_len);
 
-typedef struct { real *x, *dx; int C, H, W; } Act;  /* activation (N, C, H, W), dL/dx */
+/* An activation (N, C, H, W) and its gradient dL/dx. A gradient that only carries the
+ * backward from one step to the next (every Act after the down path: the output of the
+ * up path's blocks, concatenations, upsamplings, the middle, out_a, out_s) is transient:
+ * its dx is one of the U-Net's two shared gradient buffers (unet_backward hands them out
+ * in turn), not a buffer of its own. */
+typedef struct { real *x, *dx; int C, H, W; int transient; } Act;
 
 /* The block list: every layer of the U-Net that owns weights, one entry each, in the order
  * unet_init declares them, which is the order the forward runs them and the order their
@@ -255,6 +260,9 @@ typedef struct {
     /* bookkeeping */
     UnetBlock blocks[UNET_MAX_BLOCKS]; int n_blocks;  /* every layer with weights, in order */
     Act *acts[UNET_MAX_ACTS]; int n_acts;  /* every Act, to zero gradients and free */
+    real *dx_shared[2];           /* the transient gradients' two buffers, each as large as */
+    size_t dx_shared_size;        /*   the largest transient Act (reals) */
+    int dx_turn;                  /* the buffer handed out last */
     real *scratch; size_t scratch_size;    /* im2col and attention matrices, shared */
     int last_N;                   /* N of the last forward, checked by the backward */
 } Unet;
