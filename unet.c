@@ -1361,11 +1361,14 @@ void unet_print_summary(FILE *f, const Unet *u) {
         fprintf(f, "  level %d: %3d channels at %d×%d%s\n", l, lv->C, lv->H, lv->W,
                 lv->has_attn ? ", attention" : "");
     }
-    size_t act = 0;
-    for (int i = 0; i < u->n_acts; i++)
-        act += (size_t)u->acts[i]->C * u->acts[i]->H * u->acts[i]->W;
+    size_t act = 0, grad = 2 * u->dx_shared_size;   /* reals; the two shared buffers */
+    for (int i = 0; i < u->n_acts; i++) {
+        size_t n = (size_t)cfg->max_batch * u->acts[i]->C * u->acts[i]->H * u->acts[i]->W;
+        act += n;
+        if (!u->acts[i]->transient) grad += n;
+    }
     fprintf(f, "  parameters: %ld in %d tensors\n", unet_param_count(u), u->params->count);
     fprintf(f, "  forward: %.1f M multiply-adds per image\n", unet_macs_per_image(u) / 1e6);
-    fprintf(f, "  max batch %d; block outputs %.1f MB (+ as much for gradients, + caches)\n",
-            cfg->max_batch, (double)act * cfg->max_batch * sizeof(real) / 1e6);
+    fprintf(f, "  max batch %d; block outputs %.1f MB, their gradients %.1f MB, + caches\n",
+            cfg->max_batch, (double)act * sizeof(real) / 1e6, (double)grad * sizeof(real) / 1e6);
 }
