@@ -577,17 +577,13 @@ double discretized_gaussian_log_prob(double x, double mu, double sigma, int tanh
 
 /* ℓ_t for t ≥ 2: KL(N(μ_q, β̃_t I) ‖ N(μ_θ, σ_t² I)); for t = 1 the decoder −log p_θ(x₀|x₁)
  * with p_θ(x₀|x₁) = N(μ_θ(x₁, 1), σ_1² I) (σ_1² clipped: β̃_1 = 0 would be a point mass). */
-void vlb_terms(double *out, Denoiser *net, const real *x0, const real *eps, const int *t,
-               int N, const DdpmConfig *cfg, const Schedule *s, Decoder dec) {
+void bound_means(real *mu_q, real *mu_th, real *v, Denoiser *net, const real *x0,
+                 const real *eps, const int *t, int N, const DdpmConfig *cfg, const Schedule *s) {
     int D = net->D;
     size_t n_all = (size_t)N * D;
     real *x_t = xmalloc(n_all * sizeof(real), "bound x_t");
     real *pred = xmalloc(n_all * sizeof(real), "bound prediction");
-    real *mu_th = xmalloc(n_all * sizeof(real), "bound mu_theta");
-    real *mu_q = xmalloc(n_all * sizeof(real), "bound mu_q");
     real *raw = xmalloc(2 * n_all * sizeof(real), "bound output with v");
-    real *v = xmalloc(n_all * sizeof(real), "bound v");
-    double *log_var = xmalloc((size_t)D * sizeof(double), "bound log variance");
     int *tt = xmalloc((size_t)N * sizeof(int), "bound t");
     memcpy(tt, t, (size_t)N * sizeof(int));
     ddpm_check_config(net, cfg, 0);
@@ -595,6 +591,18 @@ void vlb_terms(double *out, Denoiser *net, const real *x0, const real *eps, cons
     denoiser_predict(net, pred, v, raw, x_t, tt, NULL, N);   /* the unconditional bound */
     p_mean(mu_th, pred, cfg->param, x_t, s, t, N, D);          /* μ_θ(x_t, t) */
     q_posterior(mu_q, NULL, x_t, x0, s, t, N, D);              /* μ_q(x_t, x₀) */
+    free(x_t); free(pred); free(raw); free(tt);
+}
+
+void vlb_terms(double *out, Denoiser *net, const real *x0, const real *eps, const int *t,
+               int N, const DdpmConfig *cfg, const Schedule *s, Decoder dec) {
+    int D = net->D;
+    size_t n_all = (size_t)N * D;
+    real *mu_th = xmalloc(n_all * sizeof(real), "bound mu_theta");
+    real *mu_q = xmalloc(n_all * sizeof(real), "bound mu_q");
+    real *v = xmalloc(n_all * sizeof(real), "bound v");
+    double *log_var = xmalloc((size_t)D * sizeof(double), "bound log variance");
+    bound_means(mu_q, mu_th, v, net, x0, eps, t, N, cfg, s);
     for (int n = 0; n < N; n++) {
         size_t row = (size_t)n * D;
         if ((int)cfg->var == VAR_LEARNED) {                    /* σ² per number from v */
@@ -618,7 +626,7 @@ void vlb_terms(double *out, Denoiser *net, const real *x0, const real *eps, cons
             out[n] = nll;
         }
     }
-    free(x_t); free(pred); free(mu_th); free(mu_q); free(raw); free(v); free(log_var); free(tt);
+    free(mu_th); free(mu_q); free(v); free(log_var);
 }
 
 double vlb_all_terms(double *terms, double *total, Denoiser *net, const real *x0, int N,
@@ -668,6 +676,23 @@ double vlb_estimate(double *std_error, Denoiser *net, const real *x0, int N,
     if (std_error) *std_error = N > 1 ? sqrt(sq / (N - 1) / N) : NAN;
     free(eps); free(t); free(ell);
     return mean;
+}
+
+/* The best σ² that depends on t alone, for a mean μ_θ held fixed (the bound of one network's
+ * mean, notebook 08 §5). Over N examples at one t, the mean of ℓ_t per number is, with
+ * m = 1/(N D) Σ ‖μ_q − μ_θ‖²,
+ *   ½ (log σ² − log β̃_t + (β̃_t + m)/σ² − 1),   whose derivative in log σ², ½ (1 − (β̃_t + m)/σ²),
+ * vanishes at σ*² = β̃_t + m (a minimum: the function is convex in 1/σ²). At t = 1 the
+ * Gaussian decoder ½ log(2π σ²) + (x₀ − μ_θ)²/(2σ²) gives σ*² = 1/(N D) Σ ‖x₀ − μ_θ‖². */
+double optimal_reverse_variance(const real *x0, const real *mu_q, const real *mu_th,
+                                const Schedule *s, int t, int N, int D) {
+    double sq = 0.0;
+    size_t n_all = (size_t)N * D;
+    for (size_t i = 0; i < n_all; i++) {
+        double diff = t >= 2 ? (double)mu_q[i] - mu_th[i] : (double)x0[i] - mu_th[i];
+        sq += diff * diff;
+    }
+    return (t >= 2 ? s->sigma_q2[t] : 0.0) + sq / (double)n_all;
 }
 
 /* ========================================================================================

@@ -199,6 +199,12 @@ double normal_cdf_tanh(double z);
  * [..., ∞) at x = 1. Clamped below at log 1e-12 as in Ho et al. */
 double discretized_gaussian_log_prob(double x, double mu, double sigma, int tanh_approx);
 
+/* What the bound's step t compares, for each example n at its own t[n], with
+ * x_t = √ᾱ_t x₀ + √(1 − ᾱ_t) ε: mu_q = μ_q(x_t, x₀), mu_th = μ_θ(x_t, t) and, for a network
+ * with a learned variance, its v (each (N, D); v may be NULL). */
+void bound_means(real *mu_q, real *mu_th, real *v, Denoiser *net, const real *x0,
+                 const real *eps, const int *t, int N, const DdpmConfig *cfg, const Schedule *s);
+
 /* ℓ_t(x₀, ε) for each example n at its own t[n], with x_t = √ᾱ_t x₀ + √(1 − ᾱ_t) ε:
  * L_{t−1} for t ≥ 2, L_0 for t = 1 (decoder). out (N) in nats. */
 void vlb_terms(double *out, Denoiser *net, const real *x0, const real *eps, const int *t,
@@ -215,6 +221,13 @@ double vlb_all_terms(double *terms, double *total, Denoiser *net, const real *x0
  * mean over the N examples and writes its standard error (sample std / √N). */
 double vlb_estimate(double *std_error, Denoiser *net, const real *x0, int N,
                     const DdpmConfig *cfg, const Schedule *s, Decoder dec, Rng *rng);
+
+/* The σ² that depends on t alone and minimizes the mean of ℓ_t over N examples at one t
+ * for their fixed means (from bound_means): σ*² = β̃_t + 1/(N D) Σ ‖μ_q − μ_θ‖² for t ≥ 2,
+ * and 1/(N D) Σ ‖x₀ − μ_θ‖² for t = 1 with the Gaussian decoder. No variance that depends
+ * on t alone gives these examples a smaller mean ℓ_t; one that depends on x_t can. */
+double optimal_reverse_variance(const real *x0, const real *mu_q, const real *mu_th,
+                                const Schedule *s, int t, int N, int D);
 
 /* ----------------------------------------------------------------------------------------
  * The prior term L_T = KL(q(x_T|x₀) ‖ N(0, I)) in nats for one x₀ of D numbers:

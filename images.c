@@ -181,8 +181,9 @@ static void usage(FILE *f) {
         "                     digits; the first N images of --file), all T terms and the\n"
         "                     one-t estimate, terms plotted to bound_terms.svg (default 0: off)\n"
         "  --ode-nll N        the probability-flow ODE's likelihood of N held-out images (as --bound\n"
-        "                     picks them; Heun on --ode-steps, default T; Hutchinson's trace with 2\n"
-        "                     probes per step), in bits/dim with its standard error (default 0: off)\n"
+        "                     picks them, uniformly dequantized within their 8-bit bins; Heun on\n"
+        "                     --ode-steps, default T; Hutchinson's trace with 2 probes per step),\n"
+        "                     in bits/dim with its standard error (default 0: off)\n"
         "evaluation\n"
         "  --eval N           draw N more samples (same sampler) and measure them: the\n"
         "                     Frechet distance of a small classifier's features (FID in\n"
@@ -716,20 +717,26 @@ static void report_bound(const Options *opt, Denoiser *net, const Schedule *s, c
 /* The probability-flow ODE's exact likelihood (Song et al. 2021; ddpm.h ode_log_likelihood)
  * of M held-out images: Heun on S = --ode-steps (default T) steps, the divergence by
  * Hutchinson's estimate with 2 Rademacher probes per evaluation (the exact trace would take
- * D backward passes), so each image's number comes with its standard error. An 8-bit image's
- * probability is its density times the bin volume (2/255)^D, as the bound's decoder bins it:
- *   bits/dim = (−log p(x) + D log 127.5) / (D ln 2). */
+ * D backward passes), so each image's number comes with its standard error. The density is
+ * taken of the image uniformly dequantized, x + u with u ~ U(−1/255, 1/255)^D (one draw per
+ * image; the bins of the bound's decoder, of volume (2/255)^D), so that by Jensen
+ *   E_u[−log p(x + u)] + D log 127.5 ≥ −log P(x),  P(x) = ∫_bin p,
+ * the ODE's number, like the bound, is an upper bound (in expectation over u) on the
+ * model's −log P of the 8-bit image: bits/dim = (−log p(x + u) + D log 127.5) / (D ln 2).
+ * (The density at the bin's centre alone is no bound: most of a digit's pixels sit at −1.) */
 static void report_ode_nll(const Options *opt, Denoiser *net, const Schedule *s, const real *train,
                            int n_train, int C, int H, int W, Rng *aux) {
     const DiffusionOptions *o = &opt->d;
     int D = C * H * W, M = opt->ode_nll, S = o->ode_steps ? o->ode_steps : o->T;
     if (n_train && M > n_train) M = n_train;
     real *x0 = held_out_images(M, train, n_train, H, W, D, aux);
+    for (size_t i = 0; i < (size_t)M * D; i++)   /* uniform dequantization within the bin */
+        x0[i] = (real)(x0[i] + (2.0 * rng_uniform(aux) - 1.0) / 255.0);
     double *logp = xmalloc((size_t)M * sizeof(double), "ODE log-likelihoods");
     double *se = xmalloc((size_t)M * sizeof(double), "ODE standard errors");
     OdeConfig oc = { .S = S, .solver = ODE_HEUN, .exact_trace = 0, .probes = 2 };
-    printf("ODE likelihood: %d %s images, Heun on %d steps, Hutchinson with %d probes per step ...\n",
-           M, n_train ? "(from the training file)" : "fresh", S, oc.probes);
+    printf("ODE likelihood: %d %s images, uniformly dequantized, Heun on %d steps, Hutchinson with "
+           "%d probes per step ...\n", M, n_train ? "(from the training file)" : "fresh", S, oc.probes);
     fflush(stdout);
     double t0 = now_seconds(), bits = 1.0 / (D * log(2.0)), mean = 0, var_h = 0, spread = 0;
     for (int n = 0; n < M; n++) {   /* one image at a time, with its time and the time left */

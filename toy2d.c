@@ -69,6 +69,8 @@ typedef struct {
     int sweep_seeds;        /* seeds per w in the sweep, e.g. 3 */
     int ode_nll;            /* the probability-flow ODE's exact likelihood of the held-out
                                points, beside the bounds and the exact denoiser's */
+    int var_study;          /* the bound of the network's one mean with each variance, term
+                               by term, beside the best variance for each t */
 } Options;
 
 static Options default_options(void) {
@@ -123,6 +125,9 @@ static void usage(FILE *f) {
         "  --ode-nll          the probability-flow ODE's exact likelihood (Heun, exact 2D trace)\n"
         "                     of the held-out points for S = 5..50 steps, beside the exact eps*'s,\n"
         "                     the true NLL and the bound with each variance\n"
+        "  --var-study        the bound of the trained network's mean with sigma_t^2 = beta_tilde,\n"
+        "                     beta, its learned variance (--var learned) and the best variance\n"
+        "                     for each t (closed form), term by term on the same points and noise\n"
         "  --weights          plot the KL-derived loss weights w_t (weights.svg) and exit\n"
         "  --lab              the loss lab: train every parametrization x weighting with the\n"
         "                     same budget and seed, write lab.md with the measured numbers\n"
@@ -172,6 +177,7 @@ static Options parse_options(int argc, char **argv) {
         else if (cli_is(&a, "--oracle")) o.oracle = cli_flag(&a);
         else if (cli_is(&a, "--weights")) o.weights = cli_flag(&a);
         else if (cli_is(&a, "--ode-nll")) o.ode_nll = cli_flag(&a);
+        else if (cli_is(&a, "--var-study")) o.var_study = cli_flag(&a);
         else if (cli_is(&a, "--lab")) o.lab = cli_flag(&a);
         else if (cli_is(&a, "--data")) o.data = (ToyKind)cli_choice(&a, TOY_NAMES, TOY_COUNT);
         else if (cli_is(&a, "--steps")) o.steps = (int)cli_int(&a, 0, 100000000);
@@ -851,6 +857,84 @@ static void measure_ode_nll(Story *st) {
     free(terms);
 }
 
+/* The bound of the network's one mean with every variance, term by term (notebook 08 §5):
+ * at each t the same held-out points and the same ε give x_t, μ_q and μ_θ once
+ * (ddpm.c bound_means), and ℓ_t is taken with σ_t² = β̃_t, β_t, the learned one (if the
+ * network has it) and σ*²_t, the best variance for t alone (ddpm.c optimal_reverse_variance).
+ * frac places a log variance on the learned range: log σ² = frac log β_t + (1 − frac) log β̃_t
+ * (β̃_1 clipped to β̃_2), so frac = 0 is β̃_t, 1 is β_t. Nats per point; totals in bits/dim. */
+#define VS_VARS 4   /* β̃, β, learned, best */
+static void measure_var_study(Story *st) {
+    const Options *o = &st->o;
+    const Schedule *s = &st->s;
+    const DdpmConfig *cfg = &o->d.ddpm;
+    int T = o->d.T, M = st->M, D = 2, learned = (int)cfg->var == VAR_LEARNED;
+    size_t n = (size_t)M * D;
+    real *eps = xmalloc(n * sizeof(real), "study eps"), *mu_q = xmalloc(n * sizeof(real), "study mu_q");
+    real *mu_th = xmalloc(n * sizeof(real), "study mu_theta"), *v = xmalloc(n * sizeof(real), "study v");
+    int *tt = xmalloc((size_t)M * sizeof(int), "study t");
+    double *log_var = xmalloc(n * sizeof(double), "study log variances");
+    double total[VS_VARS] = { 0 }, *per_point = xcalloc((size_t)VS_VARS * M, sizeof(double), "study totals");
+    const char *name[VS_VARS] = { "beta_tilde", "beta", "learned", "best for t" };
+    Rng rng;   /* its own noise: the rest of the run is the same with or without the study */
+    rng_seed(&rng, o->d.seed ^ 0x56535459u);
+    for (int i = 0; i < M; i++)   /* L_T, the same for all */
+        for (int k = 0; k < VS_VARS; k++) per_point[(size_t)k * M + i] = prior_kl(st->held + (size_t)i * D, s, D);
+    printf("variance study: the network's one mean with each sigma_t^2, term by term on the same %d "
+           "held-out points and noise (nats per point)\n", M);
+    printf("     t  beta_tilde        beta     learned  best for t   sigma*^2/beta  frac: learned (sd)    best\n");
+    for (int t = 1; t <= T; t++) {
+        for (int i = 0; i < M; i++) tt[i] = t;
+        rng_fill_normal(&rng, eps, n);
+        bound_means(mu_q, mu_th, learned ? v : NULL, &st->net, st->held, eps, tt, M, cfg, s);
+        double best = optimal_reverse_variance(st->held, mu_q, mu_th, s, t, M, D);
+        double fixed[VS_VARS] = { reverse_variance_clipped(s, VAR_BETA_TILDE, t),
+                                  reverse_variance_clipped(s, VAR_BETA, t), NAN, best };
+        double max_log = log(s->beta[t]), min_log = s->log_sigma_q2_clipped[t];
+        double ell[VS_VARS], frac_mean = NAN, frac_sd = NAN;
+        for (int k = 0; k < VS_VARS; k++) {
+            if (k == 2 && !learned) { ell[k] = NAN; continue; }
+            if (k == 2) learned_log_variance(log_var, v, s, t, (int)n);
+            else for (size_t i = 0; i < n; i++) log_var[i] = log(fixed[k]);
+            ell[k] = 0;
+            for (int i = 0; i < M; i++) {
+                size_t row = (size_t)i * D;
+                double e = vlb_term_learned(NULL, st->held + row, mu_q + row, mu_th + row, log_var + row,
+                                            s, t, D, DECODER_GAUSSIAN);
+                ell[k] += e / M;
+                per_point[(size_t)k * M + i] += e;
+            }
+        }
+        if (learned) {   /* frac = (v + 1)/2 over every point and number */
+            double sum = 0, sq = 0;
+            for (size_t i = 0; i < n; i++) sum += 0.5 * (v[i] + 1.0);
+            frac_mean = sum / n;
+            for (size_t i = 0; i < n; i++) sq += pow(0.5 * (v[i] + 1.0) - frac_mean, 2);
+            frac_sd = sqrt(sq / (n - 1));
+        }
+        double frac_best = (log(best) - min_log) / (max_log - min_log);
+        printf("  %4d %11.4f %11.4f %11.4f %11.4f %15.4f %13.3f (%.3f) %7.3f\n", t, ell[0], ell[1],
+               ell[2], ell[3], best / s->beta[t], frac_mean, frac_sd, frac_best);
+    }
+    for (int k = 0; k < VS_VARS; k++)
+        for (int i = 0; i < M; i++) total[k] += per_point[(size_t)k * M + i] / M;
+    printf("  bound, bits/dim:");
+    for (int k = 0; k < VS_VARS; k++)
+        if (k != 2 || learned) printf("%s %s %.4f", k ? "," : "", name[k], total[k] / LN2x2);
+    /* the same points and noise in every column: differences to beta with their paired
+     * standard error (sd of the per-point differences / √M) */
+    printf("\n  minus beta's, bits/dim (paired standard error):");
+    for (int k = 0; k < VS_VARS; k++) {
+        if (k == 1 || (k == 2 && !learned)) continue;
+        double mean = (total[k] - total[1]) / LN2x2, sq = 0;
+        for (int i = 0; i < M; i++)
+            sq += pow((per_point[(size_t)k * M + i] - per_point[M + i]) / LN2x2 - mean, 2);
+        printf("%s %s %+.4f (%.4f)", k ? "," : "", name[k], mean, sqrt(sq / (M - 1) / M));
+    }
+    printf("\n");
+    free(eps); free(mu_q); free(mu_th); free(v); free(tt); free(log_var); free(per_point);
+}
+
 /* samples.csv (every generated point) and summary.txt (the settings and every number) */
 static void write_numbers(const Story *st) {
     const Options *o = &st->o;
@@ -1070,6 +1154,7 @@ static Results run_story(Options o) {
     measure_samples(&st);      /* energy distance, shares, ε̂ against the exact ε* */
     measure_bound(&st);        /* the bound beside the true NLL, bound_terms.svg */
     if (o.ode_nll) measure_ode_nll(&st);   /* the exact likelihood by the ODE, same points */
+    if (o.var_study) measure_var_study(&st);   /* one mean, every variance, term by term */
     write_numbers(&st);        /* samples.csv, summary.txt */
     write_pictures(&st);       /* samples.png, loss.svg, loss_per_t.svg, field.png, preview */
     return end_story(&st);

@@ -8,6 +8,9 @@
  *     differences of L_simple alone; the stop-gradient is visible: the prediction's gradient
  *     does not change by one bit when λ changes, though L_vlb does depend on the mean
  *   - the MLP with learned_var = 1 (2 D outputs) against finite differences
+ *   - the best variance for t alone for fixed means (optimal_reverse_variance, notebook 08
+ *     §5) against a golden-section minimization of the mean ℓ_t itself, and the mean ℓ_t's
+ *     derivative in log σ² there by finite differences (t = 1, the decoder, and t ≥ 2)
  * Built with real = double.
  */
 #include <stdlib.h>
@@ -31,6 +34,16 @@
  * 10x smaller and the truncation error h² f''' / 6 stays ~1e-8 (measured: h = 1e-4 and
  * 3e-5 pass, 1e-5 fails by 1.4x, 1e-6 by 10x: noise, not a wrong gradient) */
 #define HYBRID_FD_H 1e-4
+/* the optimal variance: a golden-section search on log σ² over a width of 6 narrows the
+ * bracket by 0.618 per step, to 6 · 0.618^80 ≈ 1e-16 after 80 steps, so it stops at the
+ * resolution of the mean ℓ_t in double near its flat minimum: ℓ(σ*² e^u) − ℓ(σ*²) ≈ c u²
+ * with c ~ D/4, lost below 1e-16 · ℓ, i.e. |u| below about 1e-7; OPT_TOL allows 1e-6.
+ * The derivative in log σ² by a central difference of step 1e-4: truncation h² ℓ⁽³⁾/6
+ * ~ 1e-9 and rounding 1e-16 ℓ / h ~ 1e-11 against a slope of ~D/2 per unit of log σ² for
+ * a formula that is off by β̃_t (the means are drawn with m ≈ β̃_t); OPT_SLOPE_TOL 1e-7. */
+#define OPT_TOL 1e-6
+#define OPT_FD_H 1e-4
+#define OPT_SLOPE_TOL 1e-7
 
 /* ---------------------------------------------------------------------------------------- */
 static void test_log_variance_endpoints(void) {
@@ -408,6 +421,72 @@ static void test_unet_two_outputs(void) {
     params_free(&ps);
 }
 
+/* ---------------------------------------------------------------------------------------- */
+typedef struct { const real *x0, *mu_q, *mu_th; const Schedule *s; int t, N, D; } OptCtx;
+
+/* the mean over the N examples of ℓ_t with one σ² = exp(log_var) for every number */
+static double mean_ell(const OptCtx *c, double log_var) {
+    double lv[8], sum = 0.0;
+    for (int d = 0; d < c->D; d++) lv[d] = log_var;
+    for (int n = 0; n < c->N; n++) {
+        size_t row = (size_t)n * c->D;
+        sum += vlb_term_learned(NULL, c->x0 + row, c->mu_q + row, c->mu_th + row, lv, c->s, c->t,
+                                c->D, DECODER_GAUSSIAN);
+    }
+    return sum / c->N;
+}
+
+static void test_optimal_variance(void) {
+    enum { N = 400, D = 3 };
+    Schedule s;
+    schedule_build(&s, SCHED_COSINE, 50);
+    Rng r;
+    rng_seed(&r, 12);
+    real x0[N * D], mu_q[N * D], mu_th[N * D];
+    const int ts[4] = { 1, 2, 25, 50 };
+    int ok_min = 1, ok_slope = 1, ok_fixed = 1;
+    for (int k = 0; k < 4; k++) {
+        int t = ts[k];
+        /* means off by about √β̃_t (t ≥ 2) or √β_1 (t = 1) per number, so m is comparable to
+         * β̃_t and a formula without β̃_t (or with it at t = 1) is far from the minimum */
+        double scale = sqrt(t >= 2 ? s.sigma_q2[t] : s.beta[1]);
+        for (int i = 0; i < N * D; i++) {
+            x0[i] = (real)rng_normal(&r);
+            mu_q[i] = (real)rng_normal(&r);
+            mu_th[i] = (real)((t >= 2 ? mu_q[i] : x0[i]) + scale * (0.3 + rng_normal(&r)));
+        }
+        OptCtx c = { x0, mu_q, mu_th, &s, t, N, D };
+        double best = optimal_reverse_variance(x0, mu_q, mu_th, &s, t, N, D);
+        /* golden-section search for the minimum of mean_ell over log σ² */
+        double lo = log(best) - 3.0, hi = log(best) + 3.0, g = 0.5 * (sqrt(5.0) - 1.0);
+        double a = hi - g * (hi - lo), b = lo + g * (hi - lo), fa = mean_ell(&c, a), fb = mean_ell(&c, b);
+        for (int it = 0; it < 80; it++) {
+            if (fa < fb) { hi = b; b = a; fb = fa; a = hi - g * (hi - lo); fa = mean_ell(&c, a); }
+            else         { lo = a; a = b; fa = fb; b = lo + g * (hi - lo); fb = mean_ell(&c, b); }
+        }
+        double found = 0.5 * (lo + hi);
+        if (fabs(found - log(best)) > OPT_TOL) {
+            ok_min = 0;
+            fprintf(stderr, "  t = %d: log sigma*^2 %.9f, golden section %.9f\n", t, log(best), found);
+        }
+        double slope = (mean_ell(&c, log(best) + OPT_FD_H) - mean_ell(&c, log(best) - OPT_FD_H))
+                       / (2.0 * OPT_FD_H);
+        if (fabs(slope) > OPT_SLOPE_TOL * D) {
+            ok_slope = 0;
+            fprintf(stderr, "  t = %d: d mean_ell / d log sigma^2 = %.3g at sigma*^2\n", t, slope);
+        }
+        double f_best = mean_ell(&c, log(best));
+        if (!(f_best <= mean_ell(&c, log(reverse_variance_clipped(&s, VAR_BETA_TILDE, t))) &&
+              f_best <= mean_ell(&c, log(reverse_variance_clipped(&s, VAR_BETA, t)))))
+            ok_fixed = 0;
+    }
+    CHECK(ok_min, "sigma*^2 = beta_tilde_t + mean (mu_q - mu_theta)^2 (t = 1: mean (x0 - mu_theta)^2) "
+                  "is where a golden-section search finds the minimum of the mean l_t");
+    CHECK(ok_slope, "the mean l_t is flat in log sigma^2 at sigma*^2 (central difference)");
+    CHECK(ok_fixed, "the mean l_t at sigma*^2 is at most the one with beta_tilde_t or beta_t");
+    schedule_free(&s);
+}
+
 int main(void) {
     test_unet_two_outputs();
     test_log_variance_endpoints();
@@ -415,5 +494,6 @@ int main(void) {
     test_hybrid_gradients();
     test_hybrid_value_and_batch();
     test_mlp_two_outputs();
+    test_optimal_variance();
     return test_summary("test_learned_var");
 }
