@@ -660,13 +660,18 @@ static void write_denoise_png(const Options *o, const Trace *tr, int R) {
  *   L = L_T + Σ_{t=2..T} L_{t−1} + L_0, L_0 from the discretized Gaussian decoder on 8-bit
  *   values, bits/dim = L / (D ln 2). The built-in digits are anti-aliased, so they are first
  *   put on the 8-bit grid k/127.5 − 1 like a file's pixels. */
-/* M held-out images on the 8-bit grid: the first M of the training file, or fresh digits */
-static real *held_out_images(int M, const real *train, int n_train, int H, int W, int D, Rng *aux) {
+/* M held-out images on the 8-bit grid: the first M of the training file, or fresh digits
+ * from a generator of their own, seeded by --seed alone, so that --bound and --ode-nll
+ * (and any run with the same seed) measure the same images: the first M of any larger M */
+static real *held_out_images(int M, const real *train, int n_train, int H, int W, int D,
+                             unsigned long seed) {
     real *x0 = xmalloc((size_t)M * D * sizeof(real), "held-out images");
     if (n_train) {
         memcpy(x0, train, (size_t)M * D * sizeof(real));
     } else {
-        digits_sample(x0, NULL, M, H, W, aux);
+        Rng held;
+        rng_seed(&held, seed ^ 0x48454c44u);
+        digits_sample(x0, NULL, M, H, W, &held);
         for (size_t i = 0; i < (size_t)M * D; i++)
             x0[i] = (real)(floor(((double)x0[i] + 1.0) * 127.5 + 0.5) / 127.5 - 1.0);
     }
@@ -678,7 +683,7 @@ static void report_bound(const Options *opt, Denoiser *net, const Schedule *s, c
     const DiffusionOptions *o = &opt->d;
     int D = C * H * W, M = opt->bound;
     if (n_train && M > n_train) M = n_train;
-    real *x0 = held_out_images(M, train, n_train, H, W, D, aux);
+    real *x0 = held_out_images(M, train, n_train, H, W, D, o->seed);
     double *terms = xmalloc((size_t)(o->T + 1) * sizeof(double), "bound terms");
     double bits = 1.0 / (D * log(2.0));
     printf("bound: %d %s images, all %d terms ...\n", M, n_train ? "(from the training file)" : "fresh", o->T);
@@ -729,7 +734,7 @@ static void report_ode_nll(const Options *opt, Denoiser *net, const Schedule *s,
     const DiffusionOptions *o = &opt->d;
     int D = C * H * W, M = opt->ode_nll, S = o->ode_steps ? o->ode_steps : o->T;
     if (n_train && M > n_train) M = n_train;
-    real *x0 = held_out_images(M, train, n_train, H, W, D, aux);
+    real *x0 = held_out_images(M, train, n_train, H, W, D, o->seed);
     for (size_t i = 0; i < (size_t)M * D; i++)   /* uniform dequantization within the bin */
         x0[i] = (real)(x0[i] + (2.0 * rng_uniform(aux) - 1.0) / 255.0);
     double *logp = xmalloc((size_t)M * sizeof(double), "ODE log-likelihoods");
