@@ -61,7 +61,9 @@
  *
  * Threads (make OMP=1) split C into bands of columns (or of rows, when C is narrow), and
  * each band is computed as above by one thread: every number of C is still the same chain
- * of multiply-adds, so any number of threads gives the same bits.
+ * of multiply-adds, so any number of threads gives the same bits. Called from inside a
+ * parallel region (conv2d gives each thread its own images or rows), matmul runs on the
+ * calling thread alone.
  */
 #include "matmul.h"
 
@@ -202,7 +204,8 @@ void matmul(real *c, int ldc, const real *a, int lda, int a_trans, const real *b
      * be, so how C is split changes no bit. */
     int bands = 1;
 #ifdef _OPENMP
-    if ((double)M * N * K > 5e5) bands = omp_get_max_threads();
+    /* (called by one thread of a parallel region, e.g. conv2d's: that thread does it all) */
+    if ((double)M * N * K > 5e5 && !omp_in_parallel()) bands = omp_get_max_threads();
 #endif
     int by_columns = N >= bands * 2 * NR || N >= M;
     int unit = by_columns ? NR : MR, size = by_columns ? N : M;

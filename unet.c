@@ -16,6 +16,9 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
 
@@ -34,10 +37,35 @@ static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
 
 int conv2d_out_size(int size, int k, int stride) { return (size + 2 * (k / 2) - k) / stride + 1; }
 
+/* Threads (make OMP=1): the forward gives whole images to up to CONV_THREADS threads,
+ * each with its own col; the backward gives each thread a band of the input channels,
+ * that is a band of rows of col, dcol and dwᵀ, for every image in order. Either way each
+ * number is computed by one thread exactly as without threads. */
+#ifdef _OPENMP
+enum { CONV_THREADS = 2 };    /* the forward's cols in the scratch (this machine: 2 cores) */
+#else
+enum { CONV_THREADS = 1 };
+#endif
+static int thread_id(void) {
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+static int thread_count(void) {
+#ifdef _OPENMP
+    return omp_get_num_threads();
+#else
+    return 1;
+#endif
+}
+
 size_t conv2d_scratch_size(int C_in, int C_out, int H, int W, int k, int stride) {
     size_t K = (size_t)C_in * k * k;
     size_t P = (size_t)conv2d_out_size(H, k, stride) * conv2d_out_size(W, k, stride);
-    return K * P + K * C_out;                             /* col, then dcol; dwᵀ */
+    return max_size(CONV_THREADS * K * P,                 /* forward: a col per thread */
+                    K * P + K * C_out);                   /* backward: col, then dcol; dwᵀ */
 }
 
 /* The outputs x = 0 … n_out − 1 whose input s·x + j − pad lies inside 0 … n_in − 1 form
@@ -141,13 +169,18 @@ void conv2d_forward(real *out, real *scratch, const real *in, const real *w, con
     int K = C_in * k * k;
     int P = conv2d_out_size(H, k, stride) * conv2d_out_size(W, k, stride);
     int direct = (k == 1 && stride == 1);   /* a 1×1 conv's im2col matrix is the input */
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(CONV_THREADS) \
+    if (N > 1 && (double)N * C_out * P * K > 1e6)
+#endif
     for (int n = 0; n < N; n++) {
         const real *in_n = in + (size_t)n * C_in * H * W;   /* seek to in[n, :, :, :] */
         real *out_n = out + (size_t)n * C_out * P;          /* seek to out[n, :, :, :] */
+        real *col_t = scratch + (size_t)thread_id() * K * P;   /* this thread's col */
         const real *col = in_n;
         if (!direct) {
-            im2col(scratch, in_n, C_in, H, W, k, stride);
-            col = scratch;
+            im2col(col_t, in_n, C_in, H, W, k, stride);
+            col = col_t;
         }
         for (int o = 0; o < C_out; o++)
             for (int p = 0; p < P; p++) out_n[(size_t)o * P + p] = b[o];
@@ -164,33 +197,48 @@ void conv2d_backward(real *din, real *dw, real *db, real *scratch, const real *d
     int direct = (k == 1 && stride == 1);
     real *col = scratch;                         /* (K, P): col, then dcol */
     real *dwT = scratch + (size_t)K * P;         /* (K, C_out): dwᵀ, from dw and back */
-    for (int o = 0; o < C_out; o++)
-        for (int kk = 0; kk < K; kk++) dwT[(size_t)kk * C_out + o] = dw[(size_t)o * K + kk];
-    for (int n = 0; n < N; n++) {
-        const real *in_n = in + (size_t)n * C_in * H * W;
-        const real *dout_n = dout + (size_t)n * C_out * P;  /* seek to dout[n, :, :, :] */
-        /* db[o] += Σ_p dout[n, o, p] */
+    /* db[o] += Σ_p dout[n, o, p] */
+    for (int n = 0; n < N; n++)
         for (int o = 0; o < C_out; o++) {
-            const real *dout_o = dout_n + (size_t)o * P;
+            const real *dout_o = dout + ((size_t)n * C_out + o) * P;   /* seek to dout[n, o, :] */
             real sum = 0;
             for (int p = 0; p < P; p++) sum += dout_o[p];
             db[o] += sum;
         }
-        /* dwᵀ (K, C_out) += col (K, P) · dout[n]ᵀ (P, C_out) */
-        const real *col_n = in_n;
-        if (!direct) {
-            im2col(col, in_n, C_in, H, W, k, stride);
-            col_n = col;
-        }
-        matmul(dwT, C_out, col_n, P, 0, dout_n, P, 1, K, C_out, P, 1);
-        if (!din) continue;
-        /* dcol (K, P) = wᵀ (K, C_out) · dout[n] (C_out, P);  din[n] += col2im(dcol) */
-        real *din_n = din + (size_t)n * C_in * H * W;
-        if (direct) {
-            matmul(din_n, P, w, K, 1, dout_n, P, 0, K, P, C_out, 1);   /* dcol is din[n] */
-        } else {
-            matmul(col, P, w, K, 1, dout_n, P, 0, K, P, C_out, 0);
-            col2im_add(din_n, col, C_in, H, W, k, stride);
+    for (int o = 0; o < C_out; o++)
+        for (int kk = 0; kk < K; kk++) dwT[(size_t)kk * C_out + o] = dw[(size_t)o * K + kk];
+#ifdef _OPENMP
+#pragma omp parallel if (C_in > 1 && (double)N * C_out * P * K > 1e6)
+#endif
+    {
+        /* this thread's input channels c0 … c1−1: rows k0 … k1−1 of col, dcol and dwᵀ */
+        int c0 = C_in * thread_id() / thread_count();
+        int c1 = C_in * (thread_id() + 1) / thread_count();
+        int k0 = c0 * k * k, k1 = c1 * k * k;
+        for (int n = 0; n < N; n++) {
+            const real *in_n = in + (size_t)n * C_in * H * W;
+            const real *dout_n = dout + (size_t)n * C_out * P;  /* seek to dout[n, :, :, :] */
+            /* dwᵀ (K, C_out) += col (K, P) · dout[n]ᵀ (P, C_out) */
+            const real *col_n = in_n;
+            if (!direct) {
+                im2col(col + (size_t)k0 * P, in_n + (size_t)c0 * H * W, c1 - c0, H, W, k,
+                       stride);
+                col_n = col;
+            }
+            matmul(dwT + (size_t)k0 * C_out, C_out, col_n + (size_t)k0 * P, P, 0, dout_n, P, 1,
+                   k1 - k0, C_out, P, 1);
+            if (!din) continue;
+            /* dcol (K, P) = wᵀ (K, C_out) · dout[n] (C_out, P);  din[n] += col2im(dcol) */
+            real *din_n = din + (size_t)n * C_in * H * W;
+            if (direct) {                                           /* dcol is din[n] */
+                matmul(din_n + (size_t)k0 * P, P, w + k0, K, 1, dout_n, P, 0, k1 - k0, P,
+                       C_out, 1);
+            } else {
+                matmul(col + (size_t)k0 * P, P, w + k0, K, 1, dout_n, P, 0, k1 - k0, P,
+                       C_out, 0);
+                col2im_add(din_n + (size_t)c0 * H * W, col + (size_t)k0 * P, c1 - c0, H, W, k,
+                           stride);
+            }
         }
     }
     for (int o = 0; o < C_out; o++)

@@ -22,6 +22,10 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 #include "../ddpm.h"
 #include "../mlp.h"
 #include "../unet.h"
@@ -29,6 +33,11 @@
 static double cpu_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+static double thread_cpu_now(void) {   /* CPU time of the calling (main) thread alone */
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 static double wall_now(void) {
@@ -42,26 +51,28 @@ static double peak_mib(void) {
     return ru.ru_maxrss / 1024.0;   /* Linux: kilobytes */
 }
 static int threads(void) {
-    const char *s = getenv("OMP_NUM_THREADS");
 #ifdef _OPENMP
-    return s ? atoi(s) : 0;
+    return omp_get_max_threads();
 #else
-    (void)s;
     return 1;
 #endif
 }
 
-/* The best (smallest) CPU time and wall time of `reps` runs of fn(ctx). */
+/* The best (smallest) CPU time, wall time and main-thread CPU time of `reps` runs of
+ * fn(ctx). */
 typedef void (*Work)(void *ctx);
-static void best_of(Work fn, void *ctx, int reps, double *cpu, double *wall) {
-    *cpu = *wall = 1e30;
+typedef struct { double cpu, wall, main; } Times;
+static Times best_of(Work fn, void *ctx, int reps) {
+    Times best = { 1e30, 1e30, 1e30 };
     for (int r = 0; r < reps; r++) {
-        double c0 = cpu_now(), w0 = wall_now();
+        double c0 = cpu_now(), w0 = wall_now(), m0 = thread_cpu_now();
         fn(ctx);
-        double c = cpu_now() - c0, w = wall_now() - w0;
-        if (c < *cpu) *cpu = c;
-        if (w < *wall) *wall = w;
+        double c = cpu_now() - c0, w = wall_now() - w0, m = thread_cpu_now() - m0;
+        if (c < best.cpu) best.cpu = c;
+        if (w < best.wall) best.wall = w;
+        if (m < best.main) best.main = m;
     }
+    return best;
 }
 
 /* ----------------------------------------------------------------------------------------
@@ -87,9 +98,8 @@ static void peak_work(void *p) {
 }
 static double measure_peak(void) {
     PeakCtx c = { 2000000, 0 };
-    double cpu, wall;
-    best_of(peak_work, &c, 5, &cpu, &wall);
-    return 2.0 * PR * PC * c.iters / cpu / 1e9;
+    Times t = best_of(peak_work, &c, 5);
+    return 2.0 * PR * PC * c.iters / t.cpu / 1e9;
 }
 
 /* ----------------------------------------------------------------------------------------
@@ -107,13 +117,16 @@ static void train_work(void *p) {
     }
 }
 
-static void report(const char *what, double units, const char *unit, double flop,
-                   double cpu, double wall, double peak) {
+/* One line: units/s and GFLOP/s in CPU time (all threads added), and in wall time; with
+ * threads also the main thread's own CPU time, a bound for the wall time on idle cores
+ * (it leaves out the waits for the other thread), which a busy machine cannot show. */
+static void report(const char *what, double units, const char *unit, double flop, Times t,
+                   double peak) {
     int nt = threads();
-    printf("%-26s %8.1f %-9s %6.1f GFLOP/s  %5.1f%% of %s peak", what, units / cpu, unit,
-           flop / cpu / 1e9, 100.0 * flop / cpu / 1e9 / peak, "1-core");
-    if (nt != 1) printf("  | wall %.1f %s, %.1f GFLOP/s (%d threads)", units / wall, unit,
-                        flop / wall / 1e9, nt);
+    printf("%-26s %8.1f %-9s %6.1f GFLOP/s  %5.1f%% of %s peak", what, units / t.cpu, unit,
+           flop / t.cpu / 1e9, 100.0 * flop / t.cpu / 1e9 / peak, "1-core");
+    printf("  | wall %.1f %s (%d thread%s)", units / t.wall, unit, nt, nt == 1 ? "" : "s");
+    if (nt > 1) printf(", main thread %.1f", units / t.main);
     printf("\n");
 }
 
@@ -136,9 +149,7 @@ static void bench_mlp(double peak) {
     for (int l = 0; l < m.n_linear; l++) macs += (double)m.in_dim[l] * m.out_dim[l];
     double flop = 2.0 * c.N * (3 * macs - (double)m.in_dim[0] * m.out_dim[0]) * c.steps;
     train_work(&c);                                      /* warm up */
-    double cpu, wall;
-    best_of(train_work, &c, 7, &cpu, &wall);
-    report("mlp train (batch 256)", c.steps, "steps/s", flop, cpu, wall, peak);
+    report("mlp train (batch 256)", c.steps, "steps/s", flop, best_of(train_work, &c, 7), peak);
     printf("  peak memory %.1f MiB\n", peak_mib());
     free(c.x0); train_work_free(&c.w); mlp_free(&m); params_free(&ps); schedule_free(&c.s);
 }
@@ -164,17 +175,17 @@ static void bench_unet(double peak, int sample) {
     int *t = xmalloc(N * sizeof(int), "t");
     for (size_t i = 0; i < N * D; i++) x[i] = (real)(2 * rng_uniform(&rng) - 1);
     for (int i = 0; i < N; i++) t[i] = 1 + rng_int(&rng, 1000);
-    double fwd_flop = 2.0 * unet_macs_per_image(&u) * N, cpu, wall;
+    double fwd_flop = 2.0 * unet_macs_per_image(&u) * N;
     FwdCtx f = { &u, x, out, t, N };
     forward_work(&f);                                    /* warm up */
-    best_of(forward_work, &f, sample ? 5 : 3, &cpu, &wall);
+    Times fwd = best_of(forward_work, &f, sample ? 5 : 3);
     if (sample) {
         /* one reverse step is one forward (the rest, a few numbers per pixel, is noise) */
-        report("unet sample step (b 16)", N, "images/s", fwd_flop, cpu, wall, peak);
-        printf("  = %.2f s per reverse step of 16 images, %.1f min for T = 1000\n", cpu,
-               cpu * 1000 / 60);
+        report("unet sample step (b 16)", N, "images/s", fwd_flop, fwd, peak);
+        printf("  = %.2f s per reverse step of 16 images, %.1f min for T = 1000\n", fwd.cpu,
+               fwd.cpu * 1000 / 60);
     } else {
-        report("unet forward (batch 32)", N, "images/s", fwd_flop, cpu, wall, peak);
+        report("unet forward (batch 32)", N, "images/s", fwd_flop, fwd, peak);
         TrainCtx c;
         memset(&c, 0, sizeof c);
         c.N = N; c.steps = 1;
@@ -186,8 +197,8 @@ static void bench_unet(double peak, int sample) {
         c.cfg = (DdpmConfig){ .param = PRED_EPS, .weighting = LOSS_SIMPLE, .var = VAR_BETA_TILDE };
         c.adam = adam_default(2e-4);
         train_work(&c);                                  /* warm up */
-        best_of(train_work, &c, 3, &cpu, &wall);
-        report("unet train (batch 32)", N, "images/s", 3 * fwd_flop, cpu, wall, peak);
+        report("unet train (batch 32)", N, "images/s", 3 * fwd_flop, best_of(train_work, &c, 3),
+               peak);
         train_work_free(&c.w); schedule_free(&c.s);
     }
     printf("  peak memory %.1f MiB\n", peak_mib());
