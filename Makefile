@@ -127,7 +127,8 @@ lab: build/toy2d
 	@cp -f build/toy2d ./toy2d
 	./toy2d --lab --out out/lab
 
-notebooks: bins build/nb_cells build/test/test_notebooks
+# (everything a notebook's command runs: the programs, the cells and every test binary)
+notebooks: bins build/nb_cells $(TESTS:%=build/test/%)
 	./build/test/test_notebooks --update
 
 # The benchmark, single-threaded and with OpenMP on two threads (objects in build/omp/,

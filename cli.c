@@ -363,13 +363,122 @@ double lr_cosine(double lr, long step, long steps) {
     return lr * 0.5 * (1.0 + cos(PI * (double)(step - 1) / (double)steps));
 }
 
+/* ========================================================================================
+ * Progress lines and cost warnings */
+
+/* Seconds between lines off a terminal: PROGRESS_EVERY, or DDPM_PROGRESS_EVERY from the
+ * environment (for the tests: 0 prints a line at every unit of work). */
+static double progress_every(void) {
+    const char *e = getenv("DDPM_PROGRESS_EVERY");
+    char *end;
+    double v = e ? strtod(e, &end) : -1;
+    return e && end != e && *end == '\0' && v >= 0 ? v : PROGRESS_EVERY;
+}
+
+void progress_start(Progress *p, const char *what, double total) {
+    memset(p, 0, sizeof *p);
+    snprintf(p->what, sizeof p->what, "%s", what);
+    p->total = total;
+    p->tty = isatty(2);
+    p->every = p->tty ? 0.25 : progress_every();
+    p->t_start = now_seconds();
+    p->t_next = p->t_start + (p->tty ? 1.0 : p->every);
+}
+
+/* "12 s" below 100 s, else "3.2 min", "1.5 h" */
+static void format_seconds(char *buf, size_t len, double s) {
+    if (s < 100) snprintf(buf, len, "%.0f s", s);
+    else if (s < 6000) snprintf(buf, len, "%.1f min", s / 60);
+    else snprintf(buf, len, "%.1f h", s / 3600);
+}
+
+void progress_add(Progress *p, double units, const char *detail) {
+    p->done += units;
+    double now = now_seconds();
+    if (now < p->t_next || p->total <= 0) return;
+    p->t_next = now + p->every;
+    double frac = p->done < p->total ? p->done / p->total : 1.0, spent = now - p->t_start;
+    char so_far[32], left[32];
+    format_seconds(so_far, sizeof so_far, spent);
+    format_seconds(left, sizeof left, frac > 0 ? spent / frac * (1 - frac) : 0);
+    fprintf(stderr, "%s%s: %.0f%%%s%s, %s so far, about %s left%s", p->tty ? "\r" : "progress: ",
+            p->what, 100 * frac, detail ? ", " : "", detail ? detail : "", so_far, left,
+            p->tty ? "   " : "\n");
+    p->shown = p->tty;
+}
+
+void progress_end(Progress *p) {
+    if (p->shown) fprintf(stderr, "\n");
+    p->shown = 0;
+}
+
+static void progress_forward(void *self, real *out, const real *x, const int *t, const int *y,
+                             int N) {
+    ProgressNet *pn = self;
+    pn->inner.forward(pn->inner.self, out, x, t, y, N);
+    progress_add(&pn->p, N, NULL);
+}
+
+static void progress_backward(void *self, real *dx, const real *dout, int N) {
+    ProgressNet *pn = self;
+    pn->inner.backward(pn->inner.self, dx, dout, N);
+}
+
+Denoiser progress_net(ProgressNet *pn, const Denoiser *inner, const char *what, double evaluations) {
+    pn->inner = *inner;
+    progress_start(&pn->p, what, evaluations);
+    Denoiser d = *inner;
+    d.self = pn;
+    d.forward = progress_forward;
+    d.backward = inner->backward ? progress_backward : NULL;
+    return d;
+}
+
+double seconds_per_evaluation(Denoiser *net, int n) {
+    if (n > net->max_batch) n = net->max_batch;
+    int width = net->learned_var ? 2 : 1;
+    real *x = xcalloc((size_t)n * net->D, sizeof(real), "timing input");
+    real *out = xmalloc((size_t)n * net->D * width * sizeof(real), "timing output");
+    int *t = xmalloc((size_t)n * sizeof(int), "timing t");
+    for (int i = 0; i < n; i++) t[i] = 1;
+    double best = HUGE_VAL;
+    for (int k = 0; k < 4; k++) {
+        clock_t c0 = clock();
+        net->forward(net->self, out, x, t, NULL, n);
+        double c = (double)(clock() - c0) / CLOCKS_PER_SEC;
+        if (k > 0 && c < best) best = c;
+    }
+    free(x); free(out); free(t);
+    return best / n;
+}
+
+void warn_cost(const CostItem *items, int n, const char *hint) {
+    double total = 0;
+    for (int i = 0; i < n; i++) total += items[i].units * items[i].seconds_each;
+    if (total <= COST_WARN_SECONDS) return;
+    char buf[1024], t[32];
+    format_seconds(t, sizeof t, total);
+    int used = snprintf(buf, sizeof buf, "progress: warning: this run needs about %s of CPU here:", t);
+    for (int i = 0; i < n && used < (int)sizeof buf; i++) {
+        double s = items[i].units * items[i].seconds_each;
+        if (s < 0.05 * total) continue;   /* the parts that matter */
+        format_seconds(t, sizeof t, s);
+        used += snprintf(buf + used, sizeof buf - used, " %s %.2g %s (%s);", items[i].what,
+                         items[i].units, items[i].unit, t);
+    }
+    fprintf(stderr, "%s %s; progress lines show the time left\n", buf, hint);
+}
+
 void loss_log_init(LossLog *l, long first, long last, int window, int progress_every) {
     long n_steps = last >= first ? last - first + 1 : 0;
     memset(l, 0, sizeof *l);
     l->first = first;
     l->last = last;
     l->every = n_steps >= 200 ? (int)(n_steps / 200) : 1;
-    l->progress_every = isatty(2) ? progress_every : 0;
+    l->progress_every = progress_every;
+    char what[64];
+    snprintf(what, sizeof what, "training %ld steps", n_steps);
+    progress_start(&l->progress, what, (double)n_steps);
     l->new_weight = 1.0 / window;
     l->old_weight = 1.0 - 1.0 / window;
     l->step = xmalloc((size_t)(n_steps / l->every + 2) * sizeof(double), "loss log");
@@ -388,15 +497,15 @@ void loss_log_add(LossLog *l, long step, double loss) {
         l->sum = 0;
         l->count = 0;
     }
-    if (l->progress_every && (done % l->progress_every == 0 || step == l->last)) {
-        double left = (now_seconds() - l->t_start) / done * (double)(l->last - step);
-        fprintf(stderr, "\rtraining: step %ld/%ld  loss %.4f  %.0f s left   ", step, l->last,
-                l->running, left);
+    if (l->progress_every) {
+        char detail[64];
+        snprintf(detail, sizeof detail, "step %ld, loss %.4f", step, l->running);
+        progress_add(&l->progress, 1, detail);
     }
 }
 
 double loss_log_end(LossLog *l) {
-    if (l->progress_every && l->last >= l->first) fprintf(stderr, "\n");
+    progress_end(&l->progress);
     return now_seconds() - l->t_start;
 }
 
@@ -420,15 +529,25 @@ void loss_log_free(LossLog *l) {
 /* ========================================================================================
  * Sampling, the schedule line, plots against t */
 
+int sampler_evaluations(const DiffusionOptions *d) {
+    return d->ode_steps ? 2 * d->ode_steps : d->ddim_steps ? d->ddim_steps : d->T;
+}
+
 void sample_loop(Denoiser *net, real *x, const int *y, const DiffusionOptions *d,
                  const Schedule *s, int N, int clip_x0, Rng *rng, SampleTrace trace, void *ctx) {
     OdeConfig oc = { .S = d->ode_steps, .solver = ODE_HEUN };
+    ProgressNet pn;
+    char what[64];
+    snprintf(what, sizeof what, "sampling %d samples", N);
+    Denoiser counted = progress_net(&pn, net, what, (double)N * sampler_evaluations(d));
     if (d->ode_steps)
-        ode_sample_loop(net, x, y, &d->ddpm, s, N, &oc, rng, trace, ctx);
+        ode_sample_loop(&counted, x, y, &d->ddpm, s, N, &oc, rng, trace, ctx);
     else if (d->ddim_steps)
-        ddim_sample_loop(net, x, y, &d->ddpm, s, N, d->ddim_steps, d->eta, clip_x0, rng, trace, ctx);
+        ddim_sample_loop(&counted, x, y, &d->ddpm, s, N, d->ddim_steps, d->eta, clip_x0, rng, trace,
+                         ctx);
     else
-        p_sample_loop(net, x, y, &d->ddpm, s, N, clip_x0, rng, trace, ctx);
+        p_sample_loop(&counted, x, y, &d->ddpm, s, N, clip_x0, rng, trace, ctx);
+    progress_end(&pn.p);
 }
 
 void check_samples_finite(const real *x, int N, int D, const char *what, const char *hint) {

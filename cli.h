@@ -11,6 +11,7 @@
 
 #include "checkpoint.h"
 #include "ddpm.h"
+#include "denoiser.h"
 #include "schedule.h"
 #include "tensor.h"
 
@@ -151,13 +152,67 @@ void draw_labelled_minibatch(real *batch, int *y, const real *train, const int *
  * nearly 0: large steps first, fine ones last. */
 double lr_cosine(double lr, long step, long steps);
 
+/* ========================================================================================
+ * Progress with the time left, on stderr, for work that may take long (training, sampling,
+ * the bound). On a terminal: one line rewritten in place ('\r'), at most 4 times a second,
+ * from the first second on. Elsewhere (a log file, a pipe): a line every PROGRESS_EVERY
+ * seconds, e.g.
+ *   progress: sampling 20000 samples: 45%, 12 s so far, about 15 s left
+ * so work that ends sooner prints none (DDPM_PROGRESS_EVERY=S in the environment sets the
+ * interval, for the tests). Such lines depend on the machine's speed, and all of them start
+ * with "progress: " off a terminal (test_notebooks drops them). */
+#define PROGRESS_EVERY 10.0
+
+typedef struct {
+    char what[96];          /* e.g. "sampling 20000 samples" */
+    double total, done;     /* units of work, e.g. network evaluations of one example */
+    double t_start, t_next; /* wall clock at the start, and when a line is due */
+    double every;           /* seconds between lines */
+    int tty;                /* stderr is a terminal */
+    int shown;              /* a terminal line is open (progress_end closes it) */
+} Progress;
+void progress_start(Progress *p, const char *what, double total);
+/* `units` more done; detail (or NULL) is added to the line, e.g. "step 120, loss 0.41" */
+void progress_add(Progress *p, double units, const char *detail);
+void progress_end(Progress *p);
+
+/* A denoiser that is `inner` and counts its work: every forward of N examples adds N to the
+ * progress line "what", of `evaluations` in all. For loops that live in the library
+ * (p_sample_loop, vlb_all_terms), which know nothing of progress. */
+typedef struct {
+    Denoiser inner;
+    Progress p;
+} ProgressNet;
+Denoiser progress_net(ProgressNet *pn, const Denoiser *inner, const char *what, double evaluations);
+
+/* Cost warnings for settings that are finite but absurd (--T 100000 with the all-T bound,
+ * --n-samples 1000000): a run lists what it will compute, in network evaluations of one
+ * example (each costing the measured `eval_seconds`) and other units, and if the total is
+ * more than COST_WARN_SECONDS of CPU it prints on stderr
+ *   progress: warning: this run needs about 47 min of CPU here: sampling 2e+09 network
+ *   evaluations (42 min); ...; lower --T or --n-samples for a quicker run
+ * (a "progress: " line: its numbers depend on the machine). */
+#define COST_WARN_SECONDS 600.0
+typedef struct {
+    const char *what;       /* e.g. "sampling", "the all-T bound" */
+    double units;           /* e.g. 2e9 */
+    const char *unit;       /* e.g. "network evaluations" */
+    double seconds_each;    /* CPU seconds per unit */
+} CostItem;
+/* CPU seconds of one network evaluation of one example: the best of 3 forwards of n
+ * examples at t = 1 (after one to warm up). The net's outputs and caches are overwritten. */
+double seconds_per_evaluation(Denoiser *net, int n);
+/* Prints the warning if the items add up to more than COST_WARN_SECONDS; `hint` ends it. */
+void warn_cost(const CostItem *items, int n, const char *hint);
+
 /* The loss of every step, kept three ways: a running mean for the lines printed (weight
  * 1/window on the newest loss), the mean over each logging interval for loss.svg (about
- * 200 points), and on a terminal a progress line with the time left. */
+ * 200 points), and a progress line with the time left (Progress, above). */
 typedef struct {
     long first, last;       /* the steps logged: first..last */
     int every;              /* steps per logged point */
-    int progress_every;     /* steps between progress lines (0: none) */
+    int progress_every;     /* nonzero: a progress line (as Progress prints it); 0: none */
+    Progress progress;
     double new_weight, old_weight;   /* 1/window and 1 − 1/window */
     double running;         /* the running mean */
     double sum;             /* the current interval's losses ... */
@@ -178,6 +233,9 @@ void loss_log_free(LossLog *l);
  * Sampling with the sampler the options chose: DDIM on d->ddim_steps steps with η = d->eta,
  * the probability-flow ODE by Heun on d->ode_steps steps (ode_sample_loop; it does not clip
  * x̂₀), or the note's algorithm (ancestral, p_sample_loop). x (N, D) receives the samples. */
+/* Network evaluations per sample of that sampler: T, the DDIM steps, or 2 per Heun step. */
+int sampler_evaluations(const DiffusionOptions *d);
+/* With a progress line "sampling N samples" on stderr (Progress). */
 void sample_loop(Denoiser *net, real *x, const int *y, const DiffusionOptions *d,
                  const Schedule *s, int N, int clip_x0, Rng *rng, SampleTrace trace, void *ctx);
 

@@ -688,8 +688,11 @@ static void report_bound(const Options *opt, Denoiser *net, const Schedule *s, c
     double bits = 1.0 / (D * log(2.0));
     printf("bound: %d %s images, all %d terms ...\n", M, n_train ? "(from the training file)" : "fresh", o->T);
     fflush(stdout);
-    double all = vlb_all_terms(terms, NULL, net, x0, M, &o->ddpm, s, DECODER_DISCRETE, aux);
-    double se, est = vlb_estimate(&se, net, x0, M, &o->ddpm, s, DECODER_DISCRETE, aux);
+    ProgressNet pn;   /* the same network, counted: a progress line for a long bound */
+    Denoiser counted = progress_net(&pn, net, "the all-T bound", (double)M * (o->T + 1));
+    double all = vlb_all_terms(terms, NULL, &counted, x0, M, &o->ddpm, s, DECODER_DISCRETE, aux);
+    double se, est = vlb_estimate(&se, &counted, x0, M, &o->ddpm, s, DECODER_DISCRETE, aux);
+    progress_end(&pn.p);
     /* L_0 by the exact CDF and by the tanh approximation that reference code uses, on one
      * shared draw of x_1, so that the difference is the approximation's alone */
     double *l0 = xmalloc((size_t)M * sizeof(double), "L_0");
@@ -1110,6 +1113,26 @@ static void build_model(Run *r) {
     if (r->ckpt) printf("checkpoint: %s at step %ld\n", r->ckpt, r->ps.step);
 }
 
+/* What the run will compute, and a warning with its cost in CPU time when that is long
+ * (cli.h warn_cost): network evaluations of one image, timed on this U-Net. Training counts
+ * 3 (forward and backward), the ODE likelihood 6 per Heun evaluation (its two probes). */
+static void warn_if_costly(Run *r) {
+    const Options *o = &r->o;
+    double eval = seconds_per_evaluation(&r->net, o->batch);
+    double S = sampler_evaluations(&o->d) * (o->guidance != 0 ? 2 : 1);
+    double trained = o->sample_only ? 0 : fmax(0, o->steps - r->ps.step);
+    double ode_S = o->d.ode_steps ? o->d.ode_steps : o->d.T;
+    CostItem items[] = {
+        { "training", 3.0 * trained * o->batch, "network evaluations", eval },
+        { "sampling", (double)o->n_samples * S, "network evaluations", eval },
+        { "the all-T bound", (double)o->bound * (o->d.T + 1), "network evaluations", eval },
+        { "the ODE likelihood", 6.0 * o->ode_nll * 2 * ode_S, "network evaluations", eval },
+        { "--eval's samples", (double)o->eval * S, "network evaluations", eval },
+    };
+    warn_cost(items, (int)(sizeof items / sizeof *items), "lower --steps, --T, --n-samples, "
+              "--bound or --eval for a quicker run");
+}
+
 /* --bench N: N training steps after one warm-up step, timed in CPU seconds (the one-core
  * number even on a busy machine) and wall clock */
 static void bench(Run *r) {
@@ -1313,6 +1336,7 @@ int main(int argc, char **argv) {
     report_schedule(&r);        /* β_t, ᾱ_T and the prior term L_T */
     build_model(&r);            /* the U-Net, its summary, the checkpoint's weights */
     if (o->bench) { bench(&r); return end_run(&r); }
+    warn_if_costly(&r);         /* a long run says so (and progress lines show the time left) */
     train(&r);                  /* Algorithm 1 up to --steps, checkpoints */
     sample(&r);                 /* the note's algorithm (or DDIM), denoise.gif */
     write_pictures(&r);         /* samples.png, denoise.png, loss.svg, the preview */

@@ -35,6 +35,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli.h"
 #include "data.h"
@@ -322,15 +323,20 @@ static void energy_report(const real *samples, int N, ToyKind kind, Rng *rng, do
     real *a = xmalloc((size_t)N * 2 * sizeof(real), "fresh data");
     real *b = xmalloc((size_t)N * 2 * sizeof(real), "fresh data");
     *ed = *floor = 0;
+    Progress p;
+    progress_start(&p, "energy distances", ED_REPEATS + FLOOR_REPEATS);
     for (int r = 0; r < ED_REPEATS; r++) {
         toy_sample(a, NULL, N, kind, rng);
         *ed += energy_distance(samples + (size_t)r * N * 2, N, a, N, 2) / ED_REPEATS;
+        progress_add(&p, 1, NULL);
     }
     for (int r = 0; r < FLOOR_REPEATS; r++) {   /* true sets are cheap: average more of them */
         toy_sample(a, NULL, N, kind, rng);
         toy_sample(b, NULL, N, kind, rng);
         *floor += energy_distance(b, N, a, N, 2) / FLOOR_REPEATS;
+        progress_add(&p, 1, NULL);
     }
+    progress_end(&p);
     free(a);
     free(b);
 }
@@ -529,6 +535,30 @@ static void build_model(Story *st) {
     params_init(&st->ps);
     mlp_init(&st->mlp, &st->mc, &st->ps, &st->rng);
     st->net = mlp_denoiser(&st->mlp);
+}
+
+/* What the run will compute, and a warning with its cost in CPU time when that is long
+ * (cli.h warn_cost): network evaluations of one point, timed on this MLP, and the point
+ * pairs of the energy distances (O(N^2)), timed on 300 points. */
+static void warn_if_costly(Story *st) {
+    const Options *o = &st->o;
+    double eval = seconds_per_evaluation(&st->net, 256), N = o->n_samples;
+    int M = 2000 < st->mc.max_batch ? 2000 : st->mc.max_batch;
+    real *a = xmalloc(600 * sizeof(real), "timing points");
+    for (int i = 0; i < 600; i++) a[i] = (real)(i % 17);
+    clock_t c0 = clock();
+    energy_distance(a, 300, a + 300, 300, 2);
+    double pair = (double)(clock() - c0) / CLOCKS_PER_SEC / (2.0 * 300 * 300);
+    free(a);
+    CostItem items[] = {
+        { "training", o->oracle ? 0 : 3.0 * o->steps * o->batch, "network evaluations", eval },
+        { "sampling", N * ED_REPEATS * sampler_evaluations(&o->d), "network evaluations", eval },
+        { "the all-T bound", (double)M * (o->d.T + 1), "network evaluations", eval },
+        { "the loss at each t", 512.0 * o->d.T, "network evaluations", eval },
+        { "the energy distances", 2.0 * (ED_REPEATS + FLOOR_REPEATS) * N * N, "point pairs", pair },
+    };
+    warn_cost(items, (int)(sizeof items / sizeof *items), "lower --T, --n-samples or --steps "
+              "for a quicker run");
 }
 
 /* 004 "Train Diffusion Model": Ho et al.'s Algorithm 1 with the chosen parametrization */
@@ -761,9 +791,12 @@ static void measure_bound(Story *st) {
     rng_seed(&held_rng, o->d.seed ^ 0x48454c44u);
     toy_sample(held, NULL, M, o->data, &held_rng);
     standardize(held, M, 2, st->mean, st->std);
-    st->bound = vlb_all_terms(terms, NULL, &st->net, held, M, &o->d.ddpm, &st->s, DECODER_GAUSSIAN, &st->rng);
-    st->bound_est = vlb_estimate(&st->bound_se, &st->net, held, M, &o->d.ddpm, &st->s, DECODER_GAUSSIAN,
+    ProgressNet pn;   /* the same network, counted: a progress line for a long bound */
+    Denoiser net = progress_net(&pn, &st->net, "the all-T bound", (double)M * (T + 1));
+    st->bound = vlb_all_terms(terms, NULL, &net, held, M, &o->d.ddpm, &st->s, DECODER_GAUSSIAN, &st->rng);
+    st->bound_est = vlb_estimate(&st->bound_se, &net, held, M, &o->d.ddpm, &st->s, DECODER_GAUSSIAN,
                                  &st->rng);
+    progress_end(&pn.p);
     st->true_nll = NAN;
     if (st->have_mix) {
         st->true_nll = 0;
@@ -1034,15 +1067,18 @@ static void picture_loss_per_t(Story *st) {
     real *target = xmalloc((size_t)M_t * 2 * sizeof(real), "target");
     real *wide = xmalloc((size_t)M_t * 4 * sizeof(real), "out with v");
     int *tt = xmalloc((size_t)M_t * sizeof(int), "t");
+    ProgressNet pn;
+    Denoiser net = progress_net(&pn, &st->net, "the loss at each t", (double)M_t * T);
     for (int t = 1; t <= T; t++) {
         draw_minibatch(x0, st->train, st->o.n_train, M_t, 2, &st->rng);
         for (int n = 0; n < M_t; n++) tt[n] = t;
         rng_fill_normal(&st->rng, e, (size_t)M_t * 2);
         q_sample(xt, x0, e, s, tt, M_t, 2);
-        predict(&st->net, out, wide, xt, tt, M_t);
+        predict(&net, out, wide, xt, tt, M_t);
         prediction_target(target, cfg->param, x0, e, xt, s, tt, M_t, 2);
         lt[t - 1] = ddpm_loss(NULL, NULL, out, target, cfg, s, tt, M_t, 2);
     }
+    progress_end(&pn.p);
     plot_against_t(path_in(st->o.d.out, "loss_per_t.svg"), "loss of the trained model at each t (EMA weights)",
                    "loss", cfg->weighting == LOSS_SIMPLE, "loss at t", T, lt);
     free(lt); free(x0); free(e); free(xt); free(out); free(target); free(tt); free(wide);
@@ -1167,6 +1203,7 @@ static Results run_story(Options o) {
     report_schedule(&st);      /* β_t, ᾱ_T and the prior term L_T */
     picture_forward(&st);      /* forward.png: the hills flatten into N(0, I) */
     build_model(&st);          /* the MLP, initialized from the same generator */
+    warn_if_costly(&st);       /* a long run says so (and progress lines show the time left) */
     train(&st);                /* Algorithm 1, the EMA of the weights, loss log */
     sample(&st);               /* the note's algorithm from x_T ~ N(0, I): reverse.gif/png */
     measure_samples(&st);      /* energy distance, shares, ε̂ against the exact ε* */
@@ -1231,22 +1268,23 @@ static void run_lab(const Options *base) {
                    loss_weighting_name(o.d.ddpm.weighting));
             res[k][w] = run_story(o);
         }
-    FILE *f = fopen(path_in(base->d.out, "lab.md"), "w");
-    if (!f) die("cannot write %s: %s", path_in(base->d.out, "lab.md"), strerror(errno));
-    fprintf(f, "| predict | loss | energy distance | noise floor | ratio | bound (bits/dim) | true NLL (bits/dim) "
+    char err[1200];
+    IoFile *f = io_create(path_in(base->d.out, "lab.md"), err, sizeof err);   /* checked, atomic */
+    if (!f) die("%s", err);
+    io_printf(f, "| predict | loss | energy distance | noise floor | ratio | bound (bits/dim) | true NLL (bits/dim) "
                "| eps MSE | train time (s) |\n|---|---|---|---|---|---|---|---|---|\n");
     for (int k = 0; k < PRED_COUNT; k++)
         for (int w = 0; w < LOSS_COUNT; w++) {
             Results *r = &res[k][w];
-            fprintf(f, "| %s | %s | %.4f | %.4f | %.2f | %.3f | %.3f | %.4f | %.1f |\n",
+            io_printf(f, "| %s | %s | %.4f | %.4f | %.2f | %.3f | %.3f | %.4f | %.1f |\n",
                     parametrization_name((Parametrization)k), loss_weighting_name((LossWeighting)w),
                     r->ed, r->ed_floor, r->ed / r->ed_floor, r->bound_bpd, r->true_nll / (2.0 * log(2.0)),
                     r->eps_mse, r->train_seconds);
         }
-    fprintf(f, "\n%s data, T = %d, %s schedule, sigma_t^2 = %s, %d steps of batch %d, lr %g, seed %lu.\n",
-            toy_name(base->data), base->d.T, schedule_name(base->d.schedule), reverse_var_name(base->d.ddpm.var),
-            base->steps, base->batch, base->lr, base->d.seed);
-    fclose(f);
+    io_printf(f, "\n%s data, T = %d, %s schedule, sigma_t^2 = %s, %d steps of batch %d, lr %g, seed %lu.\n",
+              toy_name(base->data), base->d.T, schedule_name(base->d.schedule), reverse_var_name(base->d.ddpm.var),
+              base->steps, base->batch, base->lr, base->d.seed);
+    if (io_commit(f, err, sizeof err)) fprintf(stderr, "error: %s\n", err);
     printf("\nlab table: %s\n", path_in(base->d.out, "lab.md"));
 }
 
@@ -1369,12 +1407,13 @@ static void run_guidance_sweep(Options *o) {
     /* the table: mean ± sd over the seeds */
     char path[1024];
     snprintf(path, sizeof path, "%s", path_in(o->d.out, "guidance.md"));
-    FILE *f = fopen(path, "w");
-    if (!f) die("cannot write %s: %s", path, strerror(errno));
+    char err[1200];
+    IoFile *f = io_create(path, err, sizeof err);   /* checked, atomic (io.h) */
+    if (!f) die("%s", err);
     const char *head = "| w | gamma = 1 + w | in-class share | tr Cov / tr Sigma_c | mean shift away "
                        "from %s | ED to q(x0|c) | its floor | ED to tilted | its floor | tilted "
                        "acceptance |\n|---|---|---|---|---|---|---|---|---|---|\n";
-    fprintf(f, head, note.label[other]);
+    io_printf(f, head, note.label[other]);
     printf(head, note.label[other]);
     double xs[SWEEP_W], ys[4][SWEEP_W];
     for (int k = 0; k < SWEEP_W; k++) {
@@ -1385,14 +1424,14 @@ static void run_guidance_sweep(Options *o) {
                  "%.4f ± %.4f | %.4f ± %.4f | %.4f ± %.4f | %.4f |\n", ws[k], 1 + ws[k],
                  100 * q[0].mean, 100 * q[0].sd, q[1].mean, q[1].sd, q[2].mean, q[2].sd, q[3].mean,
                  q[3].sd, q[4].mean, q[4].sd, q[5].mean, q[5].sd, q[6].mean, q[6].sd, q[7].mean);
-        fputs(row, f);
+        io_puts(f, row);
         fputs(row, stdout);
         xs[k] = ws[k];
         for (int i = 0; i < 4; i++) ys[i][k] = q[3 + i].mean;
     }
     /* where in t guidance pushes: over x_t ~ q_t(·|c), the size of w (ε*_c − ε*_∅) per unit
      * w, and P(c | x_t) under the diffused mixture */
-    fprintf(f, "\n| t | alphabar_t | mean of P(c \\| x_t), x_t ~ q_t(.\\|c) | mean of \\|eps*_c - eps*_null\\| |\n"
+    io_printf(f, "\n| t | alphabar_t | mean of P(c \\| x_t), x_t ~ q_t(.\\|c) | mean of \\|eps*_c - eps*_null\\| |\n"
                "|---|---|---|---|\n");
     printf("where the push acts (x_t ~ q_t(.|c), %d points): t, alphabar_t, mean P(c | x_t), "
            "mean |eps*_c - eps*_null|\n", N);
@@ -1412,14 +1451,14 @@ static void run_guidance_sweep(Options *o) {
             mixture_eps_star_cond(&std_mix, ab, p, std_mix.K, en);
             push += hypot(ec[0] - en[0], ec[1] - en[1]) / N;
         }
-        fprintf(f, "| %d | %.4f | %.4f | %.4f |\n", ts[i], ab, post, push);
+        io_printf(f, "| %d | %.4f | %.4f | %.4f |\n", ts[i], ab, post, push);
         printf("  t = %2d  alphabar %.4f  P(c|x_t) %.4f  |eps*_c - eps*_null| %.4f\n", ts[i], ab, post, push);
     }
-    fprintf(f, "\n%s data, class %s, T = %d, %s schedule, sigma_t^2 = %s, %s sampler; %d seeds from %lu, "
+    io_printf(f, "\n%s data, class %s, T = %d, %s schedule, sigma_t^2 = %s, %s sampler; %d seeds from %lu, "
             "%d sets of %d points per w and seed; mean ± sd over the seeds.\n", toy_name(o->data),
             o->cls_name, o->d.T, schedule_name(o->d.schedule), reverse_var_name(o->d.ddpm.var),
             o->d.ddim_steps ? "ddim" : "ddpm", S, o->d.seed, SWEEP_SETS, N);
-    fclose(f);
+    if (io_commit(f, err, sizeof err)) fprintf(stderr, "error: %s\n", err);
     SvgPlot p;
     memset(&p, 0, sizeof p);
     p.title = "guided sampling with the exact eps*: energy distance against w";

@@ -16,6 +16,14 @@
  *                                  notebooks_md/img/NAME exists and is not empty. Update:
  *                                  copies OUT_FILE (made by an earlier command) there.
  *
+ * Progress lines: a program prints "progress: ..." lines on stderr during long work (cli.h
+ * Progress, and its cost warnings); their number and content depend on the machine's speed,
+ * so they are dropped from a command's output before anything is compared or written.
+ * A program a command names by path ("./build/test/test_ode", "./toy2d") must exist before
+ * the command runs: otherwise the check fails naming it, and update mode leaves the block
+ * as it was (a pipeline's exit status is its last command's, so "sh: ...: not found" from
+ * its first would otherwise pass as output).
+ *
  * Masking times: wall-clock numbers change from run to run, so before comparing, a number
  * (digits with an optional point and decimals) that is immediately followed by one of
  *     " s"  (then a non-letter or the end of the line),  "s)",  " ms",  " steps/s",
@@ -194,7 +202,11 @@ static int run_command_uncached(const char *cmd, Lines *out, double *seconds) {
     timespec_get(&b, TIME_UTC);
     *seconds = (double)(b.tv_sec - a.tv_sec) + 1e-9 * (double)(b.tv_nsec - a.tv_nsec);
     if (text) {
-        lines_from_text(out, text, n);
+        Lines all = { 0 };
+        lines_from_text(&all, text, n);
+        for (int k = 0; k < all.n; k++)   /* machine-dependent progress lines: dropped */
+            if (strncmp(all.line[k], "progress: ", 10) != 0) lines_push(out, all.line[k], strlen(all.line[k]));
+        lines_free(&all);
         free(text);
     }
     int status = -1;   /* the last line is EXIT_MARK followed by the status */
@@ -211,8 +223,31 @@ static int run_command_uncached(const char *cmd, Lines *out, double *seconds) {
 static struct { char *cmd; Lines out; int rc; } cache[CACHE_MAX];
 static int cache_n = 0;
 
+/* The first program the command names by a path ("./x" or "./dir/x") that is not an
+ * executable file, into missing; 0 if there is none. */
+static int missing_program(const char *cmd, char *missing, size_t len) {
+    for (const char *p = cmd; *p; p++) {
+        if (p[0] != '.' || p[1] != '/' || (p > cmd && !isspace((unsigned char)p[-1]) &&
+                                           p[-1] != '(' && p[-1] != ';' && p[-1] != '|'))
+            continue;
+        size_t k = 0;
+        while (p[k] && !isspace((unsigned char)p[k]) && !strchr(";|)&'\"", p[k])) k++;
+        if (k >= len) continue;
+        memcpy(missing, p, k);
+        missing[k] = '\0';
+        struct stat st;
+        if (stat(missing, &st) != 0 || !S_ISREG(st.st_mode) || !(st.st_mode & S_IXUSR)) return 1;
+    }
+    return 0;
+}
+
 static int run_command(const char *cmd, Lines *out, double *seconds) {
     *seconds = 0;
+    char missing[256];
+    if (missing_program(cmd, missing, sizeof missing)) {
+        lines_push(out, missing, strlen(missing));
+        return 127;   /* as sh says "not found"; the caller reports and keeps the block */
+    }
     for (int i = 0; i < cache_n; i++)
         if (strcmp(cache[i].cmd, cmd) == 0) {
             for (int k = 0; k < cache[i].out.n; k++)
@@ -377,7 +412,9 @@ static void process_notebook(const char *name, Run *run) {
                 int rc = run_command(c, &out, &sec);
                 run->seconds += sec;
                 if (run->update) printf("  ran (%.1f s): %s\n", sec, c);
-                CHECK(rc == 0, "%s:%d: '%s' exited with status %d", path, i + 1, c, rc);
+                CHECK(rc == 0, "%s:%d: '%s' exited with status %d%s%s", path, i + 1, c, rc,
+                      rc == 127 && out.n == 1 ? ": no executable " : "",
+                      rc == 127 && out.n == 1 ? out.line[0] : "");
                 int same = out.n == end - first;
                 int diff_at = -1;
                 for (int k = 0; k < out.n && k < end - first; k++)
