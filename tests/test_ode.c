@@ -285,6 +285,44 @@ static void test_hutchinson_by_hand(void) {
     schedule_free(&s);
 }
 
+/* The likelihood's quadrature on a step with an end at σ = 0, by two routes (mutation
+ * testing found its sign pinned only by a notebook's printed numbers). With S = 1 the one
+ * step runs from t = 0 to T; the drift at t = 0 is exactly 0, so Heun's predictor stays at
+ * x̄ = x₀ and its trapezoid in σ is ∫ div dσ ≈ ½ σ_T (0 + div(x₀, T)); Euler's left point
+ * gives 0. So, with x_T as ode_log_likelihood returns it,
+ *   Heun:  log p = log N(x_T; 0, I) + (D/2) log ᾱ_T + ½ σ_T div(x₀, T)   (ode_divergence)
+ *   Euler: log p = log N(x_T; 0, I) + (D/2) log ᾱ_T. */
+static void test_first_step_quadrature(void) {
+    Schedule s;
+    schedule_build(&s, SCHED_COSINE, 50);
+    enum { N = 4, D = 2 };
+    Mixture2D mix = dogcat_standardized();
+    MixtureOracle o;
+    mixture_oracle_init(&o, &mix, &s, PRED_EPS, N);
+    Denoiser on = mixture_oracle_denoiser(&o);
+    DdpmConfig cfg = { .param = PRED_EPS, .weighting = LOSS_SIMPLE, .var = VAR_BETA_TILDE };
+    real x0[N * D] = { 0.2, -0.5, 1.0, 0.8, -1.2, 0.1, 0.0, 0.0 }, xT[N * D];
+    double xbar[N * D], div[N], lp[N];
+    for (int i = 0; i < N * D; i++) xbar[i] = x0[i];
+    for (int k = 0; k < 2; k++) {
+        OdeConfig oc = { 1, k == 0 ? ODE_HEUN : ODE_EULER, 1, 0 };
+        ode_log_likelihood(lp, NULL, xT, &on, x0, NULL, N, &cfg, &s, &oc, NULL);
+        ode_divergence(div, NULL, &on, xbar, NULL, s.T, N, &cfg, &s, &oc, NULL);
+        double worst = 0;
+        for (int n = 0; n < N; n++) {
+            double sq = xT[n * D] * xT[n * D] + xT[n * D + 1] * xT[n * D + 1];
+            double want = -0.5 * sq - 0.5 * D * log(2 * PI) + 0.5 * D * log(s.alpha_bar[s.T])
+                        + (k == 0 ? 0.5 * ode_sigma(&s, s.T) * div[n] : 0.0);
+            worst = fmax(worst, fabs(lp[n] - want) / fmax(1, fabs(want)));
+        }
+        CHECK(worst <= EXACT_TOL, "S = 1 (%s): log p = log N(x_T) + D/2 log abar_T %s: %.3g",
+              ode_solver_name(oc.solver), k == 0 ? "+ sigma_T/2 div(x0, T)" : "(no divergence term)", worst);
+        CHECK(k == 1 || fabs(0.5 * ode_sigma(&s, s.T) * div[0]) > 1e-3, "the divergence term is not negligible");
+    }
+    mixture_oracle_free(&o);
+    schedule_free(&s);
+}
+
 /* DDIM with η = 0 is the ODE's Euler method: the same numbers from the same x_T */
 static void test_ddim_is_euler(void) {
     Schedule s;
@@ -522,6 +560,7 @@ int main(void) {
     test_divergence_exact_vs_fd();
     test_hutchinson();
     test_hutchinson_by_hand();
+    test_first_step_quadrature();
     test_ddim_is_euler();
     test_gaussian_exact();
     test_dogcat_oracle();
