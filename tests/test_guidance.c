@@ -393,6 +393,21 @@ static void test_tilted_sample(void) {
     free(x);
 }
 
+/* p = 0 draws its N uniforms too (mutation testing: "N draws whatever p" was checked for
+ * p = 1 and 0.5 only), so that a run's random stream does not depend on p_uncond */
+static void test_label_dropout_draws_at_p0(void) {
+    enum { N = 1000, K = 3 };
+    int y[N];
+    for (int n = 0; n < N; n++) y[n] = n % K;
+    Rng a, b;
+    rng_seed(&a, 9);
+    b = a;
+    int nulls = label_dropout(y, N, K, 0.0, &a);
+    label_dropout(y, N, K, 0.5, &b);
+    CHECK(nulls == 0, "p = 0 drops nothing (%d)", nulls);
+    CHECK(rng_u64(&a) == rng_u64(&b), "p = 0 draws N uniforms too, as p = 0.5 does");
+}
+
 int main(void) {
     /* the dog/cat mixture in standardized coordinates, as the programs use it */
     Mixture2D raw, mix;
@@ -403,6 +418,7 @@ int main(void) {
     mixture_affine(&raw, mean, sd, &mix);
 
     test_label_dropout();
+    test_label_dropout_draws_at_p0();
     test_guided_w0_is_conditional();
     test_guided_learned_var();
     test_guidance_any_parametrization(&mix);
