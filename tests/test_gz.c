@@ -394,6 +394,28 @@ static void test_damage(void) {
                  "fixed");
 }
 
+/* Long runs and runs of every length (mutation testing: the base of length symbol 285,
+ * 258, was never decoded: random and text-like data make no match that long). A run of
+ * L + 1 equal bytes is a literal and a match of length L at distance 1, so runs of 4 ..
+ * 259 bytes, each after a byte that differs from its neighbours, ask for every length
+ * 3 .. 258 (symbols 257 .. 285 and all their extra bits); 100000 zeros are a chain of
+ * 258-byte matches. */
+static void test_gzip_runs(void) {
+    size_t n = 0, max = 40000;
+    unsigned char *data = xmalloc(max, "runs");
+    for (int L = 3; L <= 258; L++) {
+        data[n++] = (unsigned char)(L & 1 ? 'x' : 'y');
+        for (int i = 0; i <= L; i++) data[n++] = (unsigned char)('a' + L % 20);
+    }
+    check_gzip_roundtrip(data, n, 9, "runs of 4..259 equal");
+    check_gzip_roundtrip(data, n, 1, "runs of 4..259 equal");
+    free(data);
+    size_t zn = 100000;
+    unsigned char *zeros = xcalloc(zn, 1, "zeros");
+    check_gzip_roundtrip(zeros, zn, 9, "zero");
+    free(zeros);
+}
+
 /* ---------------------------------------------------------------------------------------- */
 
 int main(void) {
@@ -407,6 +429,7 @@ int main(void) {
     }
     test_hand_made();
     test_gzip_files();
+    test_gzip_runs();
     test_header_fields();
     test_damage();
     return test_summary("test_gz");
