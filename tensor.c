@@ -415,7 +415,11 @@ void adam_step(ParamSet *ps, const AdamConfig *cfg) {
     real *w = ps->w, *m = ps->m, *v = ps->v;
     const real *grad = ps->g;
     /* One flat loop that vectorizes: real_sqrt is one instruction (-fno-math-errno), and
-     * the buffers are separate allocations, which the compiler checks once at run time. */
+     * the buffers are separate allocations, which the compiler checks once at run time.
+     * Each number is its own: threads split them and change no bit. */
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if (ps->total > 200000)
+#endif
     for (size_t i = 0; i < ps->total; i++) {
         real g = grad[i] * c;
         m[i] = b1 * m[i] + (1 - b1) * g;
@@ -429,6 +433,9 @@ void ema_reset(ParamSet *ps) { memcpy(ps->ema, ps->w, ps->total * sizeof(real));
 
 void ema_update(ParamSet *ps, double decay) {
     real d = (real)decay, one_minus = (real)(1.0 - decay);
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if (ps->total > 200000)
+#endif
     for (size_t i = 0; i < ps->total; i++) ps->ema[i] = d * ps->ema[i] + one_minus * ps->w[i];
 }
 

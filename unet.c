@@ -197,9 +197,12 @@ void conv2d_backward(real *din, real *dw, real *db, real *scratch, const real *d
     int direct = (k == 1 && stride == 1);
     real *col = scratch;                         /* (K, P): col, then dcol */
     real *dwT = scratch + (size_t)K * P;         /* (K, C_out): dwᵀ, from dw and back */
-    /* db[o] += Σ_p dout[n, o, p] */
-    for (int n = 0; n < N; n++)
-        for (int o = 0; o < C_out; o++) {
+    /* db[o] += Σ_p dout[n, o, p], image by image (threads: a band of o each) */
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if ((size_t)N * C_out * P > 100000)
+#endif
+    for (int o = 0; o < C_out; o++)
+        for (int n = 0; n < N; n++) {
             const real *dout_o = dout + ((size_t)n * C_out + o) * P;   /* seek to dout[n, o, :] */
             real sum = 0;
             for (int p = 0; p < P; p++) sum += dout_o[p];

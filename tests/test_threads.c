@@ -4,8 +4,9 @@
  * (forward, loss, backward, Adam, EMA) of the default 2D MLP and of a U-Net with attention
  * run once on 1 thread and once on 2, from the same seed; every weight, Adam moment and
  * EMA value must be equal bit for bit. That holds because every parallel loop splits
- * independent outputs (blocks of C in matmul, channels in im2col, groups in group norm),
- * and each output is computed by one thread in the same order as without threads.
+ * independent outputs (blocks of C in matmul, images in conv2d_forward, bands of input
+ * channels in conv2d_backward, channels in im2col, groups in group norm), and each output
+ * is computed by one thread in the same order as without threads.
  * Without OpenMP (`make test`), the same runs are done twice on one thread: the check is
  * then that a training run is reproducible from its seed, which the threaded check needs.
  */
