@@ -50,6 +50,14 @@ const char *cli_value(CliArgs *a) {
     return a->value;
 }
 
+const char *cli_path(CliArgs *a) {
+    const char *v = cli_value(a);
+    if (!v[0]) die("%s: an empty path", a->name);
+    if (strlen(v) >= CLI_PATH_MAX)
+        die("%s: a path of %zu bytes is too long (at most %d)", a->name, strlen(v), CLI_PATH_MAX - 1);
+    return v;
+}
+
 int cli_flag(const CliArgs *a) {
     static const char *const yes[] = { "1", "yes", "true", "on" };
     static const char *const no[] = { "0", "no", "false", "off" };

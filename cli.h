@@ -43,6 +43,8 @@ int cli_next(CliArgs *a);
 int cli_is(const CliArgs *a, const char *name);          /* the option is `name` */
 /* The option's value: after '=' or the next argument ("--steps needs a value" if none). */
 const char *cli_value(CliArgs *a);
+/* A path (the option's value): one that would not fit in CLI_PATH_MAX bytes dies. */
+const char *cli_path(CliArgs *a);
 /* A flag (an option without a value): "--oracle" alone is 1; "--oracle=yes|no", "=1|0",
  * "=true|false", "=on|off" say it explicitly; any other "=value" dies. A flag never takes
  * the next argument. */

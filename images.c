@@ -333,8 +333,8 @@ static Options parse_options(int argc, char **argv) {
             o.eval = (int)cli_int(&a, 0, 5000);
             if (o.eval == 1) die("--eval: 1 sample has no covariance; use 0 (off) or 2..5000");
         }
-        else if (cli_is(&a, "--eval-file")) o.eval_file = cli_value(&a);
-        else if (cli_is(&a, "--classifier")) o.classifier = cli_value(&a);
+        else if (cli_is(&a, "--eval-file")) o.eval_file = cli_path(&a);
+        else if (cli_is(&a, "--classifier")) o.classifier = cli_path(&a);
         else if (cli_is(&a, "--cond")) o.cond = cli_flag(&a);
         else if (cli_is(&a, "--class")) { o.cls_name = cli_value(&a); o.cond = 1; }
         else if (cli_is(&a, "--guidance")) o.guidance = cli_double(&a, -1.0, 100.0);
@@ -826,7 +826,7 @@ static void report_eval(const Options *o, Denoiser *net, const Schedule *s, cons
     ImageSet held, digits;
     memset(&digits, 0, sizeof digits);
     const ImageSet *labelled = train, *reference = train;
-    char desc[256], held_name[1024];
+    char desc[256], held_name[CLI_PATH_MAX];
     if (o->data == DATA_DIGITS) {
         image_set_digits(&held, 2 * n > 2000 ? 2 * n : 2000, H, W, &erng);
         image_set_digits(&digits, EVAL_DIGITS, H, W, &erng);
@@ -856,7 +856,7 @@ static void report_eval(const Options *o, Denoiser *net, const Schedule *s, cons
     /* the classifier: loaded, or trained on the labelled training images and saved */
     Classifier c;
     const char *cpath = o->classifier ? o->classifier : path_in(o->d.out, "classifier.ckpt");
-    char cpath_copy[1024];
+    char cpath_copy[CLI_PATH_MAX];   /* --classifier fits: parse_options checked it */
     snprintf(cpath_copy, sizeof cpath_copy, "%s", cpath);
     double t_cls = now_seconds();
     FILE *f = fopen(cpath_copy, "rb");

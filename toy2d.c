@@ -1252,7 +1252,7 @@ static void plot_weights(const Options *o) {
 /* The loss lab: every parametrization × weighting with the same budget and seed, one
  * sub-folder each, and a markdown table of what they measured. */
 static void run_lab(const Options *base) {
-    char folder[PRED_COUNT][LOSS_COUNT][512];
+    char folder[PRED_COUNT][LOSS_COUNT][CLI_PATH_MAX];   /* --out is at most CLI_OUT_MAX bytes */
     Results res[PRED_COUNT][LOSS_COUNT];
     make_folder(base->d.out);
     plot_weights(base);
