@@ -990,12 +990,12 @@ static void read_settings(Run *r) {
     /* a measure on held-out images needs the images the model was trained on: the
      * built-in digits would be measured instead (and a CIFAR model's 3 channels would
      * read memory the digits never fill) */
-    if (o->sample_only && o->data != DATA_DIGITS && !o->file && (o->bound || o->ode_nll)) {
+    if (o->sample_only && o->data != DATA_DIGITS && !o->file && (o->bound || o->ode_nll || o->eval)) {
         const char *file = "";
         ckpt_get_string(&r->h, "data.file", &file);
         die("%s was trained on --data %s%s%s: %s measures held-out images of that data; give "
             "--file PATH", r->ckpt, data_names[o->data], file[0] ? " from " : "", file,
-            o->bound ? "--bound" : "--ode-nll");
+            o->bound ? "--bound" : o->ode_nll ? "--ode-nll" : "--eval");
     }
     if (o->data != DATA_DIGITS && !o->file && !o->sample_only) {
         if (r->ckpt) die("%s was trained on --data %s: give --file PATH to continue", r->ckpt, data_names[o->data]);
