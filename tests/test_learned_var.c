@@ -30,9 +30,10 @@
 /* gradient checks use gradcheck.h's GRAD_TOL and GRAD_FLOOR (a gradient below 1e-4 of the
  * loss scale counts as zero; each check also counts the entries above it), but a wider
  * step: L_hybrid sums logs and ratios with σ² down to 1e-4, and its rounding noise (~10
- * ulps of the loss) over GRAD_H = 1e-5 reaches 1e-6 relative; with h = 1e-4 the noise is
- * 10x smaller and the truncation error h² f''' / 6 stays ~1e-8 (measured: h = 1e-4 and
- * 3e-5 pass, 1e-5 fails by 1.4x, 1e-6 by 10x: noise, not a wrong gradient) */
+ * ulps of the loss) over a central difference with h = 1e-5 reaches 1e-6 relative; with
+ * h = 1e-4 the noise is 10x smaller and the truncation error h² f''' / 6 stays ~1e-8
+ * (measured: h = 1e-4 and 3e-5 pass, 1e-5 fails by 1.4x, 1e-6 by 10x: noise, not a wrong
+ * gradient) */
 #define HYBRID_FD_H 1e-4
 /* the optimal variance: a golden-section search on log σ² over a width of 6 narrows the
  * bracket by 0.618 per step, to 6 · 0.618^80 ≈ 1e-16 after 80 steps, so it stops at the
