@@ -747,13 +747,16 @@ static void report_ode_nll(const Options *opt, Denoiser *net, const Schedule *s,
            "%d probes per step ...\n", M, n_train ? "(from the training file)" : "fresh", S, oc.probes);
     fflush(stdout);
     double t0 = now_seconds(), bits = 1.0 / (D * log(2.0)), mean = 0, var_h = 0, spread = 0;
+    clock_t c0 = clock();   /* CPU time beside the wall clock: the machine may be shared */
     for (int n = 0; n < M; n++) {   /* one image at a time, with its time and the time left */
         double t1 = now_seconds();
+        clock_t c1 = clock();
         ode_log_likelihood(logp + n, se + n, NULL, net, x0 + (size_t)n * D, NULL, 1, &o->ddpm, s,
                            &oc, aux);
         double bpd = (-logp[n] + D * log(127.5)) * bits;
-        printf("  image %d: %.4f +- %.4f bits/dim (%.1f s; %.0f s left)\n", n + 1, bpd, se[n] * bits,
-               now_seconds() - t1, (now_seconds() - t0) / (n + 1) * (M - n - 1));
+        printf("  image %d: %.4f +- %.4f bits/dim (%.1f s, CPU %.1f s; %.0f s left)\n", n + 1, bpd,
+               se[n] * bits, now_seconds() - t1, (double)(clock() - c1) / CLOCKS_PER_SEC,
+               (now_seconds() - t0) / (n + 1) * (M - n - 1));
         fflush(stdout);
         mean += bpd / M;
         var_h += pow(se[n] * bits / M, 2);
@@ -761,7 +764,8 @@ static void report_ode_nll(const Options *opt, Denoiser *net, const Schedule *s,
     for (int n = 0; n < M; n++) spread += pow((-logp[n] + D * log(127.5)) * bits - mean, 2);
     spread = M > 1 ? sqrt(spread / (M - 1) / M) : NAN;
     printf("ODE likelihood: %.4f bits/dim over %d images; standard error %.4f from Hutchinson, "
-           "%.4f from the choice of images; %.1f s\n", mean, M, sqrt(var_h), spread, now_seconds() - t0);
+           "%.4f from the choice of images; %.1f s, CPU %.1f s\n", mean, M, sqrt(var_h), spread,
+           now_seconds() - t0, (double)(clock() - c0) / CLOCKS_PER_SEC);
     free(x0); free(logp); free(se);
 }
 
