@@ -103,7 +103,8 @@ void mlp_backward(Mlp *m, real *dx, const real *dout, int N) {
     int D = c->D, E = c->emb_dim, in0 = D + E, H = c->hidden, L = m->n_linear - 1;
     real *dh = m->grad_a, *dpre = m->grad_b;
     if (N != m->last_N)   /* the caches hold the last forward's N examples, no others */
-        die("mlp_backward: N = %d, but the last forward had N = %d", N, m->last_N);
+        die("mlp_backward: N = %d, but the last forward had N = %d (call forward first)", N,
+            m->last_N);
     /* forward: out = Linear_L(h_{L−1}) */
     memset(dh, 0, (size_t)N * H * sizeof(real));
     linear_backward(dh, m->dw[L], m->db[L], dout, m->act[L - 1], m->w[L], N, H, m->out_dim[L]);

@@ -8,9 +8,11 @@
  *     and DDIM reproduce the data's mean and covariance within sampling error
  *   - DDIM with η = 1 and S = T is ancestral sampling; same seed, same bits; the prior KL
  */
+#define _POSIX_C_SOURCE 200809L   /* fork, for death.h */
 #include <stdlib.h>
 #include <string.h>
 
+#include "death.h"
 #include "gradcheck.h"
 #include "harness.h"
 #include "../ddpm.h"
@@ -332,6 +334,32 @@ static double ancestral_output_trace(const Oracle *o, ReverseVar var) {
     return C[0][0] + C[1][1];
 }
 
+/* Training a denoiser without parameters (a closed-form oracle: no backward, no ParamSet)
+ * is a mistake the step names in one line, instead of calling a NULL backward. */
+typedef struct { Denoiser *net; const Schedule *s; } TrainCall;
+static void train_call(void *p) {
+    TrainCall *c = p;
+    DdpmConfig cfg = { .param = PRED_EPS, .weighting = LOSS_SIMPLE, .var = VAR_BETA_TILDE };
+    real x0[4 * 2] = { 0 };
+    TrainWork w;
+    train_work_init(&w, 4, 2);
+    Rng r;
+    rng_seed(&r, 3);
+    ddpm_train_step(c->net, x0, NULL, 4, &cfg, c->s, &r, &w);
+    train_work_free(&w);
+}
+
+static void test_train_oracle(void) {
+    Schedule s;
+    schedule_build(&s, SCHED_LINEAR, 100);
+    Oracle o = { &s, PRED_EPS, { 1.0, -0.5 }, { { 0.5, 0.2 }, { 0.2, 0.3 } } };
+    Denoiser net = oracle_denoiser(&o);
+    TrainCall call = { &net, &s };
+    check_dies("ddpm_train_step on an oracle", train_call, &call,
+               "ddpm_train_step: this denoiser has no parameters to train");
+    schedule_free(&s);
+}
+
 static void test_sampling_gaussian(void) {
     Schedule s;
     schedule_build(&s, SCHED_LINEAR, 1000);
@@ -529,5 +557,6 @@ int main(void) {
     test_sampling_gaussian();
     test_clip_x0();
     test_determinism_and_prior();
+    test_train_oracle();
     return test_summary("test_ddpm");
 }

@@ -3,9 +3,11 @@
  * gradient accumulation; the class-conditional MLP (label embedding added to the input
  * features) the same way, and its relation to the unconditional one. Built with
  * real = double. */
+#define _POSIX_C_SOURCE 200809L   /* fork, for death.h */
 #include <stdlib.h>
 #include <string.h>
 
+#include "death.h"
 #include "gradcheck.h"
 #include "harness.h"
 #include "../mlp.h"
@@ -86,6 +88,13 @@ static void test_conditional(void) {
     params_free(&ps); params_free(&ps0);
 }
 
+/* backward with another N than the last forward's: the caches hold other examples */
+typedef struct { Mlp *m; real *dout; int N; } BackwardCall;
+static void backward_call(void *p) {
+    BackwardCall *b = p;
+    mlp_backward(b->m, NULL, b->dout, b->N);
+}
+
 int main(void) {
     enum { N = 3, D = 2 };
     Rng r;
@@ -134,6 +143,11 @@ int main(void) {
     int t2[N] = { 2, 25, 50 };
     mlp_forward(&m, out2, x, t2, NULL, N);
     CHECK(out2[0] != out[0] && out2[2] == out[2], "output changes with t only where t changed");
+
+    /* backward after a forward of N = 3 with N = 2 dies, naming both */
+    BackwardCall call = { &m, dout, 2 };
+    check_dies("mlp_backward with another N", backward_call, &call,
+               "mlp_backward: N = 2, but the last forward had N = 3");
 
     mlp_free(&m);
     params_free(&ps);

@@ -6,9 +6,11 @@
  * seed gives bit-identical numbers, gradients accumulate, bad configs are refused.
  * Sizes: N = batch, C = channels, H, W = height, width, HW = H·W, G = groups.
  */
+#define _POSIX_C_SOURCE 200809L   /* fork, for death.h */
 #include <stdlib.h>
 #include <string.h>
 
+#include "death.h"
 #include "gradcheck.h"
 #include "harness.h"
 #include "../unet.h"
@@ -346,6 +348,13 @@ static UnetConfig small_config(void) {
     return cfg;
 }
 
+/* backward with another N than the last forward's */
+typedef struct { Unet *u; real *dout; int N; } BackwardCall;
+static void backward_call(void *p) {
+    BackwardCall *b = p;
+    unet_backward(b->u, NULL, b->dout, b->N);
+}
+
 static void test_unet_gradients(Rng *rng) {
     UnetConfig cfg = small_config();
     Unet u;
@@ -395,6 +404,11 @@ static void test_unet_gradients(Rng *rng) {
     d.forward(d.self, out2, c.x, t, NULL, N);
     net_loss(&c);
     CHECK(memcmp(out2, c.out, c.n * sizeof(real)) == 0, "denoiser forward = unet_forward");
+
+    /* after a forward of N = 2, a backward of N = 1 dies, naming both */
+    BackwardCall call = { &u, c.dout, 1 };
+    check_dies("unet_backward with another N", backward_call, &call,
+               "unet_backward: N = 1 but the last forward had N = 2");
 
     unet_free(&u);
     params_free(&ps);
