@@ -435,11 +435,10 @@ static void progress_backward(void *self, real *dx, const real *dout, int N) {
 Denoiser progress_net(ProgressNet *pn, const Denoiser *inner, const char *what, double evaluations) {
     pn->inner = *inner;
     progress_start(&pn->p, what, evaluations);
-    Denoiser d = *inner;
-    d.self = pn;
-    d.forward = progress_forward;
-    d.backward = inner->backward ? progress_backward : NULL;
-    return d;
+    return (Denoiser){ .self = pn, .D = inner->D, .max_batch = inner->max_batch,
+                       .params = inner->params, .learned_var = inner->learned_var,
+                       .forward = progress_forward,
+                       .backward = inner->backward ? progress_backward : NULL };
 }
 
 double seconds_per_evaluation(Denoiser *net, int n) {
