@@ -7,7 +7,8 @@
  * from the repository root and checks both. A row is "| n | `command` | exit | `message` |"
  * whose command starts with "./", "DDPM_" (an environment setting), "cd build/bad" (a program
  * run in the fixtures' folder, for what it writes by default) or "timeout " (a run stopped
- * once it has said what matters).
+ * once it has said what matters). Every numbered row is run: a row that is not of that
+ * form fails the test instead of being skipped, and the numbers must run 1, 2, 3, ...
  * The programs are the float build (`make test` builds them first).
  */
 #define _POSIX_C_SOURCE 200809L   /* popen, symlink, mkdir */
@@ -222,12 +223,23 @@ int main(void) {
         int nc = 0;
         for (char *p = line; *p && nc < 5; p++)
             if (*p == '|') { *p = '\0'; cells[nc++] = p + 1; }
+        /* a numbered row ("| 12 |") is a case: it must be well formed and run, in order;
+         * the other table lines (headers, separators, the fixtures) are skipped */
+        char *end = NULL;
+        long number = nc >= 1 ? strtol(cells[0], &end, 10) : 0;
+        while (end && *end == ' ') end++;
+        if (nc < 1 || end == cells[0] || !end || *end != '\0' || number < 1) continue;
         char cmd[600], msg[400];
         if (nc < 5 || !backticked(cells[1], cmd, sizeof cmd) ||
             !backticked(cells[3], msg, sizeof msg) ||
             (strncmp(cmd, "./", 2) != 0 && strncmp(cmd, "DDPM_", 5) != 0 &&
-             strncmp(cmd, "cd build/bad", 12) != 0 && strncmp(cmd, "timeout ", 8) != 0))
+             strncmp(cmd, "cd build/bad", 12) != 0 && strncmp(cmd, "timeout ", 8) != 0)) {
+            CHECK(0, "row %ld: not a `command` starting with ./, DDPM_, cd build/bad or timeout, "
+                  "an exit code and a `message`: it would not be run", number);
+            rows++;
             continue;
+        }
+        CHECK(number == rows + 1, "row %ld follows row %d (rows are numbered in order)", number, rows);
         int want = atoi(cells[2]);
         char full[700];
         snprintf(full, sizeof full, "%s 2>&1", cmd);
