@@ -540,6 +540,10 @@ int sampler_evaluations(const DiffusionOptions *d) {
     return d->ode_steps ? 2 * d->ode_steps : d->ddim_steps ? d->ddim_steps : d->T;
 }
 
+const char *sampler_name(const DiffusionOptions *d) {
+    return SAMPLER_NAMES[d->ode_steps ? SAMPLER_ODE : d->ddim_steps ? SAMPLER_DDIM : SAMPLER_DDPM];
+}
+
 void sample_loop(Denoiser *net, real *x, const int *y, const DiffusionOptions *d,
                  const Schedule *s, int N, int clip_x0, Rng *rng, SampleTrace trace, void *ctx) {
     OdeConfig oc = { .S = d->ode_steps, .solver = ODE_HEUN };

@@ -237,6 +237,8 @@ void loss_log_free(LossLog *l);
  * x̂₀), or the note's algorithm (ancestral, p_sample_loop). x (N, D) receives the samples. */
 /* Network evaluations per sample of that sampler: T, the DDIM steps, or 2 per Heun step. */
 int sampler_evaluations(const DiffusionOptions *d);
+/* The sampler's --sampler name, "ddpm", "ddim" or "ode" (after diffusion_check). */
+const char *sampler_name(const DiffusionOptions *d);
 /* With a progress line "sampling N samples" on stderr (Progress). */
 void sample_loop(Denoiser *net, real *x, const int *y, const DiffusionOptions *d,
                  const Schedule *s, int N, int clip_x0, Rng *rng, SampleTrace trace, void *ctx);

@@ -1262,9 +1262,12 @@ static void sample(Run *r) {
     if (gif_open(&gif, path_in(o->d.out, "denoise.gif"), 2 * probe.w + 8, probe.h + 16, 8, 0) == 0)
         tr->gif = &gif;
     image_free(&probe);
+    /* the ODE never clips x̂₀ (cli.h sample_loop) */
     printf("sampling: %d images with %s, %s, %s weights ...\n", N,
-           o->d.ddim_steps ? "DDIM" : "the note's algorithm (ancestral)",
-           o->clip_x0 ? "x0 clipped to [-1, 1]" : "x0 not clipped", o->no_ema ? "raw" : "EMA");
+           o->d.ode_steps ? "the probability-flow ODE (Heun)" : o->d.ddim_steps ? "DDIM"
+                          : "the note's algorithm (ancestral)",
+           o->clip_x0 && !o->d.ode_steps ? "x0 clipped to [-1, 1]" : "x0 not clipped",
+           o->no_ema ? "raw" : "EMA");
     fflush(stdout);
     double t0 = now_seconds();
     sample_loop(&r->snet, r->samples, r->y, &o->d, &r->s, N, o->clip_x0, &srng, trace_step, tr);
@@ -1275,7 +1278,7 @@ static void sample(Run *r) {
     check_samples_finite(r->samples, N, D, "images", hint);
     tr->gif = NULL;
     printf("sampling: %d images in %.1f s (%d network evaluations each)\n", N, t_sample,
-           o->d.ddim_steps ? o->d.ddim_steps : o->d.T);
+           sampler_evaluations(&o->d) * (r->snet.self == r->net.self ? 1 : 2));   /* guided: 2 */
 }
 
 /* samples.png, denoise.png, loss.svg (if this run trained) and the terminal preview: the

@@ -1007,7 +1007,7 @@ static void write_numbers(const Story *st) {
             "true_nll_nats %.6f\n",
             toy_name(o->data), d->T, schedule_name(d->schedule), parametrization_name(d->ddpm.param),
             loss_weighting_name(d->ddpm.weighting), reverse_var_name(d->ddpm.var),
-            d->ode_steps ? "ode" : d->ddim_steps ? "ddim" : "ddpm", o->steps, o->batch, o->lr, d->seed, st->train_time,
+            sampler_name(d), o->steps, o->batch, o->lr, d->seed, st->train_time,
             st->log.running, st->s.alpha_bar[d->T], st->prior, st->ed, st->ed_floor, st->share_text,
             st->eps_mse, st->bound, st->bound / LN2x2, st->bound_est, st->bound_se, st->true_nll);
     if (o->cls >= 0)
@@ -1197,7 +1197,7 @@ static Results run_story(Options o) {
     printf("toy2d: %s data, T = %d, %s schedule, predict %s, %s loss, sigma_t^2 = %s, %s sampler\n",
            toy_name(o.data), o.d.T, schedule_name(o.d.schedule), parametrization_name(o.d.ddpm.param),
            loss_weighting_name(o.d.ddpm.weighting), reverse_var_name(o.d.ddpm.var),
-           o.d.ode_steps ? "ode" : o.d.ddim_steps ? "ddim" : "ddpm");
+           sampler_name(&o.d));
 
     load_data(&st);            /* 10000 points of the dog/cat mixture, standardized */
     report_schedule(&st);      /* β_t, ᾱ_T and the prior term L_T */
@@ -1381,7 +1381,7 @@ static void run_guidance_sweep(Options *o) {
     double away_len = hypot(away[0], away[1]);
     printf("guidance sweep: class %s of %s, exact eps*(x_t, c) and eps*(x_t, null), T = %d, %s "
            "schedule, %s sampler, %d seeds x %d sets of %d points per w\n", o->cls_name,
-           toy_name(o->data), o->d.T, schedule_name(o->d.schedule), o->d.ddim_steps ? "ddim" : "ddpm",
+           toy_name(o->data), o->d.T, schedule_name(o->d.schedule), sampler_name(&o->d),
            S, SWEEP_SETS, N);
     for (int k = 0; k < SWEEP_W; k++) {
         Guided g;
@@ -1457,7 +1457,7 @@ static void run_guidance_sweep(Options *o) {
     io_printf(f, "\n%s data, class %s, T = %d, %s schedule, sigma_t^2 = %s, %s sampler; %d seeds from %lu, "
             "%d sets of %d points per w and seed; mean ± sd over the seeds.\n", toy_name(o->data),
             o->cls_name, o->d.T, schedule_name(o->d.schedule), reverse_var_name(o->d.ddpm.var),
-            o->d.ddim_steps ? "ddim" : "ddpm", S, o->d.seed, SWEEP_SETS, N);
+            sampler_name(&o->d), S, o->d.seed, SWEEP_SETS, N);
     if (io_commit(f, err, sizeof err)) fprintf(stderr, "error: %s\n", err);
     SvgPlot p;
     memset(&p, 0, sizeof p);
