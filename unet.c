@@ -23,24 +23,43 @@
 static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
 
 /* ========================================================================================
- * conv2d: k×k kernel, padding k/2, stride s. Per image, the input is unrolled into the
- * im2col matrix col (K, P), K = C_in·k·k, P = H_out·W_out, so that
- *   out[n] (C_out, P) = w (C_out, K) · col (K, P) + b
+ * conv2d: k×k kernel, padding k/2, stride s. The input is unrolled into the im2col matrix
+ * col (K, P), K = C_in·k·k, P = H_out·W_out, one column per output position, so that
+ *   out[n] (C_out, P) = w (C_out, K) · col(in[n]) (K, P) + b
  * and the backward is two more matrix products (matmul reads the transposes in place):
- *   dwᵀ (K, C_out) += col (K, P) · dout[n]ᵀ (P, C_out)
- *   dcol (K, P)     = wᵀ (K, C_out) · dout[n] (C_out, P),  then din += col2im(dcol).
- * dw is summed as its transpose dwᵀ, a copy in the scratch, so that the operand matmul
- * packs is the small dout[n] (read by all K rows) rather than the im2col matrix (read by
- * only C_out rows); each dw[o, (c, i, j)] is the same chain over n, p. One image's col and
- * dwᵀ are the only scratch (dcol overwrites col once dwᵀ has used it), so the memory does
- * not grow with the batch. */
+ *   dwᵀ (K, C_out) += col(in[n]) (K, P) · dout[n]ᵀ (P, C_out)
+ *   dcol (K, P)     = wᵀ (K, C_out) · dout[n] (C_out, P),  then din[n] += col2im(dcol).
+ * Three choices make these products fast (each number is still the same chain of
+ * multiply-adds over k, so none of them changes a bit):
+ * - Small maps make poor products (a 7×7 map is 49 columns, and the dw product would sum
+ *   only 49 terms between loading and storing its register tile), so a product takes a
+ *   group of G images side by side, G = the fewest images with at least CONV_COLS columns
+ *   (32 of 7×7, 8 of 14×14, 2 of 28×28), the columns ordered (image, position):
+ *   col = [col(in[n0]) … col(in[n0+G−1])] (K, G·P). The dw product then sums over image
+ *   n0's positions, then n0+1's, … as image by image.
+ * - The forward computes its transpose, outᵀ (G·P, C_out) = colᵀ (G·P, K) · wᵀ (K, C_out),
+ *   then puts each number in its place in out. matmul packs its B operand and reads A in
+ *   place: this way B is the small wᵀ, packed once per group and then read from the cache,
+ *   and the many positions are A's rows, where a partly filled register tile wastes at
+ *   most 4 rows, while C_out = 32 or 64 channels fill the tile's 32 columns exactly.
+ *   (Computed as w · col, the 32 channels would be rows, 35 of them in tiles of 5, and
+ *   the whole of col would be copied into packed B: measured 64–79 GFLOP/s against 95–99
+ *   this way on the default U-Net's shapes.)
+ * - dw is summed as its transpose dwᵀ, a copy in the scratch, so that the operand matmul
+ *   packs is the small dout rather than the im2col matrix.
+ * One group's matrices are the only scratch (dcol overwrites col once dwᵀ has used it),
+ * so the memory does not grow with the batch. */
 
 int conv2d_out_size(int size, int k, int stride) { return (size + 2 * (k / 2) - k) / stride + 1; }
 
-/* Threads (make OMP=1): the forward gives whole images to up to CONV_THREADS threads,
- * each with its own col; the backward gives each thread a band of the input channels,
- * that is a band of rows of col, dcol and dwᵀ, for every image in order. Either way each
- * number is computed by one thread exactly as without threads. */
+enum { CONV_COLS = 1536 };           /* columns (image, position) of a product: at least */
+static int conv_group(int P) { return (CONV_COLS + P - 1) / P; }   /* G, images per product */
+
+/* Threads (make OMP=1): the forward gives whole groups to up to CONV_THREADS threads,
+ * each with its own col (if there is one group, matmul splits the product itself); the
+ * backward gives each thread a band of the input channels, that is a band of rows of col,
+ * dcol and dwᵀ, for every group in order. Either way each number is computed by one
+ * thread exactly as without threads. */
 #ifdef _OPENMP
 enum { CONV_THREADS = 2 };    /* the forward's cols in the scratch (this machine: 2 cores) */
 #else
@@ -61,11 +80,18 @@ static int thread_count(void) {
 #endif
 }
 
+/* one forward thread's scratch: col (K, G·P) and outᵀ (G·P, C_out) */
+static size_t conv_forward_scratch(size_t K, size_t C_out, size_t P, size_t G) {
+    return (K + C_out) * G * P;
+}
+
 size_t conv2d_scratch_size(int C_in, int C_out, int H, int W, int k, int stride) {
     size_t K = (size_t)C_in * k * k;
     size_t P = (size_t)conv2d_out_size(H, k, stride) * conv2d_out_size(W, k, stride);
-    return max_size(CONV_THREADS * K * P,                 /* forward: a col per thread */
-                    K * P + K * C_out);                   /* backward: col, then dcol; dwᵀ */
+    size_t G = (size_t)conv_group((int)P);
+    return max_size(CONV_THREADS * conv_forward_scratch(K, C_out, P, G),
+                    /* backward: col, then dcol (K, G·P); dwᵀ (K, C_out); dout (C_out, G·P) */
+                    K * G * P + K * C_out + (G > 1 ? C_out * G * P : 0));
 }
 
 /* The outputs x = 0 … n_out − 1 whose input s·x + j − pad lies inside 0 … n_in − 1 form
@@ -80,67 +106,70 @@ static void inside_run(int *lo, int *hi, int j, int pad, int stride, int n_in, i
     *hi = end;
 }
 
-/* col[(c, i, j), (y, x)] = in[c, s·y + i − k/2, s·x + j − k/2], 0 outside the image.
- * With stride 1, row (c, i, j) of col is in[c] shifted by off = (i − pad)·W + (j − pad)
- * positions: one long contiguous copy from the first to the last inside position, then
- * zeros for the padding (the rows above and below, and the columns that the shift wrapped
- * around to the neighbouring image row). That runs at copy speed; stride 2 goes row by row. */
-static void im2col(real *col, const real *in, int C_in, int H, int W, int k, int stride) {
+/* Row (c, i, j) of the im2col matrix of one image, from its channel in_c = in[c]:
+ * row[(y, x)] = in[c, s·y + i − k/2, s·x + j − k/2], 0 outside the image.
+ * With stride 1 the row is in[c] shifted by off = (i − pad)·W + (j − pad) positions: one
+ * long contiguous copy from the first to the last inside position, then zeros for the
+ * padding (the rows above and below, and the columns that the shift wrapped around to
+ * the neighbouring image row). That runs at copy speed; stride 2 goes row by row. */
+static void im2col_row(real *row, const real *in_c, int H, int W, int k, int stride, int i,
+                       int j) {
     int pad = k / 2, Ho = conv2d_out_size(H, k, stride), Wo = conv2d_out_size(W, k, stride);
     size_t P = (size_t)Ho * Wo;
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) if (C_in * P > 20000)
-#endif
-    for (int c = 0; c < C_in; c++)
-        for (int i = 0; i < k; i++)
-            for (int j = 0; j < k; j++) {
-                real *row = col + ((size_t)(c * k + i) * k + j) * P;       /* col[(c,i,j), :] */
-                const real *in_c = in + (size_t)c * H * W;                  /* in[c, :, :] */
-                int y_lo, y_hi, x_lo, x_hi;
-                inside_run(&y_lo, &y_hi, i, pad, stride, H, Ho);
-                inside_run(&x_lo, &x_hi, j, pad, stride, W, Wo);
-                if (y_lo == y_hi || x_lo == x_hi) {                         /* all padding */
-                    for (size_t p = 0; p < P; p++) row[p] = 0;
-                    continue;
-                }
-                if (stride == 1) {
-                    size_t begin = (size_t)y_lo * W + x_lo, end = (size_t)(y_hi - 1) * W + x_hi;
-                    const real *src = in_c + (size_t)(y_lo + i - pad) * W + (x_lo + j - pad);
-                    for (size_t p = 0; p < begin; p++) row[p] = 0;
-                    for (size_t p = begin; p < end; p++) row[p] = src[p - begin];
-                    for (size_t p = end; p < P; p++) row[p] = 0;
-                    for (int y = y_lo; y < y_hi; y++) {                     /* wrapped columns */
-                        for (int x = 0; x < x_lo; x++) row[(size_t)y * W + x] = 0;
-                        for (int x = x_hi; x < W; x++) row[(size_t)y * W + x] = 0;
-                    }
-                    continue;
-                }
-                for (int y = 0; y < Ho; y++) {
-                    real *row_y = row + (size_t)y * Wo;
-                    if (y < y_lo || y >= y_hi) {
-                        for (int x = 0; x < Wo; x++) row_y[x] = 0;
-                        continue;
-                    }
-                    const real *in_y = in_c + (size_t)(stride * y + i - pad) * W;  /* in[c, iy, :] */
-                    for (int x = 0; x < x_lo; x++) row_y[x] = 0;
-                    for (int x = x_lo; x < x_hi; x++) row_y[x] = in_y[stride * x + j - pad];
-                    for (int x = x_hi; x < Wo; x++) row_y[x] = 0;
-                }
-            }
+    int y_lo, y_hi, x_lo, x_hi;
+    inside_run(&y_lo, &y_hi, i, pad, stride, H, Ho);
+    inside_run(&x_lo, &x_hi, j, pad, stride, W, Wo);
+    if (y_lo == y_hi || x_lo == x_hi) {                                 /* all padding */
+        for (size_t p = 0; p < P; p++) row[p] = 0;
+        return;
+    }
+    if (stride == 1) {
+        size_t begin = (size_t)y_lo * W + x_lo, end = (size_t)(y_hi - 1) * W + x_hi;
+        const real *src = in_c + (size_t)(y_lo + i - pad) * W + (x_lo + j - pad);
+        for (size_t p = 0; p < begin; p++) row[p] = 0;
+        for (size_t p = begin; p < end; p++) row[p] = src[p - begin];
+        for (size_t p = end; p < P; p++) row[p] = 0;
+        for (int y = y_lo; y < y_hi; y++) {                             /* wrapped columns */
+            for (int x = 0; x < x_lo; x++) row[(size_t)y * W + x] = 0;
+            for (int x = x_hi; x < W; x++) row[(size_t)y * W + x] = 0;
+        }
+        return;
+    }
+    for (int y = 0; y < Ho; y++) {
+        real *row_y = row + (size_t)y * Wo;
+        if (y < y_lo || y >= y_hi) {
+            for (int x = 0; x < Wo; x++) row_y[x] = 0;
+            continue;
+        }
+        const real *in_y = in_c + (size_t)(stride * y + i - pad) * W;      /* in[c, iy, :] */
+        for (int x = 0; x < x_lo; x++) row_y[x] = 0;
+        for (int x = x_lo; x < x_hi; x++) row_y[x] = in_y[stride * x + j - pad];
+        for (int x = x_hi; x < Wo; x++) row_y[x] = 0;
+    }
 }
 
-/* the adjoint of im2col: din[c, s·y + i − k/2, s·x + j − k/2] += dcol[(c, i, j), (y, x)].
- * With stride 1 it is again one contiguous run per row of dcol, after zeroing the entries
- * of dcol that belong to the padding (so dcol, a scratch buffer, is changed). */
-static void col2im_add(real *din, real *dcol, int C_in, int H, int W, int k, int stride) {
+/* The im2col matrix of one image's channels 0 … C_in − 1, rows ld apart:
+ * col[(c, i, j), (y, x)] = in[c, s·y + i − k/2, s·x + j − k/2] */
+static void im2col(real *col, size_t ld, const real *in, int C_in, int H, int W, int k,
+                   int stride) {
+    for (int c = 0; c < C_in; c++)
+        for (int i = 0; i < k; i++)
+            for (int j = 0; j < k; j++)
+                im2col_row(col + ((size_t)(c * k + i) * k + j) * ld, in + (size_t)c * H * W, H,
+                           W, k, stride, i, j);
+}
+
+/* the adjoint of im2col: din[c, s·y + i − k/2, s·x + j − k/2] += dcol[(c, i, j), (y, x)],
+ * rows of dcol ld apart. With stride 1 it is again one contiguous run per row of dcol,
+ * after zeroing the entries of dcol that belong to the padding (so dcol, a scratch
+ * buffer, is changed). */
+static void col2im_add(real *din, real *dcol, size_t ld, int C_in, int H, int W, int k,
+                       int stride) {
     int pad = k / 2, Ho = conv2d_out_size(H, k, stride), Wo = conv2d_out_size(W, k, stride);
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) if (C_in * Ho * Wo > 20000)
-#endif
     for (int c = 0; c < C_in; c++)
         for (int i = 0; i < k; i++)
             for (int j = 0; j < k; j++) {
-                real *row = dcol + ((size_t)(c * k + i) * k + j) * Ho * Wo;
+                real *row = dcol + ((size_t)(c * k + i) * k + j) * ld;
                 real *din_c = din + (size_t)c * H * W;
                 int y_lo, y_hi, x_lo, x_hi;
                 inside_run(&y_lo, &y_hi, i, pad, stride, H, Ho);
@@ -168,23 +197,29 @@ void conv2d_forward(real *out, real *scratch, const real *in, const real *w, con
                     int N, int C_in, int C_out, int H, int W, int k, int stride) {
     int K = C_in * k * k;
     int P = conv2d_out_size(H, k, stride) * conv2d_out_size(W, k, stride);
-    int direct = (k == 1 && stride == 1);   /* a 1×1 conv's im2col matrix is the input */
+    int G = conv_group(P), groups = (N + G - 1) / G;
+    size_t per_thread = conv_forward_scratch((size_t)K, (size_t)C_out, (size_t)P, (size_t)G);
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(CONV_THREADS) \
-    if (N > 1 && (double)N * C_out * P * K > 1e6)
+    if (groups > 1 && (double)N * C_out * P * K > 1e6)
 #endif
-    for (int n = 0; n < N; n++) {
-        const real *in_n = in + (size_t)n * C_in * H * W;   /* seek to in[n, :, :, :] */
-        real *out_n = out + (size_t)n * C_out * P;          /* seek to out[n, :, :, :] */
-        real *col_t = scratch + (size_t)thread_id() * K * P;   /* this thread's col */
-        const real *col = in_n;
-        if (!direct) {
-            im2col(col_t, in_n, C_in, H, W, k, stride);
-            col = col_t;
-        }
-        for (int o = 0; o < C_out; o++)
-            for (int p = 0; p < P; p++) out_n[(size_t)o * P + p] = b[o];
-        matmul(out_n, P, w, K, 0, col, P, 0, C_out, P, K, 1);
+    for (int g = 0; g < groups; g++) {
+        int n0 = g * G, nb = N - n0 < G ? N - n0 : G, cols = nb * P;   /* images n0 … +nb−1 */
+        real *col = scratch + thread_id() * per_thread;      /* (K, cols) */
+        real *out_t = col + (size_t)K * cols;                /* outᵀ (cols, C_out) */
+        for (int n = n0; n < n0 + nb; n++)
+            im2col(col + (size_t)(n - n0) * P, (size_t)cols, in + (size_t)n * C_in * H * W,
+                   C_in, H, W, k, stride);
+        /* outᵀ (cols, C_out) = colᵀ (cols, K) · wᵀ (K, C_out), starting from b */
+        for (int q = 0; q < cols; q++)
+            for (int o = 0; o < C_out; o++) out_t[(size_t)q * C_out + o] = b[o];
+        matmul(out_t, C_out, col, cols, 1, w, K, 1, cols, C_out, K, 1);
+        for (int n = n0; n < n0 + nb; n++)          /* out[n, o, p] = outᵀ((n − n0)·P + p, o) */
+            for (int o = 0; o < C_out; o++) {
+                real *out_no = out + ((size_t)n * C_out + o) * P;
+                const real *t_n = out_t + (size_t)(n - n0) * P * C_out + o;
+                for (int p = 0; p < P; p++) out_no[p] = t_n[(size_t)p * C_out];
+            }
     }
 }
 
@@ -194,9 +229,11 @@ void conv2d_backward(real *din, real *dw, real *db, real *scratch, const real *d
                      int N, int C_in, int C_out, int H, int W, int k, int stride) {
     int K = C_in * k * k;
     int P = conv2d_out_size(H, k, stride) * conv2d_out_size(W, k, stride);
-    int direct = (k == 1 && stride == 1);
-    real *col = scratch;                         /* (K, P): col, then dcol */
-    real *dwT = scratch + (size_t)K * P;         /* (K, C_out): dwᵀ, from dw and back */
+    int G = conv_group(P), groups = (N + G - 1) / G;
+    size_t ld = (size_t)G * P;
+    real *col = scratch;                           /* (K, G·P): col, then dcol */
+    real *dwT = col + (size_t)K * G * P;           /* (K, C_out): dwᵀ, from dw and back */
+    real *dout_g = dwT + (size_t)K * C_out;        /* (C_out, G·P): a group's dout, if G > 1 */
     /* db[o] += Σ_p dout[n, o, p], image by image (threads: a band of o each) */
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) if ((size_t)N * C_out * P > 100000)
@@ -214,34 +251,44 @@ void conv2d_backward(real *din, real *dw, real *db, real *scratch, const real *d
 #pragma omp parallel if (C_in > 1 && (double)N * C_out * P * K > 1e6)
 #endif
     {
-        /* this thread's input channels c0 … c1−1: rows k0 … k1−1 of col, dcol and dwᵀ */
-        int c0 = C_in * thread_id() / thread_count();
-        int c1 = C_in * (thread_id() + 1) / thread_count();
+        /* this thread's input channels c0 … c1−1: rows k0 … k1−1 of col, dcol and dwᵀ;
+         * and its output channels o0 … o1−1 to copy into dout_g */
+        int tid = thread_id(), nt = thread_count();
+        int c0 = C_in * tid / nt, c1 = C_in * (tid + 1) / nt;
         int k0 = c0 * k * k, k1 = c1 * k * k;
-        for (int n = 0; n < N; n++) {
-            const real *in_n = in + (size_t)n * C_in * H * W;
-            const real *dout_n = dout + (size_t)n * C_out * P;  /* seek to dout[n, :, :, :] */
-            /* dwᵀ (K, C_out) += col (K, P) · dout[n]ᵀ (P, C_out) */
-            const real *col_n = in_n;
-            if (!direct) {
-                im2col(col + (size_t)k0 * P, in_n + (size_t)c0 * H * W, c1 - c0, H, W, k,
-                       stride);
-                col_n = col;
+        int o0 = C_out * tid / nt, o1 = C_out * (tid + 1) / nt;
+        for (int g = 0; g < groups; g++) {
+            int n0 = g * G, nb = N - n0 < G ? N - n0 : G, cols = nb * P;
+            /* the group's dout (C_out, cols): dout[n0] itself, or its images side by side */
+            const real *dg = dout + (size_t)n0 * C_out * P;
+            if (nb > 1) {
+#ifdef _OPENMP
+#pragma omp barrier
+#endif
+                for (int o = o0; o < o1; o++)       /* (the previous group is done with it) */
+                    for (int n = n0; n < n0 + nb; n++)
+                        memcpy(dout_g + (size_t)o * cols + (size_t)(n - n0) * P,
+                               dout + ((size_t)n * C_out + o) * P, (size_t)P * sizeof(real));
+#ifdef _OPENMP
+#pragma omp barrier
+#endif
+                dg = dout_g;
             }
-            matmul(dwT + (size_t)k0 * C_out, C_out, col_n + (size_t)k0 * P, P, 0, dout_n, P, 1,
-                   k1 - k0, C_out, P, 1);
+            /* dwᵀ (K, C_out) += col (K, cols) · doutᵀ (cols, C_out), this thread's rows (of
+             * col, rows ld = G·P apart whatever the group's size: the threads' rows never
+             * meet, even when one thread is a group ahead of the other) */
+            real *col_band = col + (size_t)k0 * ld;
+            for (int n = n0; n < n0 + nb; n++)
+                im2col(col_band + (size_t)(n - n0) * P, ld, in + ((size_t)n * C_in + c0) * H * W,
+                       c1 - c0, H, W, k, stride);
+            matmul(dwT + (size_t)k0 * C_out, C_out, col_band, (int)ld, 0, dg, cols, 1, k1 - k0,
+                   C_out, cols, 1);
             if (!din) continue;
-            /* dcol (K, P) = wᵀ (K, C_out) · dout[n] (C_out, P);  din[n] += col2im(dcol) */
-            real *din_n = din + (size_t)n * C_in * H * W;
-            if (direct) {                                           /* dcol is din[n] */
-                matmul(din_n + (size_t)k0 * P, P, w + k0, K, 1, dout_n, P, 0, k1 - k0, P,
-                       C_out, 1);
-            } else {
-                matmul(col + (size_t)k0 * P, P, w + k0, K, 1, dout_n, P, 0, k1 - k0, P,
-                       C_out, 0);
-                col2im_add(din_n + (size_t)c0 * H * W, col + (size_t)k0 * P, c1 - c0, H, W, k,
-                           stride);
-            }
+            /* dcol (K, cols) = wᵀ (K, C_out) · dout (C_out, cols);  din[n] += col2im(dcol) */
+            matmul(col_band, (int)ld, w + k0, K, 1, dg, cols, 0, k1 - k0, cols, C_out, 0);
+            for (int n = n0; n < n0 + nb; n++)
+                col2im_add(din + ((size_t)n * C_in + c0) * H * W, col_band + (size_t)(n - n0) * P,
+                           ld, c1 - c0, H, W, k, stride);
         }
     }
     for (int o = 0; o < C_out; o++)

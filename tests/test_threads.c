@@ -74,10 +74,13 @@ static void mlp_run(ParamSet *ps, Mlp *m, int threads) {
 }
 
 static void unet_run(ParamSet *ps, Unet *u, int threads) {
-    enum { N = 4, S = 16 };
+    /* 5 images of 28×28: at 28×28 a convolution's product takes 2 images side by side
+     * (unet.c, conv_group), so the threads meet groups of 2, 2 and 1 in each pass, at
+     * 14×14 and 7×7 one group of 5 */
+    enum { N = 5, S = 28 };
     Rng rng;
     rng_seed(&rng, 6);
-    UnetConfig uc = unet_default_config(1, S, S);   /* attention at 4×4 and in the middle */
+    UnetConfig uc = unet_default_config(1, S, S);   /* attention at 7×7 and in the middle */
     uc.max_batch = N;
     params_init(ps);
     if (unet_init(u, &uc, ps, &rng)) die("test_threads: the U-Net did not build");
