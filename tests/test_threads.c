@@ -74,9 +74,10 @@ static void mlp_run(ParamSet *ps, Mlp *m, int threads) {
 }
 
 static void unet_run(ParamSet *ps, Unet *u, int threads) {
-    /* 5 images of 28×28: at 28×28 a convolution's product takes 2 images side by side
-     * (unet.c, conv_group), so the threads meet groups of 2, 2 and 1 in each pass, at
-     * 14×14 and 7×7 one group of 5 */
+    /* 5 images of 28×28: at 28×28 a convolution's backward product takes 2 images side
+     * by side (unet.c, conv_group), so the threads meet groups of 2, 2 and 1 in each
+     * backward pass; the forward's groups are 1 image at 28×28, 2 (2, 2, 1) at 14×14 and
+     * 6 (one group of 5: matmul splits it) at 7×7 */
     enum { N = 5, S = 28 };
     Rng rng;
     rng_seed(&rng, 6);
