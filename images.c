@@ -1278,7 +1278,7 @@ static void sample(Run *r) {
     check_samples_finite(r->samples, N, D, "images", hint);
     tr->gif = NULL;
     printf("sampling: %d images in %.1f s (%d network evaluations each)\n", N, t_sample,
-           sampler_evaluations(&o->d) * (r->snet.self == r->net.self ? 1 : 2));   /* guided: 2 */
+           sampler_evaluations(&o->d) * (K && o->guidance != 0 ? 2 : 1));   /* guided: c and ∅ */
 }
 
 /* samples.png, denoise.png, loss.svg (if this run trained) and the terminal preview: the

@@ -74,6 +74,28 @@ static void test_options(void) {
     CHECK(name_index("idx", names, 3) == 1 && name_index("id", names, 3) == -1, "name_index");
 }
 
+/* What a run says it sampled with, and how many evaluations it counts, for each sampler
+ * the options can choose (the programs print sampler_name; an ODE run once said "ddpm") */
+static void test_sampler_named(void) {
+    char *ode[] = { "prog", "--sampler", "ode", "--T", "12", NULL };
+    char *ode_steps[] = { "prog", "--ode-steps", "3", "--T", "12", NULL };
+    char *ddim[] = { "prog", "--ddim-steps", "4", "--T", "12", NULL };
+    char *ddpm[] = { "prog", "--T", "12", NULL, NULL };
+    char **argvs[4] = { ode, ode_steps, ddim, ddpm };
+    const char *want_name[4] = { "ode", "ode", "ddim", "ddpm" };
+    const int want_evals[4] = { 24, 6, 4, 12 };   /* 2 per Heun step; DDIM steps; T */
+    for (int k = 0; k < 4; k++) {
+        DiffusionOptions d;
+        memset(&d, 0, sizeof d);
+        CliArgs a = cli_args("prog", k == 3 ? 3 : 5, argvs[k]);
+        while (cli_next(&a)) diffusion_option(&a, &d);
+        diffusion_check(&d);
+        CHECK(strcmp(sampler_name(&d), want_name[k]) == 0 && sampler_evaluations(&d) == want_evals[k],
+              "case %d: sampler %s (want %s), %d evaluations (want %d)", k, sampler_name(&d),
+              want_name[k], sampler_evaluations(&d), want_evals[k]);
+    }
+}
+
 /* Every name of an option's table reads back through the option to its own index, and
  * the name functions give the table's entry: the names the --help lines and messages list
  * (joined from the same tables) are exactly the ones the parser takes, "hybrid" and
@@ -194,6 +216,7 @@ static void test_loss_log(void) {
 
 int main(void) {
     test_options();
+    test_sampler_named();
     test_name_tables();
     test_settings_round_trip();
     test_recipe();
