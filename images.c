@@ -101,7 +101,7 @@ typedef struct {
     int classes;            /* K of a conditional model (10 for digits), 0: unconditional */
     /* options that a checkpoint also records, typed by the user: a --resume refuses a
      * conflicting one instead of silently using either (the diffusion's are in d.given) */
-    struct { int data, size, model, base, mult, res, attn, steps, batch, lr, warmup, ema; } given;
+    struct { int data, size, model, base, mult, res, attn, steps, batch, lr, warmup, ema, p_uncond; } given;
 } Options;
 
 static Options default_options(void) {
@@ -254,7 +254,6 @@ static int parse_attn(const char *s, int *res, int *n, int *mid, char *msg, size
 
 static Options parse_options(int argc, char **argv) {
     Options o = default_options();
-    int given_p = 0;
     CliArgs a = cli_args("./images", argc, argv);
     char msg[256];
     while (cli_next(&a)) {
@@ -338,12 +337,13 @@ static Options parse_options(int argc, char **argv) {
         else if (cli_is(&a, "--cond")) o.cond = cli_flag(&a);
         else if (cli_is(&a, "--class")) { o.cls_name = cli_value(&a); o.cond = 1; }
         else if (cli_is(&a, "--guidance")) o.guidance = cli_double(&a, -1.0, 100.0);
-        else if (cli_is(&a, "--p-uncond")) { o.p_uncond = cli_double(&a, 0.0, 1.0); given_p = 1; }
+        else if (cli_is(&a, "--p-uncond")) { o.p_uncond = cli_double(&a, 0.0, 1.0); o.given.p_uncond = 1; }
         else cli_unknown(&a);
     }
     if (o.guidance != 0 && !o.cond && !o.sample_only)
         die("--guidance needs a class-conditional model: add --cond or --class");
-    if (given_p && !o.cond) die("--p-uncond is the label dropout of --cond training: add --cond");
+    if (o.given.p_uncond && !o.cond && !o.resume)   /* a --resume: its checkpoint says (below) */
+        die("--p-uncond is the label dropout of --cond training: add --cond");
     if (o.resume && o.sample_only) die("--resume and --sample-only exclude each other: pick one");
     if (o.sample_only && o.save) die("--save has no effect with --sample-only (nothing is trained)");
     if (o.save_every && !o.save) die("--save-every needs --save PATH (where to write)");
@@ -437,10 +437,11 @@ static void options_from_header(Options *o, const char *path, const CkptHeader *
         if (classes < 1 || classes > 1000) die("%s: malformed: classes = %lld", path, (long long)classes);
         o->cond = 1;
         o->classes = (int)classes;
-        if (ckpt_find(h, "p_uncond"))
-            read_double_setting_in(&r, "p_uncond", "--p-uncond", 0, &o->p_uncond, 0.0, 1.0);
     } else if (o->cond) {
         die("%s was trained without labels: --cond, --class need a model trained with --cond", path);
+    } else if (o->given.p_uncond && o->resume) {
+        die("%s was trained without labels: --p-uncond is the label dropout of --cond training",
+            path);
     }
     r.strict = o->resume != NULL;   /* from here on: training settings */
     diffusion_read(&r, &o->d);      /* T, schedule, param always strictly; loss, var */
@@ -451,6 +452,9 @@ static void options_from_header(Options *o, const char *path, const CkptHeader *
     read_double_setting_in(&r, "lr", "--lr", o->given.lr, &o->lr, 0.0, 1.0);
     read_int_setting(&r, "warmup", "--warmup", o->given.warmup, &o->warmup);
     read_double_setting_in(&r, "ema", "--ema", o->given.ema, &o->ema, 0.0, 1.0);
+    if (o->cond && ckpt_find(h, "p_uncond"))   /* the label dropout: a training setting too */
+        read_double_setting_in(&r, "p_uncond", "--p-uncond", o->given.p_uncond, &o->p_uncond,
+                               0.0, 1.0);
     if (!o->d.given.seed) {   /* the seed only draws the samples now: it may change */
         int seed = 0;
         read_int_setting_in(&r, "seed", "--seed", 0, &seed, 0, 2147483647L);

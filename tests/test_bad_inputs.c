@@ -182,6 +182,10 @@ static void make_fixtures(void) {
     cifar[3073] = 7;
     write_all("tiny.bin", cifar, 2 * 3073);
     free(cifar);
+    CHECK(system("./images --size 8 --base 8 --mult 1 --res-blocks 1 --attn none --T 10 "
+                 "--schedule cosine --steps 2 --batch 2 --warmup 0 --n-samples 1 --cond "
+                 "--out " FIX "/out --save " FIX "/cond.ckpt > /dev/null 2>&1") == 0,
+          "the class-conditional checkpoint fixture was made (label dropout 0.1)");
     static const char *const trained[2][2] = { { "idx", "tiny8.idx" }, { "cifar", "tiny.bin" } };
     for (int k = 0; k < 2; k++) {
         char cmd[600];
