@@ -544,6 +544,15 @@ const char *sampler_name(const DiffusionOptions *d) {
     return SAMPLER_NAMES[d->ode_steps ? SAMPLER_ODE : d->ddim_steps ? SAMPLER_DDIM : SAMPLER_DDPM];
 }
 
+int ode_study_steps(int T, int S[4]) {
+    const int want[3] = { 5, 10, 25 };
+    int last = T < 50 ? T : 50, n = 0;
+    for (int k = 0; k < 3; k++)
+        if (want[k] < last) S[n++] = want[k];
+    S[n++] = last;
+    return n;
+}
+
 void sample_loop(Denoiser *net, real *x, const int *y, const DiffusionOptions *d,
                  const Schedule *s, int N, int clip_x0, Rng *rng, SampleTrace trace, void *ctx) {
     OdeConfig oc = { .S = d->ode_steps, .solver = ODE_HEUN };

@@ -239,6 +239,10 @@ void loss_log_free(LossLog *l);
 int sampler_evaluations(const DiffusionOptions *d);
 /* The sampler's --sampler name, "ddpm", "ddim" or "ode" (after diffusion_check). */
 const char *sampler_name(const DiffusionOptions *d);
+/* The ODE step counts a likelihood study compares (toy2d --ode-nll): those of 5, 10, 25
+ * below min(T, 50), then min(T, 50) itself, each once. Writes at most 4 into S, returns
+ * how many. */
+int ode_study_steps(int T, int S[4]);
 /* With a progress line "sampling N samples" on stderr (Progress). */
 void sample_loop(Denoiser *net, real *x, const int *y, const DiffusionOptions *d,
                  const Schedule *s, int N, int clip_x0, Rng *rng, SampleTrace trace, void *ctx);

@@ -676,8 +676,7 @@ static real *held_out_images(int M, const real *train, int n_train, int H, int W
         Rng held;
         rng_seed(&held, seed ^ 0x48454c44u);
         digits_sample(x0, NULL, M, H, W, &held);
-        for (size_t i = 0; i < (size_t)M * D; i++)
-            x0[i] = (real)(floor(((double)x0[i] + 1.0) * 127.5 + 0.5) / 127.5 - 1.0);
+        to_pixel_grid(x0, (size_t)M * D);   /* eval.c: k/127.5 − 1, k = 0..255 */
     }
     return x0;
 }

@@ -823,8 +823,8 @@ static void measure_bound(Story *st) {
 }
 
 /* The probability-flow ODE's exact likelihood (Song et al. 2021; ddpm.h) of the same
- * held-out points as the bound: Heun with the exact 2D trace for S = 5, 10, 25, 50 steps,
- * for the model and for the exact ε*, beside the true NLL; then the bound of the same
+ * held-out points as the bound: Heun with the exact 2D trace for S = 5, 10, 25, 50 steps
+ * (capped at T: cli.c ode_study_steps), for the model and for the exact ε*, beside the true NLL; then the bound of the same
  * points with each variance the model has (β̃ and β for a fixed one, its own if learned). */
 static double ode_nll_bpd(Denoiser *net, const DdpmConfig *cfg, const Schedule *s,
                           const real *held, int M, int S) {
@@ -839,11 +839,7 @@ static double ode_nll_bpd(Denoiser *net, const DdpmConfig *cfg, const Schedule *
 
 static void measure_ode_nll(Story *st) {
     const Options *o = &st->o;
-    int T = o->d.T, n_S = 0, Ss[5];
-    const int want[4] = { 5, 10, 25, 50 };
-    for (int k = 0; k < 4; k++)
-        if (want[k] < T) Ss[n_S++] = want[k];
-    Ss[n_S++] = T < 50 ? T : 50;
+    int T = o->d.T, Ss[4], n_S = ode_study_steps(T, Ss);
     double t0 = now_seconds();
     printf("ODE likelihood of the same %d held-out points (probability flow, Heun, exact 2D trace),"
            " bits/dim:\n  steps S        ", st->M);

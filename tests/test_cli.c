@@ -96,6 +96,20 @@ static void test_sampler_named(void) {
     }
 }
 
+/* toy2d --ode-nll's step counts: 5, 10, 25, 50 capped at T, none twice (T = 100 once
+ * printed 50 twice) */
+static void test_ode_study_steps(void) {
+    const int T[5] = { 1, 7, 25, 50, 200 };
+    const int want[5][4] = { { 1 }, { 5, 7 }, { 5, 10, 25 }, { 5, 10, 25, 50 }, { 5, 10, 25, 50 } };
+    const int want_n[5] = { 1, 2, 3, 4, 4 };
+    for (int k = 0; k < 5; k++) {
+        int S[4] = { 0 }, n = ode_study_steps(T[k], S), same = n == want_n[k];
+        for (int i = 0; same && i < n; i++) same = S[i] == want[k][i];
+        CHECK(same, "T = %d: %d step counts %d %d %d %d (want %d)", T[k], n, S[0], S[1], S[2], S[3],
+              want_n[k]);
+    }
+}
+
 /* Every name of an option's table reads back through the option to its own index, and
  * the name functions give the table's entry: the names the --help lines and messages list
  * (joined from the same tables) are exactly the ones the parser takes, "hybrid" and
@@ -217,6 +231,7 @@ static void test_loss_log(void) {
 int main(void) {
     test_options();
     test_sampler_named();
+    test_ode_study_steps();
     test_name_tables();
     test_settings_round_trip();
     test_recipe();
