@@ -149,7 +149,7 @@ test-threads: build/test_threads_omp build/test_matmul_omp
 	@OMP_NUM_THREADS=2 OMP_WAIT_POLICY=passive sh tests/run.sh build/test_matmul_omp build/test_threads_omp
 bench: build/bench build/bench_omp
 	@echo "machine: $$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $$(nproc) cores, $$($(CC) --version | head -n 1); load average $$(cut -d' ' -f1-3 /proc/loadavg)"
-	@p=$$(build/bench peak | tee /dev/stderr | sed -E 's/.*: ([0-9.]+) GFLOP.*/\1/'); \
+	@line=$$(build/bench peak) && echo "$$line" && p=$$(echo "$$line" | sed -E 's/.*: ([0-9.]+) GFLOP.*/\1/'); \
 	for w in mlp unet sample; do build/bench $$w $$p; \
 	    OMP_NUM_THREADS=2 OMP_WAIT_POLICY=passive build/bench_omp $$w $$p; done
 
