@@ -128,8 +128,10 @@ lab: build/toy2d
 	./toy2d --lab --out out/lab
 
 # (everything a notebook's command runs: the programs, the cells and every test binary)
+# NB="06_unet_and_images.md 09_conditional_guidance.md": refresh only those notebooks.
+NB ?=
 notebooks: bins build/nb_cells $(TESTS:%=build/test/%)
-	./build/test/test_notebooks --update
+	./build/test/test_notebooks --update $(NB)
 
 # The benchmark, single-threaded and with OpenMP on two threads (objects in build/omp/,
 # float), and the thread tests on the same OpenMP objects. The threaded runs wait

@@ -36,6 +36,8 @@
  *   ./build/test/test_notebooks --update   `make notebooks`: runs every command (long ones
  *                                          too), rewrites the output blocks in place, copies
  *                                          the pictures, and prints what changed
+ *   ./build/test/test_notebooks --update 06_unet_and_images.md ...
+ *                                          `make notebooks NB="..."`: only those notebooks
  * A command quoted more than once (the same text) runs once per run of this program.
  * One CHECK per quoted snippet, per output and per picture.
  */
@@ -480,11 +482,23 @@ static int by_name(const void *a, const void *b) {
 
 int main(int argc, char **argv) {
     Run run = { 0 };
-    if (argc == 2 && strcmp(argv[1], "--update") == 0) {
+    if (argc >= 2 && strcmp(argv[1], "--update") == 0) {
         run.update = 1;
     } else if (argc != 1) {
-        fprintf(stderr, "usage: %s [--update]   (from the repo root)\n", argv[0]);
+        fprintf(stderr, "usage: %s [--update [NOTEBOOK.md ...]]   (from the repo root)\n", argv[0]);
         return 2;
+    }
+    /* --update NAME...: only those notebooks (their commands run in the order of the names,
+     * as they sort); a name that is not a notebook here is an error, not a silent no-op */
+    for (int k = 2; k < argc; k++) {
+        char path[512];
+        struct stat st;
+        snprintf(path, sizeof path, NB_DIR "/%s", argv[k]);
+        if (strchr(argv[k], '/') || stat(path, &st) != 0) {
+            fprintf(stderr, "error: %s is not a notebook in %s/ (give its file name, e.g. "
+                    "06_unet_and_images.md)\n", argv[k], NB_DIR);
+            return 2;
+        }
     }
     DIR *d = opendir(NB_DIR);
     if (!d) {
@@ -502,8 +516,12 @@ int main(int argc, char **argv) {
     qsort(names, (size_t)n, sizeof names[0], by_name);
     CHECK(n > 0, "no notebooks in %s/", NB_DIR);
     for (int i = 0; i < n; i++) {
-        if (run.update) printf("%s\n", names[i]);
-        process_notebook(names[i], &run);
+        int chosen = argc <= 2;
+        for (int k = 2; k < argc; k++) chosen |= strcmp(argv[k], names[i]) == 0;
+        if (chosen) {
+            if (run.update) printf("%s\n", names[i]);
+            process_notebook(names[i], &run);
+        }
         free(names[i]);
     }
     printf("notebooks: %d files, commands ran for %.1f s, %d long outputs skipped%s\n", n,
