@@ -117,7 +117,7 @@ static Options default_options(void) {
     o.d.eta = 0.0;
     o.d.seed = 1;
     o.d.out = "out/images";
-    o.steps = 1500;
+    o.steps = 3000;
     o.batch = 16;
     o.lr = 2e-3;
     o.warmup = 100;
