@@ -500,6 +500,10 @@ int main(int argc, char **argv) {
             return 2;
         }
     }
+    /* the notebooks' runs write under out/nb/: it exists before the first command, so a
+     * command does not depend on an earlier notebook having made it (make notebooks NB=...) */
+    mkdir("out", 0777);
+    mkdir("out/nb", 0777);
     DIR *d = opendir(NB_DIR);
     if (!d) {
         fprintf(stderr, "error: no %s/ here: run from the repo root (make test)\n", NB_DIR);
