@@ -142,9 +142,9 @@ static void drop_trailing_blank(Lines *l) {
 static int starts_with(const char *s, const char *p) { return strncmp(s, p, strlen(p)) == 0; }
 
 static int time_suffix(const char *s) {
+    if (starts_with(s, " steps/s") || starts_with(s, " images/s")) return 1;   /* before " s" */
     if (starts_with(s, " s")) return !isalpha((unsigned char)s[2]);
-    return starts_with(s, "s)") || starts_with(s, " ms") || starts_with(s, " steps/s") ||
-           starts_with(s, " images/s");
+    return starts_with(s, "s)") || starts_with(s, " ms");
 }
 
 /* out receives line with every timed number replaced by '#'; out must hold strlen + 1 */
@@ -504,6 +504,14 @@ int main(int argc, char **argv) {
      * command does not depend on an earlier notebook having made it (make notebooks NB=...) */
     mkdir("out", 0777);
     mkdir("out/nb", 0777);
+    /* the masking itself: every kind of timed number masked, an untimed one kept (" steps/s"
+     * was once never masked, as the " s" rule came first and refused the letter after it) */
+    CHECK(same_masked("4000 steps of batch 256 in 29.2 s (137 steps/s), 1.91 s; 12 ms, 5 s)",
+                      "4000 steps of batch 256 in 3.4 s (1166 steps/s), 0.22 s; 7 ms, 9 s)") &&
+          same_masked("31.6 images/s", "105.7 images/s"),
+          "timed numbers are masked: s, ms, steps/s, images/s, s)");
+    CHECK(!same_masked("4000 steps", "4001 steps") && !same_masked("256 samples", "255 samples"),
+          "numbers that are not times are compared");
     DIR *d = opendir(NB_DIR);
     if (!d) {
         fprintf(stderr, "error: no %s/ here: run from the repo root (make test)\n", NB_DIR);
