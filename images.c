@@ -101,7 +101,9 @@ typedef struct {
     int classes;            /* K of a conditional model (10 for digits), 0: unconditional */
     /* options that a checkpoint also records, typed by the user: a --resume refuses a
      * conflicting one instead of silently using either (the diffusion's are in d.given) */
-    struct { int data, size, model, base, mult, res, attn, steps, batch, lr, warmup, ema, p_uncond; } given;
+    struct {
+        int data, size, model, base, mult, res, attn, steps, batch, lr, warmup, ema, p_uncond;
+    } given;
 } Options;
 
 static Options default_options(void) {
@@ -337,7 +339,10 @@ static Options parse_options(int argc, char **argv) {
         else if (cli_is(&a, "--cond")) o.cond = cli_flag(&a);
         else if (cli_is(&a, "--class")) { o.cls_name = cli_value(&a); o.cond = 1; }
         else if (cli_is(&a, "--guidance")) o.guidance = cli_double(&a, -1.0, 100.0);
-        else if (cli_is(&a, "--p-uncond")) { o.p_uncond = cli_double(&a, 0.0, 1.0); o.given.p_uncond = 1; }
+        else if (cli_is(&a, "--p-uncond")) {
+            o.p_uncond = cli_double(&a, 0.0, 1.0);
+            o.given.p_uncond = 1;
+        }
         else cli_unknown(&a);
     }
     if (o.guidance != 0 && !o.cond && !o.sample_only)

@@ -824,8 +824,9 @@ static void measure_bound(Story *st) {
 
 /* The probability-flow ODE's exact likelihood (Song et al. 2021; ddpm.h) of the same
  * held-out points as the bound: Heun with the exact 2D trace for S = 5, 10, 25, 50 steps
- * (capped at T: cli.c ode_study_steps), for the model and for the exact ε*, beside the true NLL; then the bound of the same
- * points with each variance the model has (β̃ and β for a fixed one, its own if learned). */
+ * (capped at T: cli.c ode_study_steps), for the model and for the exact ε*, beside the true
+ * NLL; then the bound of the same points with each variance the model has (β̃ and β for a
+ * fixed one, its own if learned). */
 static double ode_nll_bpd(Denoiser *net, const DdpmConfig *cfg, const Schedule *s,
                           const real *held, int M, int S) {
     double *logp = xmalloc((size_t)M * sizeof(double), "ODE log-likelihoods");
